@@ -1,0 +1,107 @@
+"""Projection speed: seconds per W+ step, FLOPs per step, peak memory, and a float32 matmul probe, in one run.
+
+Each configuration runs in its own subprocess so that its peak resident memory (ru_maxrss) is its own.
+Usage: python benchmarks/projection_speed.py [--steps 3] [--configs 256x1,256x4,1024x1,1024x4] [--json OUT]
+Figures are meant as ratios to the probe (GFLOP/s of a 2048^2 float32 matmul on this machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+CONFIGS = {256: dict(img_resolution=256, channel_base=16384), 1024: dict(img_resolution=1024, channel_base=32768)}
+
+
+def matmul_probe(n: int = 2048, reps: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def run_one(resolution: int, batch: int, steps: int, tune: bool) -> dict:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from wplus.runtime import tune_cpu_allocator
+
+    if tune:
+        tune_cpu_allocator()  # what the wplus command does at start-up
+
+    from wplus.losses import PerceptualLoss
+    from wplus.models.stylegan2 import StyleGAN2Config, random_generator
+    from wplus.models.vgg16 import random_vgg16
+    from wplus.projection.project import project
+
+    G = random_generator(StyleGAN2Config(**CONFIGS[resolution]), seed=0, w_avg_samples=1000)
+    loss = PerceptualLoss(random_vgg16(0))
+    target = torch.rand(batch, 3, resolution, resolution) * 2 - 1
+    stamps: list[float] = []
+    project(G, target, loss=loss, num_steps=1)  # warm-up (allocations, oneDNN primitive caches)
+    t0 = time.perf_counter()
+    project(G, target, loss=loss, num_steps=steps, callback=lambda st: stamps.append(time.perf_counter()))
+    per_step = (stamps[-1] - stamps[0]) / (steps - 1) if steps > 1 else stamps[0] - t0
+    with FlopCounterMode(display=False) as fc:
+        project(G, target, loss=loss, num_steps=1)
+    # One projection step = one forward + backward + Adam update; final render/metrics add one forward each,
+    # so count only the step: total minus the no-grad tail measured separately.
+    with FlopCounterMode(display=False) as tail:
+        project(G, target, loss=loss, num_steps=0)
+    flops = fc.get_total_flops() - tail.get_total_flops()
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return dict(
+        resolution=resolution,
+        batch=batch,
+        tuned_allocator=tune,
+        s_per_step=per_step,
+        gflop_per_step=flops / 1e9,
+        achieved_gflops=flops / 1e9 / per_step,
+        peak_rss_mib=peak_mib,
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--configs", default="256x1,256x4,1024x1,1024x4")
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--no-tune", action="store_true", help="leave glibc's allocator as it is (to compare)")
+    ap.add_argument("--json", help="also write the figures to this file")
+    args = ap.parse_args()
+    if args.one:
+        res, batch = (int(v) for v in args.one.split("x"))
+        print(json.dumps(run_one(res, batch, args.steps, not args.no_tune)))
+        return
+    probe = matmul_probe()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; float32 matmul probe: {probe:.1f} GFLOP/s")
+    rows = []
+    for cfg in args.configs.split(","):
+        cmd = [sys.executable, __file__, "--one", cfg, "--steps", str(args.steps)]
+        cmd += ["--no-tune"] if args.no_tune else []
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        r["step_x_probe"] = r["s_per_step"] * probe  # GFLOP-equivalents of probe time per step
+        r["efficiency"] = r["achieved_gflops"] / probe
+        rows.append(r)
+        print(
+            f"{r['resolution']:5d}px batch {r['batch']}: {r['s_per_step']:.3f} s/step "
+            f"({r['s_per_step'] / r['batch']:.3f} s/image-step), {r['gflop_per_step']:.1f} GFLOP/step, "
+            f"{r['achieved_gflops']:.1f} GFLOP/s = {r['efficiency']:.2f} x probe, "
+            f"peak RSS {r['peak_rss_mib']:.0f} MiB",
+            flush=True,
+        )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"probe_gflops": probe, "rows": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

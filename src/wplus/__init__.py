@@ -1,0 +1,58 @@
+"""wplus: embed real photographs into StyleGAN's Z, W and W+ spaces and edit them.
+
+Example:
+    >>> import wplus
+    >>> G = wplus.load_generator("model.safetensors")            # doctest: +SKIP
+    >>> loss = wplus.PerceptualLoss(wplus.load_vgg16())            # doctest: +SKIP
+    >>> result = wplus.project(G, target, loss=loss, space="w+")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from wplus.errors import (
+    CheckpointError,
+    ChecksumMismatchError,
+    ConfigError,
+    ImageError,
+    NoFaceFoundError,
+    OfflineError,
+    ShapeError,
+    WplusError,
+)
+from wplus.io.latents import Latent, load_latent, save_latent
+from wplus.loading import load_generator
+from wplus.losses import PerceptualLoss
+from wplus.models.stylegan2 import Generator, StyleGAN2Config, random_generator
+from wplus.models.vgg16 import load_vgg16
+from wplus.projection.project import ProjectionResult, ProjectionStep, project
+
+try:
+    __version__ = version("wplus")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0+source"
+
+__all__ = [
+    "__version__",
+    "load_generator",
+    "project",
+    "ProjectionResult",
+    "ProjectionStep",
+    "PerceptualLoss",
+    "load_vgg16",
+    "Generator",
+    "StyleGAN2Config",
+    "random_generator",
+    "Latent",
+    "load_latent",
+    "save_latent",
+    "WplusError",
+    "CheckpointError",
+    "ChecksumMismatchError",
+    "ConfigError",
+    "ImageError",
+    "NoFaceFoundError",
+    "OfflineError",
+    "ShapeError",
+]

@@ -1,0 +1,1 @@
+"""The ``wplus`` command line: a thin click layer over the library."""

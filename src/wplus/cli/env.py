@@ -1,0 +1,47 @@
+"""``wplus env``: what a bug report needs to know about this installation."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+
+import click
+import torch
+
+from wplus.cli.common import echo_json
+
+
+def environment() -> dict[str, object]:
+    from wplus import __version__
+    from wplus.hub import cache_dir
+
+    mps = getattr(torch.backends, "mps", None)
+    return {
+        "wplus": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "cuda_available": torch.cuda.is_available(),
+        "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "mps_available": bool(mps and mps.is_available()),
+        "cpu_threads": torch.get_num_threads(),
+        "cache_dir": str(cache_dir()),
+        "offline": os.environ.get("WPLUS_OFFLINE", "") == "1",
+        "extras": {
+            name: importlib.util.find_spec(mod) is not None
+            for name, mod in [("align (dlib)", "dlib"), ("video (imageio-ffmpeg)", "imageio_ffmpeg")]
+        },
+    }
+
+
+@click.command("env")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def env_cmd(as_json: bool) -> None:
+    """Print versions, devices, cache folder and installed extras."""
+    info = environment()
+    if as_json:
+        echo_json(info)
+        return
+    for k, v in info.items():
+        click.echo(f"{k:16s} {v}")

@@ -1,0 +1,41 @@
+"""``wplus`` command group."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from wplus.cli.demo import demo_cmd
+from wplus.cli.env import env_cmd
+from wplus.cli.generate import generate_cmd
+from wplus.cli.project import project_cmd
+from wplus.cli.weights import weights_group
+from wplus.runtime import tune_cpu_allocator
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(package_name="wplus", message="wplus %(version)s")
+@click.option("-v", "--verbose", is_flag=True, help="Log library messages to stderr.")
+def cli(verbose: bool) -> None:
+    """Embed photographs into StyleGAN's Z, W and W+ latent spaces (Image2StyleGAN) and edit them.
+
+    \b
+    Examples:
+      wplus weights random --resolution 64 tiny.safetensors
+      wplus project photo.jpg --model tiny.safetensors --steps 500 --outdir out/
+      wplus generate --model tiny.safetensors --seeds 0-7 --trunc 0.7 --outdir samples/
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s")
+    tune_cpu_allocator()  # reuse freed activations instead of page-faulting them in again each step (runtime.py)
+
+
+cli.add_command(project_cmd)
+cli.add_command(generate_cmd)
+cli.add_command(weights_group)
+cli.add_command(env_cmd)
+cli.add_command(demo_cmd)
+
+
+def main() -> None:
+    cli(prog_name="wplus")

@@ -1,0 +1,259 @@
+"""``wplus project``: embed image files and write one folder of results per image."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import torch
+from tqdm.auto import tqdm
+
+from wplus.cli.common import DEVICE_CHOICES, echo_json, err, one_line_errors, resolve_device
+from wplus.errors import WplusError
+from wplus.io.atomic import write_json
+from wplus.io.images import center_crop_resize, image_grid, load_image, pil_to_tensor, save_image, tensor_to_pil
+from wplus.io.latents import Latent, save_latent
+from wplus.io.video import save_animation
+from wplus.loading import LoadedGenerator, load_generator_info
+from wplus.losses import PerceptualLoss
+from wplus.models.vgg16 import load_vgg16
+from wplus.projection.project import ProjectionResult, ProjectionStep, project
+
+MAX_VIDEO_FRAMES = 120
+MAX_VIDEO_SIDE = 512
+
+
+@dataclass
+class Job:
+    path: Path
+    outdir: Path
+    target: torch.Tensor | None = None
+    error: str | None = None
+
+
+def _unique_dirs(paths: list[Path], outdir: Path) -> list[Path]:
+    seen: dict[str, int] = {}
+    dirs = []
+    for p in paths:
+        n = seen.get(p.stem, 0)
+        seen[p.stem] = n + 1
+        dirs.append(outdir / (p.stem if n == 0 else f"{p.stem}_{n + 1}"))
+    return dirs
+
+
+def build_loss(
+    vgg_weights: Path | None,
+    device: torch.device,
+    *,
+    taps: str,
+    mse_weight: float,
+    perceptual_weight: float,
+    resize: int | None,
+) -> PerceptualLoss:
+    vgg = load_vgg16(vgg_weights, device=device) if perceptual_weight > 0 else None
+    return PerceptualLoss(vgg, taps=taps, mse_weight=mse_weight, perceptual_weight=perceptual_weight, resize=resize).to(
+        device
+    )
+
+
+class _VideoRecorder:
+    """Keeps at most MAX_VIDEO_FRAMES evenly spaced 'target | current' frames per image."""
+
+    def __init__(self, targets: torch.Tensor, num_steps: int):
+        self.stride = max(1, -(-num_steps // MAX_VIDEO_FRAMES))
+        self.targets = [self._small(tensor_to_pil(t)) for t in targets]
+        self.frames: list[list] = [[] for _ in self.targets]
+
+    @staticmethod
+    def _small(img):
+        s = img.size[0]
+        return img if s <= MAX_VIDEO_SIDE else img.resize((MAX_VIDEO_SIDE, MAX_VIDEO_SIDE))
+
+    def __call__(self, st: ProjectionStep) -> None:
+        if (st.step - 1) % self.stride and st.step != st.num_steps:
+            return
+        for i, img in enumerate(st.images):
+            self.frames[i].append(image_grid([self.targets[i], self._small(tensor_to_pil(img))], cols=2, pad=0))
+
+
+def _write_outputs(
+    job: Job, i: int, result: ProjectionResult, model: LoadedGenerator, config: dict[str, Any], frames: list | None
+) -> dict[str, Any]:
+    out = job.outdir
+    save_image(job.target, out / "target.png")
+    save_image(result.images[i : i + 1], out / "projection.png")
+    noise = [n[i : i + 1] if n.shape[0] > 1 else n for n in result.noise]
+    z = result.z[i : i + 1] if result.z is not None else None
+    save_latent(
+        out / "latent.npz",
+        Latent(
+            ws=result.ws[i : i + 1],
+            space=result.space,
+            noise=noise,
+            z=z,
+            model_id=model.model_id,
+            model_sha256=model.sha256,
+        ),
+    )
+    metrics = dict(result.metrics[i])
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "config.json", {**config, "image": str(job.path)})
+    if frames:
+        save_animation(frames, out / "proj", fps=10)
+    return metrics
+
+
+@click.command("project")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", required=True, type=click.Path(path_type=Path), help="Generator file (.safetensors).")
+@click.option(
+    "--outdir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="One sub-folder per image is written here.",
+)
+@click.option("--space", type=click.Choice(["w+", "w", "z"]), default="w+", help="Latent space to embed into.")
+@click.option("--steps", type=click.IntRange(0), default=1000, help="Adam steps (paper: 5000; faces ~1000).")
+@click.option("--init", type=click.Choice(["mean", "random"]), default="mean", help="Start at w_avg or U[-1,1].")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.01, help="Adam learning rate.")
+@click.option("--batch-size", type=click.IntRange(1), default=1, help="Images optimised together.")
+@click.option("--device", type=DEVICE_CHOICES, default="auto")
+@click.option("--seed", type=int, default=0, help="Seed of the initialisation (recorded in config.json).")
+@click.option("--save-video", is_flag=True, help="Write proj.gif (and proj.mp4 with the video extra).")
+@click.option(
+    "--vgg-weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="torchvision vgg16-397923af.pth (else taken from the cache or downloaded).",
+)
+@click.option(
+    "--taps",
+    type=click.Choice(["post_relu", "pre_relu"]),
+    default="post_relu",
+    help="VGG features after (paper reading) or before the ReLU.",
+)
+@click.option("--mse-weight", type=click.FloatRange(0), default=1.0, help="lambda_mse of Eq. 1.")
+@click.option("--perceptual-weight", type=click.FloatRange(0), default=1.0, help="Weight of Eq. 2 (0: MSE only).")
+@click.option("--loss-resize", type=click.IntRange(0), default=256, help="Side of the VGG input (0: no resize).")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@one_line_errors
+def project_cmd(
+    images: tuple[Path, ...],
+    model: Path,
+    outdir: Path,
+    space: str,
+    steps: int,
+    init: str,
+    lr: float,
+    batch_size: int,
+    device: str,
+    seed: int,
+    save_video: bool,
+    vgg_weights: Path | None,
+    taps: str,
+    mse_weight: float,
+    perceptual_weight: float,
+    loss_resize: int,
+    as_json: bool,
+) -> None:
+    """Embed IMAGES into the generator's latent space (Image2StyleGAN: VGG-16 perceptual + MSE loss, Adam).
+
+    Each image is centre-cropped and resized (Lanczos) to the generator's resolution. Per image, OUTDIR/<stem>/
+    gets target.png, projection.png, latent.npz (key 'w' [1, num_ws, w_dim], noise maps, model checksum),
+    latent.npy ([num_ws, w_dim]), metrics.json and config.json. A file that cannot be read is reported and skipped.
+
+    \b
+    Examples:
+      wplus project face.png --model ffhq.safetensors --outdir out/
+      wplus project a.jpg b.jpg --model m.safetensors --space w --steps 500 --batch-size 2 --outdir out/
+    """
+    dev = resolve_device(device)
+    model_info = load_generator_info(model, device=dev)
+    G = model_info.G
+    loss = build_loss(
+        vgg_weights,
+        dev,
+        taps=taps,
+        mse_weight=mse_weight,
+        perceptual_weight=perceptual_weight,
+        resize=loss_resize or None,
+    )
+    from wplus import __version__
+
+    config = {
+        "wplus_version": __version__,
+        "command": "project",
+        "model": {"path": str(model), "id": model_info.model_id, "sha256": model_info.sha256},
+        "space": space,
+        "init": init,
+        "num_steps": steps,
+        "lr": lr,
+        "betas": [0.9, 0.999],
+        "eps": 1e-8,
+        "seed": seed,
+        "batch_size": batch_size,
+        "device": str(dev),
+        "loss": {
+            "kind": "image2stylegan",
+            "layers": list(loss.layers),
+            "taps": taps,
+            "mse_weight": mse_weight,
+            "perceptual_weight": perceptual_weight,
+            "resize": loss_resize or None,
+        },
+        "preprocess": "center-crop, Lanczos resize",
+    }
+
+    jobs = [Job(p, d) for p, d in zip(images, _unique_dirs(list(images), outdir), strict=True)]
+    for job in jobs:
+        try:
+            pil = center_crop_resize(load_image(job.path), G.img_resolution)
+            job.target = pil_to_tensor(pil)
+        except WplusError as e:
+            job.error = str(e)
+            err(f"skipped: {e}")
+    ready = [j for j in jobs if j.error is None]
+    summary: list[dict[str, Any]] = []
+    for start in range(0, len(ready), batch_size):
+        batch = ready[start : start + batch_size]
+        targets = torch.cat([j.target for j in batch]).to(dev)
+        names = ", ".join(j.path.name for j in batch)
+        recorder = _VideoRecorder(targets, steps) if save_video else None
+        bar = tqdm(total=steps, desc=names[:40], unit="step", leave=False, dynamic_ncols=True)
+        t0 = time.perf_counter()
+
+        def on_step(st: ProjectionStep, bar=bar, recorder=recorder) -> None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{st.terms['total'].mean().item():.4f}", psnr=f"{st.psnr.mean().item():.2f}")
+            if recorder is not None:
+                recorder(st)
+
+        try:
+            result = project(
+                G, targets, loss=loss, space=space, init=init, num_steps=steps, lr=lr, seed=seed, callback=on_step
+            )
+        finally:
+            bar.close()
+        for i, job in enumerate(batch):
+            frames = recorder.frames[i] if recorder is not None else None
+            try:
+                metrics = _write_outputs(job, i, result, model_info, config, frames)
+            except (OSError, WplusError) as e:
+                job.error = f"{job.path}: cannot write results ({e})"
+                err(f"failed: {job.error}")
+                continue
+            summary.append({"image": str(job.path), "outdir": str(job.outdir), **metrics})
+            if not as_json:
+                err(
+                    f"{job.path.name}: psnr {metrics['psnr']:.2f} dB, ssim {metrics['ssim']:.3f}, "
+                    f"loss {metrics['loss_total']:.4f} ({time.perf_counter() - t0:.1f} s) -> {job.outdir}"
+                )
+    failed = [{"image": str(j.path), "error": j.error} for j in jobs if j.error is not None]
+    if as_json:
+        echo_json({"results": summary, "failed": failed})
+    if failed:
+        raise click.ClickException(
+            f"{len(summary)} of {len(jobs)} images projected; {len(failed)} failed (first: {failed[0]['error']})"
+        )

@@ -1,0 +1,24 @@
+"""Known checkpoints, verified downloads and the local cache.
+
+Example:
+    >>> from wplus.hub import fetch
+    >>> path = fetch("vgg16-imagenet")  # doctest: +SKIP
+"""
+
+from wplus.hub.download import cache_dir, cached_path, download, fetch, is_offline, open_url, sha256_file
+from wplus.hub.registry import REGISTRY, WeightSpec, get_spec, list_specs, register
+
+__all__ = [
+    "WeightSpec",
+    "REGISTRY",
+    "register",
+    "get_spec",
+    "list_specs",
+    "cache_dir",
+    "cached_path",
+    "sha256_file",
+    "is_offline",
+    "open_url",
+    "download",
+    "fetch",
+]

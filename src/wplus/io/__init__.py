@@ -1,0 +1,1 @@
+"""File I/O at the edges of the library: images, latents, our checkpoint format, videos."""

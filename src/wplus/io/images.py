@@ -1,0 +1,113 @@
+"""Images: reading any Pillow-readable file, conversions between PIL and tensors, saving atomically.
+
+Tensors are [B, C, H, W] float in [-1, 1] (the generator's range); uint8 conversion is ``(x + 1) * 127.5``,
+rounded and clamped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from wplus.errors import ImageError
+from wplus.io.atomic import atomic_write
+
+__all__ = ["load_image", "to_rgb", "center_crop_resize", "pil_to_tensor", "tensor_to_pil", "save_image", "image_grid"]
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to RGB deliberately: alpha is composited on white, 16-bit and float are rescaled."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        if img.mode == "F" and arr.max() <= 1.0:
+            hi = 1.0
+        arr8 = np.clip(np.round(arr / hi * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr8, mode="L").convert("RGB")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def load_image(path: str | Path, *, keep_alpha: bool = False) -> Image.Image:
+    """Read an image file, apply its EXIF orientation and convert it to RGB (or RGBA with ``keep_alpha``).
+
+    Raises:
+        ImageError: the file is missing, not an image, or truncated; the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(path, "no such file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageError(path, f"cannot read image ({e}); expected a complete PNG/JPEG/... file") from None
+    if keep_alpha and im.mode in ("RGBA", "LA", "PA", "P"):
+        return im.convert("RGBA")
+    return to_rgb(im)
+
+
+def center_crop_resize(img: Image.Image, size: int | tuple[int, int]) -> Image.Image:
+    """Centre-crop to the short side, then resize with Lanczos (NVIDIA projector's target preprocessing)."""
+    w, h = img.size
+    s = min(w, h)
+    img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    size = (size, size) if isinstance(size, int) else size
+    return img.resize(size, Image.Resampling.LANCZOS)
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL RGB(A) image -> [1, C, H, W] float32 in [-1, 1]."""
+    arr = np.asarray(img, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0) / 127.5 - 1.0
+
+
+def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
+    """[B, C, H, W] or [C, H, W] in [-1, 1] -> uint8 [B, H, W, C] (or [H, W, C])."""
+    x = x.detach().to("cpu", torch.float32)
+    arr = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return arr.permute(*range(arr.ndim - 3), arr.ndim - 2, arr.ndim - 1, arr.ndim - 3).numpy()
+
+
+def tensor_to_pil(x: torch.Tensor) -> Image.Image:
+    """A single image [1, C, H, W] or [C, H, W] in [-1, 1] -> PIL image."""
+    if x.ndim == 4:
+        if x.shape[0] != 1:
+            raise ValueError(f"tensor_to_pil takes one image, got a batch of {x.shape[0]}")
+        x = x[0]
+    arr = tensor_to_uint8(x)
+    return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+
+
+def save_image(img: Image.Image | torch.Tensor, path: str | Path) -> Path:
+    """Save atomically; the format follows the extension."""
+    pil = tensor_to_pil(img) if isinstance(img, torch.Tensor) else img
+    return atomic_write(path, lambda p: pil.save(p))
+
+
+def image_grid(
+    images: list[Image.Image], cols: int, *, pad: int = 2, bg: tuple[int, int, int] = (255, 255, 255)
+) -> Image.Image:
+    """Lay out equally sized images row by row."""
+    if not images:
+        raise ValueError("image_grid needs at least one image")
+    w, h = images[0].size
+    rows = (len(images) + cols - 1) // cols
+    sheet = Image.new("RGB", (cols * w + (cols + 1) * pad, rows * h + (rows + 1) * pad), bg)
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        sheet.paste(im.convert("RGB"), (pad + c * (w + pad), pad + r * (h + pad)))
+    return sheet

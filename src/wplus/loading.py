@@ -1,0 +1,58 @@
+"""``load_generator``: one entry point for every generator file wplus can read.
+
+Today: our safetensors format (``wplus weights random`` / ``wplus weights convert`` write it). Readers for foreign
+formats register themselves in ``READERS`` (suffix -> reader), so adding a format adds no branches here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from wplus.errors import CheckpointError
+from wplus.io.checkpoint import load_native_generator
+
+__all__ = ["load_generator", "LoadedGenerator", "READERS", "file_sha256"]
+
+Reader = Callable[[Path, torch.device], torch.nn.Module]
+READERS: dict[str, Reader] = {".safetensors": lambda p, d: load_native_generator(p, device=d)}
+
+
+@dataclass
+class LoadedGenerator:
+    G: torch.nn.Module
+    path: Path
+    model_id: str
+    sha256: str
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_generator(source: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Load a generator from a file path (eval mode, frozen). See :func:`load_generator_info` for provenance."""
+    return load_generator_info(source, device=device).G
+
+
+def load_generator_info(source: str | Path, *, device: str | torch.device = "cpu") -> LoadedGenerator:
+    path = Path(source)
+    if not path.exists():
+        raise CheckpointError(
+            path,
+            "no such file; pass a generator file (.safetensors written by "
+            "`wplus weights random` or `wplus weights convert`)",
+        )
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise CheckpointError(path, f"unsupported file type {path.suffix!r}; this wplus reads {sorted(READERS)}")
+    G = reader(path, torch.device(device))
+    return LoadedGenerator(G=G, path=path, model_id=path.stem, sha256=file_sha256(path))

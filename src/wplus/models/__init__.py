@@ -1,0 +1,1 @@
+"""One readable file per architecture: stylegan2 (generator), vgg16 (perceptual features)."""
