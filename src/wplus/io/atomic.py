@@ -27,6 +27,7 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     )
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
     # Keep the real extension last: writers such as PIL and numpy pick the format from it.
     real_tmp = tmp_path.with_name(tmp_path.name[: -len(".tmp")])
     tmp_path.rename(real_tmp)
@@ -37,6 +38,12 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             real_tmp.unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
