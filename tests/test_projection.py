@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import MSELoss
 
+from conftest import MSELoss
 from wplus.errors import ConfigError, ShapeError
 from wplus.io.images import center_crop_resize, pil_to_tensor
 from wplus.losses import PerceptualLoss
@@ -30,7 +30,6 @@ def small_perceptual():
 def test_in_range_target_reaches_30db_in_wplus():
     # The paper's loss (random VGG features here: no ImageNet weights offline) + MSE, Adam, W+; 16 px, 300 steps.
     from conftest import tiny_config
-
     from wplus.models.stylegan2 import random_generator
 
     tiny_generator = random_generator(tiny_config(16), seed=2, noise_strength=0.1)
@@ -120,7 +119,6 @@ def test_callback_sees_every_step(tiny_generator, mse_loss):
 
 def test_w_avg_is_estimated_when_missing(mse_loss):
     from conftest import tiny_config
-
     from wplus.models.stylegan2 import random_generator
 
     G = random_generator(tiny_config(16), seed=9)
