@@ -19,6 +19,7 @@ generator's ``num_ws`` and ``w_dim``; a single w ([w_dim] or [1, w_dim]) is broa
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ _NPZ_KEYS = ("w", "dlatents", "ws", "latent", "latents")
 def _as_ws(x: torch.Tensor, num_ws: int, w_dim: int, path: Path, what: str) -> torch.Tensor:
     """[w_dim] | [1, w_dim] | [num_ws, w_dim] | [N, num_ws, w_dim] -> [N, num_ws, w_dim] float32."""
     x = x.detach().to(torch.float32).cpu()
+    shape = list(x.shape)
     if x.ndim == 1 and x.shape[0] == w_dim:
         x = x[None, None].expand(1, num_ws, w_dim)
     elif x.ndim == 2 and x.shape == (1, w_dim):
@@ -46,7 +48,7 @@ def _as_ws(x: torch.Tensor, num_ws: int, w_dim: int, path: Path, what: str) -> t
         x = x.expand(x.shape[0], num_ws, w_dim)
     if x.ndim != 3 or x.shape[1:] != (num_ws, w_dim):
         raise ShapeError(
-            f"{path}: {what} has shape {list(x.shape)}, expected [N, {num_ws}, {w_dim}] (num_ws={num_ws} for this "
+            f"{path}: {what} has shape {shape}, expected [N, {num_ws}, {w_dim}] (num_ws={num_ws} for this "
             f"generator), [{num_ws}, {w_dim}] or a single w [{w_dim}]; was it made for another generator?"
         )
     return x.contiguous()
@@ -54,9 +56,10 @@ def _as_ws(x: torch.Tensor, num_ws: int, w_dim: int, path: Path, what: str) -> t
 
 def _np_load(path: Path) -> np.ndarray | dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if isinstance(data, np.ndarray):
-                return np.array(data)
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.ndarray):
+            return data
+        with data:
             return {k: np.array(data[k]) for k in data.files}
     except ValueError as e:
         if "allow_pickle" in str(e) or "Object arrays" in str(e):
@@ -66,7 +69,7 @@ def _np_load(path: Path) -> np.ndarray | dict[str, np.ndarray]:
                 "never unpickles latent files: re-save the arrays with numpy.save on a plain float array",
             ) from None
         raise CheckpointError(path, f"not a readable numpy file ({e})") from None
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
         raise CheckpointError(path, f"not a readable numpy file ({e})") from None
 
 
