@@ -139,3 +139,12 @@ def test_cli_list_download_path_verify(served, cache):
     cached_path("test-tiny").write_bytes(b"tampered")
     r = CliRunner().invoke(cli, ["weights", "verify", "test-tiny"])
     assert r.exit_code == 1 and "SHA-256" in r.output
+
+
+def test_generate_cli_takes_a_registered_name_and_a_foreign_file(G, served, tmp_path):
+    r = CliRunner().invoke(cli, ["generate", "--model", "test-tiny", "--seeds", "0", "--outdir", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    src = W.write_tf_pickle(G, tmp_path / "tf.pkl")
+    r = CliRunner().invoke(cli, ["generate", "--model", str(src), "--seeds", "1", "--outdir", str(tmp_path / "p")])
+    assert r.exit_code == 0, r.output
+    assert len(list((tmp_path / "o").glob("*.png"))) >= 1 and len(list((tmp_path / "p").glob("*.png"))) >= 1

@@ -54,8 +54,8 @@ def load_generator_info(source: str | Path, *, device: str | torch.device = "cpu
     if not path.exists():
         raise CheckpointError(
             path,
-            "no such file; pass a generator file (.safetensors written by "
-            "`wplus weights random` or `wplus weights convert`)",
+            "no such file; pass a generator file (.safetensors, NVIDIA or TF .pkl, rosinality .pt), "
+            "a registered name (`wplus weights list`) or a URL",
         )
     reader = READERS.get(path.suffix.lower())
     if reader is None:
@@ -86,6 +86,7 @@ def _resolve_remote(source: str | Path) -> tuple[Path, str] | None:
     if isinstance(source, str) and "://" in text:
         spec = url_spec(text)
         return download(spec), spec.name
-    if isinstance(source, str) and text in REGISTRY and not Path(text).exists():
+    # Names also arrive as Path objects (click.Path options such as --model).
+    if text in REGISTRY and not Path(text).exists():
         return download(text), text
     return None
