@@ -148,3 +148,14 @@ def test_generate_cli_takes_a_registered_name_and_a_foreign_file(G, served, tmp_
     r = CliRunner().invoke(cli, ["generate", "--model", str(src), "--seeds", "1", "--outdir", str(tmp_path / "p")])
     assert r.exit_code == 0, r.output
     assert len(list((tmp_path / "o").glob("*.png"))) >= 1 and len(list((tmp_path / "p").glob("*.png"))) >= 1
+
+
+def test_conditional_nvidia_pickle_needs_a_class_label(tmp_path):
+    from wplus.models.stylegan2 import Generator, seeded_init_
+
+    src = W.write_nvidia_pickle(seeded_init_(Generator(tiny_config(8, c_dim=3)), 1).eval(), tmp_path / "cond.pkl")
+    args = ["generate", "--model", str(src), "--seeds", "0", "--outdir", str(tmp_path / "o")]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code != 0 and "--class" in r.output
+    r = CliRunner().invoke(cli, [*args, "--class", "2"])
+    assert r.exit_code == 0, r.output

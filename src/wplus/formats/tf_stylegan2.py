@@ -51,20 +51,13 @@ class TFNetworkState:
         return self.state.get(key, default)
 
 
-def _reconstructor(cls: Any, base: Any, state: Any) -> Any:
-    # copyreg._reconstructor (pickle protocols 0/1) restricted to the one class we allow.
-    if cls is not TFNetworkState or base is not object:
-        raise ValueError(f"copyreg._reconstructor of {cls!r}; only the TF Network stand-in is allowed")
-    return TFNetworkState()
-
-
 def tf_allow_list() -> dict[tuple[str, str], Any]:
+    # TF pickles are protocol 4 (training/misc.save_pkl uses HIGHEST_PROTOCOL, FORMATS.md 1.7): objects are built
+    # with NEWOBJ/BUILD, which need only the class itself.
     allowed: dict[tuple[str, str], Any] = {
         ("dnnlib.tflib.network", "Network"): TFNetworkState,
         ("dnnlib.util", "EasyDict"): EasyDict,
         ("collections", "OrderedDict"): collections.OrderedDict,
-        ("copyreg", "_reconstructor"): _reconstructor,
-        ("builtins", "object"): object,
     }
     allowed.update(numpy_globals())
     return allowed
