@@ -21,8 +21,9 @@ from wplus.errors import (
     ShapeError,
     WplusError,
 )
+from wplus.formats.latents import load_foreign_latents
 from wplus.io.latents import Latent, load_latent, save_latent
-from wplus.loading import load_generator
+from wplus.loading import load_generator, load_generator_info
 from wplus.losses import PerceptualLoss
 from wplus.models.stylegan2 import Generator, StyleGAN2Config, random_generator
 from wplus.models.vgg16 import load_vgg16
@@ -55,4 +56,6 @@ __all__ = [
     "NoFaceFoundError",
     "OfflineError",
     "ShapeError",
+    "load_generator_info",
+    "load_foreign_latents",
 ]

@@ -102,3 +102,35 @@ def safe_load(
             path,
             f"not a readable checkpoint pickle ({type(e).__name__}: {e}); the file may be truncated or of another kind",
         ) from None
+
+
+def _numpy_multiarray() -> Any:
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+
+        return multiarray
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray  # type: ignore[no-redef]
+
+        return multiarray
+
+
+def _safe_reconstruct(subtype: Any, shape: Any, dtype: Any) -> Any:
+    """numpy's array-pickle entry point, restricted to plain ``ndarray`` (no subclass constructors)."""
+    import numpy as np
+
+    if subtype is not np.ndarray:
+        raise pickle.UnpicklingError(f"numpy _reconstruct of {subtype!r}; only numpy.ndarray is allowed")
+    return _numpy_multiarray()._reconstruct(subtype, shape, dtype)
+
+
+def numpy_globals() -> dict[tuple[str, str], Any]:
+    """The numpy globals that pickled arrays and scalars need, under both numpy 1.x and 2.x module names."""
+    import numpy as np
+
+    ma = _numpy_multiarray()
+    out: dict[tuple[str, str], Any] = {("numpy", "dtype"): np.dtype, ("numpy", "ndarray"): np.ndarray}
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        out[(mod, "scalar")] = ma.scalar
+        out[(mod, "_reconstruct")] = _safe_reconstruct
+    return out
