@@ -161,8 +161,10 @@ class MappingNetwork(nn.Module):
 def fused_upsample_kernel(weight: torch.Tensor) -> torch.Tensor:
     """[out, in, 3, 3] conv weight -> [in, out, 4, 4] transposed-conv kernel: the **sum** of the four shifted copies.
 
-    ``conv_transpose2d(x, k, stride=2, padding=1)`` with it is nearest-x2 followed by the 3x3 conv, up to the border
-    (TF ``upscale2d_conv2d`` with fused_scale; no spatial flip, no 1/4).
+    This is TF ``upscale2d_conv2d`` with fused_scale (no spatial flip, no 1/4). Note that ``conv_transpose2d(x, k,
+    stride=2, padding=1)`` with it equals nearest-x2 followed by the 3x3 conv with the kernel **rotated by 180
+    degrees** (checked in the tests), not with the kernel as stored: the fused and non-fused paths are different
+    functions of the same weights, so each resolution must use the path TF used.
     """
     w = F.pad(weight.transpose(0, 1), [1, 1, 1, 1])  # [in, out, 5, 5]
     return w[:, :, 1:, 1:] + w[:, :, :-1, 1:] + w[:, :, 1:, :-1] + w[:, :, :-1, :-1]
