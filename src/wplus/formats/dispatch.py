@@ -14,7 +14,6 @@ from typing import Literal
 import torch
 
 from wplus.errors import CheckpointError
-from wplus.models.stylegan2 import Generator
 
 __all__ = ["sniff_format", "load_foreign_generator"]
 
@@ -39,11 +38,13 @@ def sniff_format(path: str | Path, data: bytes | None = None) -> Format:
     return "nvidia-pkl"
 
 
-def load_foreign_generator(path: str | Path, *, device: str | torch.device = "cpu") -> Generator:
-    """Load a StyleGAN2 generator from an NVIDIA pickle, TF pickle or rosinality / torch ``.pt``, running no code."""
+def load_foreign_generator(path: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Load a generator from an NVIDIA pickle, TF StyleGAN2 or StyleGAN (v1) pickle, or rosinality / torch ``.pt``,
+    running no code from the file."""
     from wplus.formats.nvidia_pkl import load_nvidia_pickle
     from wplus.formats.rosinality import load_rosinality
-    from wplus.formats.tf_stylegan2 import load_tf_pickle
+    from wplus.formats.tf_stylegan1 import load_tf_stylegan1
+    from wplus.formats.tf_stylegan2 import StyleGAN1PickleError, load_tf_pickle
 
     path = Path(path)
     try:
@@ -55,5 +56,8 @@ def load_foreign_generator(path: str | Path, *, device: str | torch.device = "cp
         del data
         return load_rosinality(path, device=device)
     if fmt == "tf-pkl":
-        return load_tf_pickle(path, device=device, data=data)
+        try:
+            return load_tf_pickle(path, device=device, data=data)
+        except StyleGAN1PickleError:
+            return load_tf_stylegan1(path, device=device)
     return load_nvidia_pickle(path, device=device, data=data)

@@ -25,12 +25,23 @@ from wplus.formats.safe_pickle import numpy_globals, safe_load
 from wplus.formats.sg2_state import generator_from_state
 from wplus.models.stylegan2 import Generator
 
-__all__ = ["TFNetworkState", "read_tf_pickle", "load_tf_pickle", "tf_variables", "tf_to_nvidia_state"]
+__all__ = [
+    "StyleGAN1PickleError",
+    "TFNetworkState",
+    "read_tf_pickle",
+    "load_tf_pickle",
+    "tf_variables",
+    "tf_to_nvidia_state",
+]
 
 STYLEGAN1_HINT = (
     "this is a StyleGAN (v1) TF pickle; StyleGAN v1 support lives in the StyleGAN1 reader "
     "(wplus.formats.tf_stylegan1), not in the StyleGAN2 reader"
 )
+
+
+class StyleGAN1PickleError(CheckpointError):
+    """The TF pickle holds a StyleGAN (v1) network: :mod:`wplus.formats.tf_stylegan1` reads it."""
 
 
 class TFNetworkState:
@@ -173,12 +184,12 @@ def load_tf_pickle(path: str | Path, *, device: str | torch.device = "cpu", data
     _, _, gs = read_tf_pickle(path, data)
     version = gs.get("version")
     if not isinstance(version, int) or version < 4 or gs.get("build_func_name") == "G_style":
-        raise CheckpointError(path, STYLEGAN1_HINT)
+        raise StyleGAN1PickleError(path, STYLEGAN1_HINT)
     kw = dict(gs.get("static_kwargs") or {})
     for comp in (gs.get("components") or {}).values():
         if isinstance(comp, TFNetworkState):
             if comp.get("build_func_name") == "G_synthesis" and comp.get("version", 4) < 4:
-                raise CheckpointError(path, STYLEGAN1_HINT)
+                raise StyleGAN1PickleError(path, STYLEGAN1_HINT)
             kw = {**dict(comp.get("static_kwargs") or {}), **kw}
     state = tf_to_nvidia_state(tf_variables(gs), path=path)
     return generator_from_state(state, path=path, hints=_hints(kw, path), device=device)

@@ -23,3 +23,5 @@ __all__ = [
     "download",
     "fetch",
 ]
+
+from wplus.hub import zoo_stylegan1  # noqa: E402,F401  (registers the StyleGAN v1 pickles)
