@@ -166,7 +166,12 @@ def project_generic(
         history={k: torch.stack(v) for k, v in history.items()},
         metrics=metrics,
         settings=dict(
-            num_steps=num_steps, lr=lr, optimizer=optimizer, latent_reg_weight=latent_reg_weight, seed=seed, z_shape=shape
+            num_steps=num_steps,
+            lr=lr,
+            optimizer=optimizer,
+            latent_reg_weight=latent_reg_weight,
+            seed=seed,
+            z_shape=shape,
         ),
     )
 

@@ -211,7 +211,7 @@ CLI_FIELDS: dict[str, str] = {
 def settings_from_cli(preset: str | None, options: Mapping[str, Any], explicit: set[str]) -> ProjectionSettings:
     """Resolve CLI options: the preset's values, then every option the user gave explicitly.
 
-    Without a preset every option counts (their defaults are the library defaults), so behaviour is unchanged.
+    The CLI's defaults equal the library defaults, so without a preset the result is what the flags say.
 
     Args:
         preset: ``--preset`` value or None.
@@ -220,7 +220,7 @@ def settings_from_cli(preset: str | None, options: Mapping[str, Any], explicit: 
     """
     overrides: dict[str, Any] = {}
     for option, name in CLI_FIELDS.items():
-        if option not in options or (preset is not None and option not in explicit):
+        if option not in options or option not in explicit:
             continue
         value = options[option]
         if option == "loss_resize":
