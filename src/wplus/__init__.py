@@ -24,9 +24,10 @@ from wplus.errors import (
 from wplus.formats.latents import load_foreign_latents
 from wplus.io.latents import Latent, load_latent, save_latent
 from wplus.loading import load_generator, load_generator_info
-from wplus.losses import PerceptualLoss
+from wplus.losses import ImageLoss, PerceptualLoss, load_lpips
 from wplus.models.stylegan2 import Generator, StyleGAN2Config, random_generator
 from wplus.models.vgg16 import load_vgg16
+from wplus.projection import PRESETS, project_generic, resolve_settings
 from wplus.projection.project import ProjectionResult, ProjectionStep, project
 
 try:
@@ -38,6 +39,11 @@ __all__ = [
     "__version__",
     "load_generator",
     "project",
+    "project_generic",
+    "resolve_settings",
+    "PRESETS",
+    "ImageLoss",
+    "load_lpips",
     "ProjectionResult",
     "ProjectionStep",
     "PerceptualLoss",
