@@ -32,6 +32,7 @@ class Job:
     outdir: Path
     target: torch.Tensor | None = None
     error: str | None = None
+    transform: Any = None  # wplus.align.AlignTransform when the target is an aligned face
 
 
 def _unique_dirs(paths: list[Path], outdir: Path) -> list[Path]:
@@ -42,6 +43,31 @@ def _unique_dirs(paths: list[Path], outdir: Path) -> list[Path]:
         seen[p.stem] = n + 1
         dirs.append(outdir / (p.stem if n == 0 else f"{p.stem}_{n + 1}"))
     return dirs
+
+
+def _prepare_jobs(paths: list[Path], outdir: Path, resolution: int, *, align: bool, crop: str) -> list[Job]:
+    """Turn each input file into targets: one centre-cropped (or squashed) image, or one aligned face per face."""
+    detector = None
+    if align:
+        from wplus.align import LandmarkDetector, align_faces
+        from wplus.cli.align import face_name
+
+        detector = LandmarkDetector()
+    jobs: list[Job] = []
+    for path, d in zip(paths, _unique_dirs(paths, outdir), strict=True):
+        try:
+            if detector is None:
+                img = load_image(path)
+                pil = center_crop_resize(img, resolution) if crop == "center" else img.resize((resolution,) * 2)
+                jobs.append(Job(path, d, target=pil_to_tensor(pil)))
+                continue
+            for f in align_faces(path, detector=detector, output_size=resolution):
+                name = face_name(d.name, f.transform.face_index)
+                jobs.append(Job(path, d.with_name(name), target=pil_to_tensor(f.image), transform=f.transform))
+        except WplusError as e:
+            jobs.append(Job(path, d, error=str(e)))
+            err(f"skipped: {e}")
+    return jobs
 
 
 def build_loss(
@@ -80,9 +106,21 @@ class _VideoRecorder:
 
 
 def _write_outputs(
-    job: Job, i: int, result: ProjectionResult, model: LoadedGenerator, config: dict[str, Any], frames: list | None
+    job: Job,
+    i: int,
+    result: ProjectionResult,
+    model: LoadedGenerator,
+    config: dict[str, Any],
+    frames: list | None,
+    paste: bool = False,
 ) -> dict[str, Any]:
     out = job.outdir
+    if job.transform is not None:
+        job.transform.save(out / "align.json")
+        if paste:
+            from wplus.align import paste_back
+
+            save_image(paste_back(job.path, result.images[i : i + 1], job.transform), out / "pasted.png")
     save_image(job.target, out / "target.png")
     save_image(result.images[i : i + 1], out / "projection.png")
     noise = [n[i : i + 1] if n.shape[0] > 1 else n for n in result.noise]
@@ -137,6 +175,14 @@ def _write_outputs(
 @click.option("--mse-weight", type=click.FloatRange(0), default=1.0, help="lambda_mse of Eq. 1.")
 @click.option("--perceptual-weight", type=click.FloatRange(0), default=1.0, help="Weight of Eq. 2 (0: MSE only).")
 @click.option("--loss-resize", type=click.IntRange(0), default=256, help="Side of the VGG input (0: no resize).")
+@click.option("--align", is_flag=True, help="FFHQ-align each face first (align extra); one job per face.")
+@click.option(
+    "--crop",
+    type=click.Choice(["center", "none"]),
+    default="center",
+    help="Without --align: centre-crop to a square, or resize the whole image.",
+)
+@click.option("--paste-back", is_flag=True, help="With --align: also write pasted.png (projection in the photo).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @one_line_errors
 def project_cmd(
@@ -156,19 +202,27 @@ def project_cmd(
     mse_weight: float,
     perceptual_weight: float,
     loss_resize: int,
+    align: bool,
+    crop: str,
+    paste_back: bool,
     as_json: bool,
 ) -> None:
     """Embed IMAGES into the generator's latent space (Image2StyleGAN: VGG-16 perceptual + MSE loss, Adam).
 
-    Each image is centre-cropped and resized (Lanczos) to the generator's resolution. Per image, OUTDIR/<stem>/
-    gets target.png, projection.png, latent.npz (key 'w' [1, num_ws, w_dim], noise maps, model checksum),
+    Each image is centre-cropped (--crop none: squashed) and resized (Lanczos) to the generator's resolution; with
+    --align every face is FFHQ-aligned instead and projected as its own job in OUTDIR/<stem>_01/, <stem>_02/, ...
+    with align.json (and pasted.png, the projection warped back into the photo, with --paste-back). Per target,
+    OUTDIR/<stem>/ gets target.png, projection.png, latent.npz (key 'w' [1, num_ws, w_dim], noise maps, model checksum),
     latent.npy ([num_ws, w_dim]), metrics.json and config.json. A file that cannot be read is reported and skipped.
 
     \b
     Examples:
       wplus project face.png --model ffhq.safetensors --outdir out/
       wplus project a.jpg b.jpg --model m.safetensors --space w --steps 500 --batch-size 2 --outdir out/
+      wplus project group.jpg --align --paste-back --model ffhq.safetensors --outdir out/   # out/group_01/, ...
     """
+    if paste_back and not align:
+        raise click.UsageError("--paste-back needs --align (the transform back into the photo comes from alignment)")
     dev = resolve_device(device)
     model_info = load_generator_info(model, device=dev)
     G = model_info.G
@@ -203,17 +257,10 @@ def project_cmd(
             "perceptual_weight": perceptual_weight,
             "resize": loss_resize or None,
         },
-        "preprocess": "center-crop, Lanczos resize",
+        "preprocess": "ffhq-align" if align else ("center-crop, Lanczos resize" if crop == "center" else "resize"),
     }
 
-    jobs = [Job(p, d) for p, d in zip(images, _unique_dirs(list(images), outdir), strict=True)]
-    for job in jobs:
-        try:
-            pil = center_crop_resize(load_image(job.path), G.img_resolution)
-            job.target = pil_to_tensor(pil)
-        except WplusError as e:
-            job.error = str(e)
-            err(f"skipped: {e}")
+    jobs = _prepare_jobs(list(images), outdir, G.img_resolution, align=align, crop=crop)
     ready = [j for j in jobs if j.error is None]
     summary: list[dict[str, Any]] = []
     for start in range(0, len(ready), batch_size):
@@ -239,7 +286,7 @@ def project_cmd(
         for i, job in enumerate(batch):
             frames = recorder.frames[i] if recorder is not None else None
             try:
-                metrics = _write_outputs(job, i, result, model_info, config, frames)
+                metrics = _write_outputs(job, i, result, model_info, config, frames, paste_back)
             except (OSError, WplusError) as e:
                 job.error = f"{job.path}: cannot write results ({e})"
                 err(f"failed: {job.error}")
