@@ -137,9 +137,13 @@ def test_multiple_faces_named_largest_first(portrait, tmp_path, shared_detector)
     assert first["box"][0] > 165 and second["box"][2] < 165  # the big copy first
     assert first["source_size"] == [420, 260] and first["output_size"] == 64
     assert Image.open(tmp_path / "out" / "pair_02.png").size == (64, 64)
-    res = CliRunner().invoke(cli, [*base, "--outdir", str(tmp_path / "one"), "--face", "largest"])
+    flags = ["--face", "largest", "--no-rotate", "--no-padding"]
+    res = CliRunner().invoke(cli, [*base, "--outdir", str(tmp_path / "one"), *flags])
     assert res.exit_code == 0 and sorted(p.name for p in (tmp_path / "one").iterdir())[0] == "pair_01.json"
     assert len(list((tmp_path / "one").iterdir())) == 2
+    one = json.loads((tmp_path / "one" / "pair_01.json").read_text())
+    assert one["rotate"] is False and one["enable_padding"] is False
+    assert one["quad"][0][0] == pytest.approx(one["quad"][1][0])  # axis-aligned: NW above SW
 
 
 def test_no_face_error_and_batch_goes_on(portrait, detector, tmp_path, shared_detector):

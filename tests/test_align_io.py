@@ -151,3 +151,16 @@ def test_project_crop_none_and_paste_back_needs_align(tmp_path, tiny_generator):
     assert target.shape == (16, 16, 3) and target[:, 0, 0].mean() < 40 and target[:, -1, 0].mean() > 215
     res = CliRunner().invoke(cli, [*base, "--paste-back"])
     assert res.exit_code != 0 and "--align" in res.output
+
+
+def test_no_rotate_and_no_padding_options():
+    tilted = _synthetic_landmarks(eye_l=(40.0, 45.0), eye_r=(60.0, 55.0))
+    quad, _ = ffhq_quad(tilted, rotate=False)
+    assert quad[0][0] == quad[1][0] and quad[0][1] == quad[3][1]
+    rotated, _ = ffhq_quad(tilted)
+    assert rotated[0][0] != rotated[1][0]
+    photo = Image.new("RGB", (100, 100), (200, 150, 100))  # the quad (5..95, 7.5..97.5) pokes out at the bottom
+    lm = _synthetic_landmarks(eye_l=(40.0, 80.0), eye_r=(60.0, 80.0), mouth_y=105.0)
+    black = align_face(photo, lm, output_size=32, transform_size=64, enable_padding=False).image
+    padded = align_face(photo, lm, output_size=32, transform_size=64).image
+    assert np.asarray(black)[-1].max() == 0 and np.asarray(padded)[-1].min() > 90

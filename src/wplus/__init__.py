@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from wplus.align import align_faces, paste_back
 from wplus.errors import (
     CheckpointError,
     ChecksumMismatchError,
@@ -55,4 +56,6 @@ __all__ = [
     "NoFaceFoundError",
     "OfflineError",
     "ShapeError",
+    "align_faces",
+    "paste_back",
 ]
