@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from wplus.align import align_faces, paste_back
 from wplus.errors import (
     CheckpointError,
     ChecksumMismatchError,
@@ -64,4 +65,6 @@ __all__ = [
     "ShapeError",
     "load_generator_info",
     "load_foreign_latents",
+    "align_faces",
+    "paste_back",
 ]

@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from wplus.cli.align import align_cmd, paste_cmd
 from wplus.cli.demo import demo_cmd
 from wplus.cli.env import env_cmd
 from wplus.cli.generate import generate_cmd
@@ -35,6 +36,8 @@ cli.add_command(generate_cmd)
 cli.add_command(weights_group)
 cli.add_command(env_cmd)
 cli.add_command(demo_cmd)
+cli.add_command(align_cmd)
+cli.add_command(paste_cmd)
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ class Job:
     target: torch.Tensor | None = None
     error: str | None = None
     mask: torch.Tensor | None = None
+    transform: Any = None  # wplus.align.AlignTransform when the target is an aligned face
 
 
 def _unique_dirs(paths: list[Path], outdir: Path) -> list[Path]:
@@ -44,6 +45,52 @@ def _unique_dirs(paths: list[Path], outdir: Path) -> list[Path]:
         seen[p.stem] = n + 1
         dirs.append(outdir / (p.stem if n == 0 else f"{p.stem}_{n + 1}"))
     return dirs
+
+
+def _prepare_jobs(
+    paths: list[Path],
+    outdir: Path,
+    resolution: int,
+    *,
+    align: bool,
+    crop: str,
+    mask_from_alpha: bool,
+    shared_mask: torch.Tensor | None,
+) -> list[Job]:
+    """Turn each input file into targets: one centre-cropped (or squashed) image, or one aligned face per face."""
+    detector = None
+    if align:
+        from wplus.align import LandmarkDetector, align_faces
+        from wplus.cli.align import face_name
+
+        detector = LandmarkDetector()
+    jobs: list[Job] = []
+    for path, d in zip(paths, _unique_dirs(paths, outdir), strict=True):
+        try:
+            if detector is not None:
+                for f in align_faces(path, detector=detector, output_size=resolution):
+                    name = face_name(d.name, f.transform.face_index)
+                    jobs.append(
+                        Job(
+                            path,
+                            d.with_name(name),
+                            target=pil_to_tensor(f.image),
+                            transform=f.transform,
+                            mask=shared_mask,
+                        )
+                    )
+                continue
+            if mask_from_alpha:
+                pil, mask = split_alpha(path, resolution)
+            else:
+                img = load_image(path)
+                pil = center_crop_resize(img, resolution) if crop == "center" else img.resize((resolution,) * 2)
+                mask = shared_mask
+            jobs.append(Job(path, d, target=pil_to_tensor(pil), mask=mask))
+        except WplusError as e:
+            jobs.append(Job(path, d, error=str(e)))
+            err(f"skipped: {e}")
+    return jobs
 
 
 class _VideoRecorder:
@@ -67,9 +114,21 @@ class _VideoRecorder:
 
 
 def _write_outputs(
-    job: Job, i: int, result: ProjectionResult, model: LoadedGenerator, config: dict[str, Any], frames: list | None
+    job: Job,
+    i: int,
+    result: ProjectionResult,
+    model: LoadedGenerator,
+    config: dict[str, Any],
+    frames: list | None,
+    paste: bool = False,
 ) -> dict[str, Any]:
     out = job.outdir
+    if job.transform is not None:
+        job.transform.save(out / "align.json")
+        if paste:
+            from wplus.align import paste_back
+
+            save_image(paste_back(job.path, result.images[i : i + 1], job.transform), out / "pasted.png")
     save_image(job.target, out / "target.png")
     if job.mask is not None:
         save_image(job.mask.expand(-1, 3, -1, -1) * 2 - 1, out / "mask.png")
@@ -152,6 +211,14 @@ def _write_outputs(
 @click.option("--lr-rampdown", type=click.FloatRange(0, 1), default=0.0, help="Cosine ramp-down, fraction of steps.")
 @click.option("--w-noise", type=click.FloatRange(0), default=0.0, help="Initial w-noise factor of w_std (NVIDIA 0.05).")
 @click.option("--w-noise-ramp", type=click.FloatRange(0, 1), default=0.75, help="Fraction of steps w-noise lasts.")
+@click.option("--align", is_flag=True, help="FFHQ-align each face first (align extra); one job per face.")
+@click.option(
+    "--crop",
+    type=click.Choice(["center", "none"]),
+    default="center",
+    help="Without --align: centre-crop to a square, or resize the whole image.",
+)
+@click.option("--paste-back", is_flag=True, help="With --align: also write pasted.png (projection in the photo).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @one_line_errors
 def project_cmd(
@@ -171,6 +238,9 @@ def project_cmd(
     mse_weight: float,
     perceptual_weight: float,
     loss_resize: int,
+    align: bool,
+    crop: str,
+    paste_back: bool,
     as_json: bool,
     preset: str | None,
     lpips_weights: Path | None,
@@ -194,7 +264,12 @@ def project_cmd(
     Presets: image2stylegan (W+, VGG + MSE, lr 0.01, 5000 steps, noise fixed), nvidia (W, LPIPS, lr 0.1 with
     ramps, w-noise, noise optimised + regularised 1e5, 1000 steps), course (W+, perceptual 0.01 + L1 10).
     Flags given explicitly override the preset; the resolved values are written to config.json.
+    With --align each face is FFHQ-aligned first (group.jpg -> out/group_01/, out/group_02/, ...).
     """
+    if paste_back and not align:
+        raise click.UsageError("--paste-back needs --align (the transform back into the photo comes from alignment)")
+    if align and mask_from_alpha:
+        raise click.UsageError("--mask-from-alpha cannot be combined with --align (the alpha is not aligned)")
     dev = resolve_device(device)
     model_info = load_generator_info(model, device=dev)
     G = model_info.G
@@ -225,20 +300,18 @@ def project_cmd(
         "eps": 1e-8,
         **settings.to_dict(),
         "mask": str(mask_path) if mask_path is not None else ("alpha" if mask_from_alpha else None),
-        "preprocess": "center-crop, Lanczos resize",
+        "preprocess": "ffhq-align" if align else ("center-crop, Lanczos resize" if crop == "center" else "resize"),
     }
 
-    jobs = [Job(p, d) for p, d in zip(images, _unique_dirs(list(images), outdir), strict=True)]
-    for job in jobs:
-        try:
-            if mask_from_alpha:
-                pil, job.mask = split_alpha(job.path, G.img_resolution)
-            else:
-                pil, job.mask = center_crop_resize(load_image(job.path), G.img_resolution), shared_mask
-            job.target = pil_to_tensor(pil)
-        except WplusError as e:
-            job.error = str(e)
-            err(f"skipped: {e}")
+    jobs = _prepare_jobs(
+        list(images),
+        outdir,
+        G.img_resolution,
+        align=align,
+        crop=crop,
+        mask_from_alpha=mask_from_alpha,
+        shared_mask=shared_mask,
+    )
     ready = [j for j in jobs if j.error is None]
     summary: list[dict[str, Any]] = []
     for start in range(0, len(ready), batch_size):
@@ -277,7 +350,7 @@ def project_cmd(
         for i, job in enumerate(batch):
             frames = recorder.frames[i] if recorder is not None else None
             try:
-                metrics = _write_outputs(job, i, result, model_info, config, frames)
+                metrics = _write_outputs(job, i, result, model_info, config, frames, paste_back)
             except (OSError, WplusError) as e:
                 job.error = f"{job.path}: cannot write results ({e})"
                 err(f"failed: {job.error}")
