@@ -66,7 +66,12 @@ def from_pairs_cmd(
     expressive = [ctx.load(e, f"expressive{i}").ws for i, (_, e) in enumerate(pairs)]
     vector = direction_from_pairs(neutral, expressive)
     rows = parse_layers(layers, ctx.G.num_ws) if layers else None
-    meta = {"kind": "from-pairs", "num_pairs": len(pairs), "model_sha256": ctx.info.sha256, "layers": rows}
+    meta = {
+        "method": "mean of expressive - neutral",
+        "num_pairs": len(pairs),
+        "model_sha256": ctx.info.sha256,
+        "layers": rows,
+    }
     out = save_direction(ctx.outdir / f"{name}.npz", vector, metadata=meta)
     norms = [round(float(x), 6) for x in vector.norm(dim=-1)]
     ctx.record("direction from-pairs", {"num_pairs": len(pairs), "layers": rows, "row_norms": norms}, [out], name=name)
@@ -87,6 +92,6 @@ def info_cmd(path: Path, component: int | None) -> None:
             "shape": list(d.vector.shape),
             "layers": d.layers,
             "row_norms": norms,
-            **d.metadata,
+            "metadata": d.metadata,
         }
     )

@@ -64,7 +64,12 @@ def edit_cmd(
         outputs.append(save_latent(ctx.outdir / "edit" / f"s{k:02d}.npz", out, npy=False))
     applied = rows if rows is not None else (d.layers if d.layers is not None else list(range(ctx.G.num_ws)))
     params = {
-        "direction": {"path": str(direction_path), "sha256": file_sha256(direction_path), "kind": d.kind, **d.metadata},
+        "direction": {
+            "path": str(direction_path),
+            "sha256": file_sha256(direction_path),
+            "kind": d.kind,
+            "metadata": d.metadata,
+        },
         "strength": steps,
         "layers": applied,
         "component": component,
