@@ -152,3 +152,24 @@ def test_direction_from_pairs_then_edit(workspace, tiny_generator):
     assert torch.allclose(load_latent(tmp / "e2" / "edit" / "s00.npz").ws[0], w[0] + vec, atol=1e-5)
     r = _run(["direction", "from-pairs", lat[0], "--model", model, "--outdir", out, "--device", "cpu"])
     assert r.exit_code != 0 and "pairs" in r.output
+
+
+def test_z_codes_morph_in_z_and_edit_after_mapping(tmp_path, tiny_generator):
+    G = tiny_generator
+    model = save_generator(G, tmp_path / "tiny.safetensors")
+    paths = []
+    for seed in (10, 11):
+        z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            ws = G.mapping(z, None)
+        paths.append(save_latent(tmp_path / f"z{seed}.npz", Latent(ws=ws, space="z", z=z), npy=False))
+    r = _run(["morph", *paths, "--mode", "slerp", "--frames", 3, "--model", model, "--outdir", tmp_path / "m",
+              "--device", "cpu"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    rec = _record(tmp_path / "m" / "morph.json")
+    assert rec["parameters"]["interp_space"] == "z" and rec["inputs"][0]["noise"] == "generator const"
+    r = _run(["mix", *paths, "--layers", "coarse", "--model", model, "--outdir", tmp_path / "x", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    mixed = load_latent(tmp_path / "x" / "mixed" / "c0_s0.npz").ws
+    a, b = load_latent(paths[0]).ws, load_latent(paths[1]).ws
+    assert torch.equal(mixed[0, 0], b[0, 0]) and torch.equal(mixed[0, -1], a[0, -1])

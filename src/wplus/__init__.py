@@ -11,6 +11,20 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from wplus.edits import (
+    Direction,
+    apply_direction,
+    direction_from_pairs,
+    expression_transfer,
+    interpolate,
+    load_code,
+    load_direction,
+    mix_styles,
+    morph,
+    render,
+    save_direction,
+    style_mixing_grid,
+)
 from wplus.errors import (
     CheckpointError,
     ChecksumMismatchError,
@@ -55,4 +69,16 @@ __all__ = [
     "NoFaceFoundError",
     "OfflineError",
     "ShapeError",
+    "interpolate",
+    "morph",
+    "mix_styles",
+    "style_mixing_grid",
+    "expression_transfer",
+    "Direction",
+    "apply_direction",
+    "load_direction",
+    "save_direction",
+    "direction_from_pairs",
+    "load_code",
+    "render",
 ]
