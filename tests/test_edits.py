@@ -270,7 +270,7 @@ def test_pt_with_code_is_refused(tmp_path):
         def __reduce__(self):
             return (print, ("pwned",))
 
-    (tmp_path / "evil.pt").write_bytes(pickle.dumps(Evil()))
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps(Evil(), protocol=2))
     with pytest.raises(WplusError, match="weights_only"):
         load_direction(tmp_path / "evil.pt")
 
