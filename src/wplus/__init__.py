@@ -12,6 +12,20 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from wplus.align import align_faces, paste_back
+from wplus.edits import (
+    Direction,
+    apply_direction,
+    direction_from_pairs,
+    expression_transfer,
+    interpolate,
+    load_code,
+    load_direction,
+    mix_styles,
+    morph,
+    render,
+    save_direction,
+    style_mixing_grid,
+)
 from wplus.errors import (
     CheckpointError,
     ChecksumMismatchError,
@@ -67,4 +81,16 @@ __all__ = [
     "load_foreign_latents",
     "align_faces",
     "paste_back",
+    "interpolate",
+    "morph",
+    "mix_styles",
+    "style_mixing_grid",
+    "expression_transfer",
+    "Direction",
+    "apply_direction",
+    "load_direction",
+    "save_direction",
+    "direction_from_pairs",
+    "load_code",
+    "render",
 ]
