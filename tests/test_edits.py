@@ -335,3 +335,17 @@ def test_mp4_written_with_video_extra(tmp_path, tiny_generator):
     mp4 = tmp_path / "m.mp4"
     assert mp4 in paths and mp4.stat().st_size > 0
     assert mp4.read_bytes()[4:8] == b"ftyp"
+
+
+def test_rosinality_projector_latent_is_an_edit_input(tiny_generator, tmp_path):
+    from wplus.edits.inputs import load_code
+
+    G = tiny_generator
+    w = G.mapping(torch.randn(1, G.z_dim))[0]
+    noise = [n[0] for n in G.noise_maps()]
+    torch.save({"face.png": {"img": torch.zeros(3, 16, 16), "latent": w, "noise": noise}}, tmp_path / "proj.pt")
+    code = load_code(tmp_path / "proj.pt", G)
+    assert torch.allclose(code.ws, w[None]) and len(code.noise) == len(noise)
+    torch.save({"a": {"latent": w}, "b": {"latent": w}}, tmp_path / "two.pt")
+    with pytest.raises(ConfigError, match="holds 2 codes"):
+        load_code(tmp_path / "two.pt", G)

@@ -22,7 +22,7 @@ __all__ = ["load_code", "check_code", "IMAGE_SUFFIXES", "LATENT_READERS", "Proje
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
 Projector = Callable[[Path], Latent]
-LatentReader = Callable[[Path], Latent]
+LatentReader = Callable[[Path, torch.nn.Module], Latent]
 
 
 def _read_npy(path: Path) -> Latent:
@@ -42,8 +42,26 @@ def _read_npy(path: Path) -> Latent:
     return Latent(ws=ws[None], space="w+" if ws.shape[0] > 1 else "w", source=str(path))
 
 
-# Suffix -> reader of a latent file. The formats module adds foreign layouts here (NVIDIA npz, rosinality .pt, e4e).
-LATENT_READERS: dict[str, LatentReader] = {".npz": load_latent, ".npy": _read_npy}
+def _read_torch_latent(path: Path, G: torch.nn.Module) -> Latent:
+    """rosinality projector / e4e / PTI ``.pt`` latents (read without pickle by wplus.formats.latents)."""
+    from wplus.formats.latents import load_foreign_latents
+
+    codes = load_foreign_latents(path, num_ws=G.num_ws, w_dim=G.w_dim)
+    if len(codes) != 1:
+        raise ConfigError(
+            f"{path}: holds {len(codes)} codes, expected one per input; split it in Python with "
+            "wplus.load_foreign_latents(path, num_ws=..., w_dim=...) and wplus.save_latent"
+        )
+    return codes[0]
+
+
+# Suffix -> reader of a latent file (NVIDIA's projected_w.npz is read by load_latent: its key 'w' is ours too).
+LATENT_READERS: dict[str, LatentReader] = {
+    ".npz": lambda p, G: load_latent(p),
+    ".npy": lambda p, G: _read_npy(p),
+    ".pt": _read_torch_latent,
+    ".pth": _read_torch_latent,
+}
 
 
 def check_code(latent: Latent, G: torch.nn.Module, *, name: str = "latent") -> Latent:
@@ -110,7 +128,7 @@ def load_code(path: str | Path, G: torch.nn.Module, *, projector: Projector | No
             raise ConfigError(f"{path}: is an image; pass a latent file or a projector to embed it first")
         latent = projector(path)
     elif suffix in LATENT_READERS:
-        latent = LATENT_READERS[suffix](path)
+        latent = LATENT_READERS[suffix](path, G)
     else:
         raise ConfigError(
             f"{path}: unknown input type {suffix!r}; expected a latent ({', '.join(sorted(LATENT_READERS))}) "
