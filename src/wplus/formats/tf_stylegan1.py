@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from wplus.errors import CheckpointError
-from wplus.formats.safe_pickle import AllowList, safe_load
+from wplus.formats.safe_pickle import AllowList, numpy_globals, safe_load
 from wplus.models.stylegan1 import Generator, StyleGAN1Config
 
 __all__ = ["load_tf_stylegan1", "read_tf_stylegan1", "is_tf_stylegan1", "TFStyleGAN1", "TFNetwork", "allowed_globals"]
@@ -65,29 +65,6 @@ class _EasyDict(dict):
             self.update(state)
 
 
-def _refuse_object_dtype(dt: np.dtype) -> np.dtype:
-    if dt.hasobject:
-        raise CheckpointError(None, "refusing to load: the pickle holds a numpy array of Python objects")
-    return dt
-
-
-def _dtype(*args: Any) -> np.dtype:
-    return _refuse_object_dtype(np.dtype(*args))
-
-
-def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
-    if subtype is not np.ndarray:
-        raise CheckpointError(None, f"refusing to load: array subtype {subtype!r}, expected numpy.ndarray")
-    return np.ndarray.__new__(np.ndarray, shape, _dtype(dtype))
-
-
-def _scalar(dtype: np.dtype, *args: Any) -> Any:
-    _refuse_object_dtype(dtype)
-    if args and not isinstance(args[0], bytes):
-        raise CheckpointError(None, "refusing to load: a numpy scalar without a raw byte payload")
-    return np.frombuffer(args[0], dtype=dtype, count=1)[0] if args else dtype.type(0)
-
-
 def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
     if encoding != "latin1":
         raise CheckpointError(None, f"refusing to load: _codecs.encode with {encoding!r}, expected 'latin1'")
@@ -99,12 +76,8 @@ def allowed_globals(protocol: int) -> AllowList:
     allowed: dict[tuple[str, str], Any] = {
         ("dnnlib.tflib.network", "Network"): TFNetwork,
         ("dnnlib.util", "EasyDict"): _EasyDict,
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): _dtype,
+        **numpy_globals(),
     }
-    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(mod, "_reconstruct")] = _reconstruct
-        allowed[(mod, "scalar")] = _scalar
     if protocol <= 2:
         allowed[("_codecs", "encode")] = _latin1_encode  # protocol 2 stores bytes as latin-1 text
     return allowed
