@@ -22,7 +22,6 @@ Shapes: z [B, z_dim], ws [B, num_ws, w_dim], images [B, img_channels, R, R] in [
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wplus.errors import ConfigError, ShapeError
+from wplus.models.config import ModelConfig
 from wplus.models.stylegan2 import (
     Generator as _StyleGAN2Generator,
 )
@@ -53,7 +53,7 @@ _SQRT2 = math.sqrt(2.0)
 
 
 @dataclass(frozen=True)
-class StyleGAN1Config:
+class StyleGAN1Config(ModelConfig):
     """Everything needed to build a StyleGAN v1 generator; stored next to the weights.
 
     ``channels(res) = min(int(fmap_base / 2 ** (log2(res) - 1)), fmap_max)`` (TF ``nf(stage)``). The official models
@@ -93,22 +93,6 @@ class StyleGAN1Config:
 
     def channels(self, res: int) -> int:
         return min(int(self.fmap_base / 2 ** (int(math.log2(res)) - 1)), self.fmap_max)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["blur_filter"] = list(self.blur_filter)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> StyleGAN1Config:
-        known = {f.name for f in dataclasses.fields(cls) if f.init}
-        unknown = set(d) - known - {"arch"}
-        if unknown:
-            raise ConfigError(f"unknown StyleGAN1 config keys {sorted(unknown)}; expected a subset of {sorted(known)}")
-        kwargs = {k: v for k, v in d.items() if k in known}
-        if "blur_filter" in kwargs:
-            kwargs["blur_filter"] = tuple(int(v) for v in kwargs["blur_filter"])
-        return cls(**kwargs)
 
 
 # --------------------------------------------------------------------------------------------------------------------
