@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
-_INT_MAX = 2**31 - 1
+_NEVER = -1  # glibc stores the trim threshold as size_t: -1 becomes SIZE_MAX, i.e. never give the heap top back
 
 __all__ = ["tune_cpu_allocator"]
 
@@ -37,6 +37,6 @@ def tune_cpu_allocator() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    ok = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _INT_MAX))
+    ok = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _NEVER))
     log.debug("glibc allocator tuned for reuse: %s", ok)
     return ok

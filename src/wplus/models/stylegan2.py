@@ -307,7 +307,6 @@ class SynthesisLayer(nn.Module):
         self.register_buffer("noise_const", torch.randn([resolution, resolution]))
         self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
-        self._additive_cache: tuple[tuple, torch.Tensor] | None = None
 
     def forward(
         self,
@@ -321,54 +320,35 @@ class SynthesisLayer(nn.Module):
         # Demodulation d[b,o] = rsqrt(sum_{i,k} (W[o,i,k] s[b,i])^2 + 1e-8), as a [B,in] x [in,out] product.
         wsq = self.weight.square().sum(dim=[2, 3])  # [out, in]
         dcoefs = (styles.square().matmul(wsq.t()) + 1e-8).rsqrt()  # [B, out]
-        x = x * styles[:, :, None, None].to(x.dtype)
-        if self.up == 1:
-            x = F.conv2d(x, self.weight.to(x.dtype), padding=self.padding)
-        else:
-            # Stride-2 transposed conv, then the [1,3,3,1] blur with gain 4 (NVIDIA conv2d_resample, up=2).
-            x = F.conv_transpose2d(x, self.weight.transpose(0, 1).to(x.dtype), stride=2)
-            x = upfirdn2d(x, self.resample_filter, pad=(1, 1, 1, 1), gain=4)
-        # x * d + (noise * strength + bias) in one fused op; the additive part does not depend on w.
-        x = torch.addcmul(self._additive(x, noise_mode, noise), x, dcoefs[:, :, None, None].to(x.dtype))
-        x = F.leaky_relu(x, 0.2) * (_SQRT2 * gain)
-        if self.conv_clamp is not None:
-            x = x.clamp(-self.conv_clamp * gain, self.conv_clamp * gain)
-        return x
-
-    def _additive(self, x: torch.Tensor, noise_mode: NoiseMode, noise: torch.Tensor | None) -> torch.Tensor:
-        """bias + noise * strength as a 4-D channels_last tensor ([1|B, C, H, W] or [1, C, 1, 1]).
-
-        With constant noise and frozen weights (an embedding run) it is the same at every step, so it is cached:
-        building it costs as much as a whole elementwise pass over the layer's activations.
-        """
+        clamp = None if self.conv_clamp is None else self.conv_clamp * gain
         bias = self.bias[None, :, None, None]
-        if noise is None and noise_mode == "none":
-            return bias.to(x.dtype)
-        if noise is None and noise_mode == "const":
-            frozen = not torch.is_grad_enabled() or not (self.bias.requires_grad or self.noise_strength.requires_grad)
-            key = (
-                self.bias._version,
-                self.noise_strength._version,
-                self.noise_const._version,
-                self.bias.data_ptr(),
-                self.noise_const.data_ptr(),
-                x.dtype,
-                x.device,
-            )
-            if frozen and self._additive_cache is not None and self._additive_cache[0] == key:
-                return self._additive_cache[1]
-            n = self.noise_const[None, None]
-        elif noise is not None:
-            n = noise.to(x.dtype)  # [B|1, 1, H, W]
+        if not self.weight.requires_grad:  # frozen weights (embedding, inference): memory-lean autograd
+            y = _FrozenModConv.apply(x, styles, self.weight, self.up, self.padding, self.resample_filter)
+            noise_term = self._noise_term(y, noise_mode, noise)
+            d = dcoefs[:, :, None, None].to(y.dtype)
+            return _FrozenEpilogue.apply(y, d, bias.to(y.dtype), noise_term, _SQRT2 * gain, clamp)
+        y = _modulated_conv(x, styles, self.weight, self.up, self.padding, self.resample_filter)
+        noise_term = self._noise_term(y, noise_mode, noise)
+        additive = bias if noise_term is None else bias + noise_term
+        # A channels_last additive keeps addcmul's result channels_last (an NCHW one would make it NCHW).
+        additive = additive.to(y.dtype).contiguous(memory_format=torch.channels_last)
+        x = torch.addcmul(additive, y, dcoefs[:, :, None, None].to(y.dtype))  # y * d + bias + noise * strength
+        x = F.leaky_relu(x, 0.2) * (_SQRT2 * gain)
+        return x if clamp is None else x.clamp(-clamp, clamp)
+
+    def _noise_term(self, x: torch.Tensor, noise_mode: NoiseMode, noise: torch.Tensor | None) -> torch.Tensor | None:
+        """noise * strength as [1|B, 1, H, W] (None for noise_mode 'none')."""
+        if noise is not None:
+            n = noise.to(x.dtype)
+        elif noise_mode == "const":
+            n = self.noise_const[None, None].to(x.dtype)
         elif noise_mode == "random":
             n = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device, dtype=x.dtype)
+        elif noise_mode == "none":
+            return None
         else:
             raise ConfigError(f"noise_mode must be 'const', 'random' or 'none', got {noise_mode!r}")
-        # channels_last keeps addcmul's result channels_last (an NCHW additive would make it NCHW).
-        additive = torch.addcmul(bias, n, self.noise_strength).to(x.dtype).contiguous(memory_format=torch.channels_last)
-        if noise is None and noise_mode == "const" and frozen:
-            self._additive_cache = (key, additive.detach())
-        return additive
+        return n * self.noise_strength.to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"in={self.in_channels}, out={self.out_channels}, resolution={self.resolution}, up={self.up}"
@@ -387,10 +367,143 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain  # [B, in]
-        x = F.conv2d(x * styles[:, :, None, None].to(x.dtype), self.weight.to(x.dtype), self.bias.to(x.dtype))
+        if self.weight.requires_grad:
+            x = _modulated_conv(x, styles, self.weight, 1, 0, None)
+        else:
+            x = _FrozenModConv.apply(x, styles, self.weight, 1, 0, None)
+        x = x + self.bias.to(x.dtype)[None, :, None, None]
         if self.conv_clamp is not None:
             x = x.clamp(-self.conv_clamp, self.conv_clamp)
         return x
+
+
+# Up-sampling convs whose pre-blur map (2H+1)^2 x C_out would exceed this many elements per image run as one
+# stride-2 transposed conv with the 6x6 kernel W (*) blur instead: no 4x-sized intermediate (537 MB per image at
+# 1024 px), and at those sizes it is also faster on CPU (benchmarks/projection_speed.py); below it, two steps win.
+FUSE_UPSAMPLING_ELEMENTS = 1 << 26
+
+
+def _fuse_upsampling(x: torch.Tensor, out_channels: int) -> bool:
+    return (2 * x.shape[-1] + 1) * (2 * x.shape[-2] + 1) * out_channels >= FUSE_UPSAMPLING_ELEMENTS
+
+
+def _blurred_kernel(weight: torch.Tensor, blur: torch.Tensor) -> torch.Tensor:
+    """W (*) (4 * blur): the 6x6 kernel of "transposed conv, then blur" as one transposed conv. [out, in, 6, 6]."""
+    o, i, kh, kw = weight.shape
+    f = (blur * 4).flip([0, 1]).to(weight.dtype)
+    k = F.conv2d(weight.reshape(o * i, 1, kh, kw), f[None, None], padding=f.shape[-1] - 1)
+    return k.reshape(o, i, *k.shape[-2:])
+
+
+def _modulated_conv(
+    x: torch.Tensor, styles: torch.Tensor, weight: torch.Tensor, up: int, padding: int, blur: torch.Tensor | None
+) -> torch.Tensor:
+    """``conv(x * s, W)``; for up=2 a stride-2 transposed conv, then the [1,3,3,1] blur with gain 4 (NVIDIA's
+    conv2d_resample). Shapes: x [B, in, H, W], styles [B, in], weight [out, in, k, k]."""
+    fused = up == 2 and _fuse_upsampling(x, weight.shape[0])
+    x = x * styles[:, :, None, None].to(x.dtype)
+    if up == 1:
+        return F.conv2d(x, weight.to(x.dtype), padding=padding)
+    if fused:  # the blur's 4 taps and the 3x3 kernel as one 6x6 transposed conv (same result, see above)
+        return F.conv_transpose2d(x, _blurred_kernel(weight, blur).transpose(0, 1).to(x.dtype), stride=2, padding=2)
+    x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
+    return upfirdn2d(x, blur, pad=(1, 1, 1, 1), gain=4)
+
+
+class _FrozenModConv(torch.autograd.Function):
+    """:func:`_modulated_conv` for frozen weights, saving only its input.
+
+    Plain autograd would keep ``x * s``, the up-sampled map before the blur (4x the output at 2x the channels) and
+    the blur input; an embedding run at 1024 px would hold several GB of them. The backward pass needs only x and
+    the (constant) weights: grad_x = adjoint(g) * s, grad_s = sum_hw(adjoint(g) * x).
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        styles: torch.Tensor,
+        weight: torch.Tensor,
+        up: int,
+        padding: int,
+        blur: torch.Tensor | None,
+    ) -> torch.Tensor:
+        ctx.save_for_backward(x, styles, weight, blur)
+        ctx.up, ctx.padding = up, padding
+        return _modulated_conv(x, styles, weight, up, padding, blur)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, styles, weight, blur = ctx.saved_tensors
+        w = weight.to(g.dtype)
+        if ctx.up == 1:
+            g = F.conv_transpose2d(g, w, padding=ctx.padding)  # adjoint of conv2d
+        elif _fuse_upsampling(x, w.shape[0]):
+            g = F.conv2d(g, _blurred_kernel(w, blur).transpose(0, 1), stride=2, padding=2)
+        else:
+            k = (blur * 4).flip([0, 1]).to(g.dtype)
+            c = g.shape[1]
+            g = F.conv_transpose2d(g, k[None, None].expand(c, 1, *k.shape), padding=1, groups=c)  # blur adjoint
+            g = F.conv2d(g, w.transpose(0, 1), stride=2)  # adjoint of the stride-2 transposed conv
+        grad_x = g * styles[:, :, None, None].to(g.dtype) if ctx.needs_input_grad[0] else None
+        grad_s = (g * x).sum(dim=[2, 3]).to(styles.dtype) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_s, None, None, None, None
+
+
+class _FrozenEpilogue(torch.autograd.Function):
+    """``out = clamp(lrelu(y * d + bias + noise_term) * gain)``, saving nothing but ``out`` itself.
+
+    ``out`` is kept alive anyway as the next layer's input, and it determines everything the backward pass needs:
+    the lrelu slope (out > 0), the clamp mask (|out| >= clamp) and y * d (from out, bias and noise). Saving y and
+    the pre-activation instead would triple the activation memory of an embedding run.
+    Shapes: y [B, C, H, W], d [B, C, 1, 1], bias [1, C, 1, 1], noise_term [1|B, 1, H, W] or None.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        y: torch.Tensor,
+        d: torch.Tensor,
+        bias: torch.Tensor,
+        noise_term: torch.Tensor | None,
+        gain: float,
+        clamp: float | None,
+    ) -> torch.Tensor:
+        # lrelu(p) * gain == lrelu(p * gain) for gain > 0, so the gain rides along in d, bias and noise.
+        out = y * (d * gain) if noise_term is None else torch.addcmul(noise_term * gain, y, d * gain)
+        out = F.leaky_relu_(out.add_(bias * gain), 0.2)
+        if clamp is not None:
+            out = out.clamp_(-clamp, clamp)
+        ctx.save_for_backward(out, d, bias, noise_term)
+        ctx.gain, ctx.clamp = gain, clamp
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        out, d, bias, noise_term = ctx.saved_tensors
+        gain, clamp = ctx.gain, ctx.clamp
+        g = torch.where(out > 0, grad * gain, grad * (0.2 * gain))  # d out / d p, times the incoming gradient
+        if clamp is not None:
+            g = g.masked_fill_(out.abs() >= clamp, 0)
+        grad_y = g * d if ctx.needs_input_grad[0] else None
+        grad_d = grad_bias = grad_noise = None
+        g_sum = g.sum(dim=[2, 3], keepdim=True)  # [B, C, 1, 1]
+        if ctx.needs_input_grad[1]:
+            # dL/dd = sum_hw g * y and y * d = p - bias - noise_term, with g * p = grad * out where not clamped.
+            go = grad * out if clamp is None else (grad * out).masked_fill_(out.abs() >= clamp, 0)
+            gyd = go.sum(dim=[2, 3], keepdim=True) - g_sum * bias
+            if noise_term is not None:
+                gyd = gyd - (g * noise_term).sum(dim=[2, 3], keepdim=True)
+            grad_d = gyd / d
+        if ctx.needs_input_grad[2]:
+            grad_bias = g_sum.sum(dim=0, keepdim=True)
+        if ctx.needs_input_grad[3]:  # noise maps being optimised
+            grad_noise = g.sum(dim=1, keepdim=True)
+            if noise_term.shape[0] == 1:
+                grad_noise = grad_noise.sum(dim=0, keepdim=True)
+        return grad_y, grad_d, grad_bias, grad_noise, None, None
 
 
 class _ChannelsLastGrad(torch.autograd.Function):
