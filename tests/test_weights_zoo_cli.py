@@ -96,6 +96,10 @@ def test_load_by_url(G, tmp_path, cache):
     info = load_generator_info(src.as_uri())
     assert info.model_id.startswith("url-") and info.path.parent.parent == cache
     assert info.G.num_ws == G.num_ws
+    # --model takes URLs too (kept as text, not normalised like a path)
+    r = CliRunner().invoke(cli, ["generate", "--model", src.as_uri(), "--seeds", "0", "--outdir", str(tmp_path / "g")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "g" / "seed0000.png").is_file()
 
 
 def test_cli_convert_and_info(G, tmp_path):

@@ -25,7 +25,12 @@ from wplus.projection.project import project
 F = TypeVar("F", bound=Callable[..., Any])
 
 _OPTIONS = [
-    click.option("--model", required=True, type=click.Path(path_type=Path), help="Generator file (.safetensors)."),
+    click.option(
+        "--model",
+        required=True,
+        type=str,
+        help="Generator: a file (.safetensors, NVIDIA/TF .pkl, rosinality .pt), a registered name or a URL.",
+    ),
     click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Results folder."),
     click.option("--device", type=DEVICE_CHOICES, default="auto"),
     click.option("--steps", type=click.IntRange(0), default=1000, help="Projection steps for image inputs."),
@@ -76,7 +81,7 @@ class EditContext:
     _loss: Any = None
 
     @classmethod
-    def create(cls, *, model: Path, outdir: Path, device: str, vgg_weights: Path | None, **projection: Any):
+    def create(cls, *, model: str, outdir: Path, device: str, vgg_weights: Path | None, **projection: Any):
         dev = resolve_device(device)
         info = load_generator_info(model, device=dev)
         return cls(info=info, outdir=outdir, device=dev, projection=projection, vgg_weights=vgg_weights)

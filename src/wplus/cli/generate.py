@@ -14,7 +14,12 @@ from wplus.loading import load_generator_info
 
 
 @click.command("generate")
-@click.option("--model", required=True, type=click.Path(path_type=Path), help="Generator file (.safetensors).")
+@click.option(
+    "--model",
+    required=True,
+    type=str,
+    help="Generator: a file (.safetensors, NVIDIA/TF .pkl, rosinality .pt), a registered name or a URL.",
+)
 @click.option("--seeds", default="0-7", help="Seeds, e.g. '0-7,42'.")
 @click.option("--trunc", "truncation_psi", type=float, default=1.0, help="Truncation psi (0.7 is a common choice).")
 @click.option("--trunc-cutoff", type=click.IntRange(1), default=None, help="Truncate only the first N layers.")
@@ -25,7 +30,7 @@ from wplus.loading import load_generator_info
 @click.option("--device", type=DEVICE_CHOICES, default="auto")
 @one_line_errors
 def generate_cmd(
-    model: Path,
+    model: str,
     seeds: str,
     truncation_psi: float,
     trunc_cutoff: int | None,

@@ -156,7 +156,12 @@ def _write_outputs(
 
 @click.command("project")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--model", required=True, type=click.Path(path_type=Path), help="Generator file (.safetensors).")
+@click.option(
+    "--model",
+    required=True,
+    type=str,
+    help="Generator: a file (.safetensors, NVIDIA/TF .pkl, rosinality .pt), a registered name or a URL.",
+)
 @click.option(
     "--outdir",
     required=True,
@@ -223,7 +228,7 @@ def _write_outputs(
 @one_line_errors
 def project_cmd(
     images: tuple[Path, ...],
-    model: Path,
+    model: str,
     outdir: Path,
     space: str,
     steps: int,
