@@ -10,6 +10,7 @@ from wplus.cli.demo import demo_cmd
 from wplus.cli.env import env_cmd
 from wplus.cli.generate import generate_cmd
 from wplus.cli.project import project_cmd
+from wplus.cli.train import train_cmd
 from wplus.cli.weights import weights_group
 from wplus.runtime import tune_cpu_allocator
 
@@ -35,6 +36,7 @@ cli.add_command(generate_cmd)
 cli.add_command(weights_group)
 cli.add_command(env_cmd)
 cli.add_command(demo_cmd)
+cli.add_command(train_cmd)
 
 
 def main() -> None:
