@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev
+EXTRAS ?= dev,align,video
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
 .PHONY: demo test bench lint install clean

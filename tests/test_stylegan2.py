@@ -177,5 +177,5 @@ def test_shape_errors(tiny_generator):
         tiny_generator.synthesis(torch.zeros(1, 5, 32))
     with pytest.raises(ConfigError):
         StyleGAN2Config(img_resolution=48)
-    with pytest.raises(ConfigError, match="unknown StyleGAN2 config keys"):
+    with pytest.raises(ConfigError, match="unknown StyleGAN2Config keys"):
         StyleGAN2Config.from_dict({"img_resolution": 16, "bogus": 1})

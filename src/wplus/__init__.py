@@ -11,6 +11,21 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from wplus.align import align_faces, paste_back
+from wplus.edits import (
+    Direction,
+    apply_direction,
+    direction_from_pairs,
+    expression_transfer,
+    interpolate,
+    load_code,
+    load_direction,
+    mix_styles,
+    morph,
+    render,
+    save_direction,
+    style_mixing_grid,
+)
 from wplus.errors import (
     CheckpointError,
     ChecksumMismatchError,
@@ -21,11 +36,13 @@ from wplus.errors import (
     ShapeError,
     WplusError,
 )
+from wplus.formats.latents import load_foreign_latents
 from wplus.io.latents import Latent, load_latent, save_latent
-from wplus.loading import load_generator
-from wplus.losses import PerceptualLoss
+from wplus.loading import load_generator, load_generator_info
+from wplus.losses import ImageLoss, PerceptualLoss, load_lpips
 from wplus.models.stylegan2 import Generator, StyleGAN2Config, random_generator
 from wplus.models.vgg16 import load_vgg16
+from wplus.projection import PRESETS, project_generic, resolve_settings
 from wplus.projection.project import ProjectionResult, ProjectionStep, project
 
 try:
@@ -37,6 +54,11 @@ __all__ = [
     "__version__",
     "load_generator",
     "project",
+    "project_generic",
+    "resolve_settings",
+    "PRESETS",
+    "ImageLoss",
+    "load_lpips",
     "ProjectionResult",
     "ProjectionStep",
     "PerceptualLoss",
@@ -55,4 +77,20 @@ __all__ = [
     "NoFaceFoundError",
     "OfflineError",
     "ShapeError",
+    "load_generator_info",
+    "load_foreign_latents",
+    "align_faces",
+    "paste_back",
+    "interpolate",
+    "morph",
+    "mix_styles",
+    "style_mixing_grid",
+    "expression_transfer",
+    "Direction",
+    "apply_direction",
+    "load_direction",
+    "save_direction",
+    "direction_from_pairs",
+    "load_code",
+    "render",
 ]

@@ -6,9 +6,15 @@ import logging
 
 import click
 
+from wplus.cli.align import align_cmd, paste_cmd
 from wplus.cli.demo import demo_cmd
+from wplus.cli.direction import direction_group
+from wplus.cli.edit import edit_cmd
 from wplus.cli.env import env_cmd
+from wplus.cli.expression import expression_cmd
 from wplus.cli.generate import generate_cmd
+from wplus.cli.mix import mix_cmd
+from wplus.cli.morph import morph_cmd
 from wplus.cli.project import project_cmd
 from wplus.cli.train import train_cmd
 from wplus.cli.weights import weights_group
@@ -36,6 +42,13 @@ cli.add_command(generate_cmd)
 cli.add_command(weights_group)
 cli.add_command(env_cmd)
 cli.add_command(demo_cmd)
+cli.add_command(align_cmd)
+cli.add_command(paste_cmd)
+cli.add_command(morph_cmd)
+cli.add_command(mix_cmd)
+cli.add_command(expression_cmd)
+cli.add_command(edit_cmd)
+cli.add_command(direction_group)
 cli.add_command(train_cmd)
 
 

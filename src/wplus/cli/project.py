@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 import torch
+from click.core import ParameterSource
 from tqdm.auto import tqdm
 
 from wplus.cli.common import DEVICE_CHOICES, echo_json, err, one_line_errors, resolve_device
@@ -16,10 +17,10 @@ from wplus.errors import WplusError
 from wplus.io.atomic import write_json
 from wplus.io.images import center_crop_resize, image_grid, load_image, pil_to_tensor, save_image, tensor_to_pil
 from wplus.io.latents import Latent, save_latent
+from wplus.io.masks import load_mask, split_alpha
 from wplus.io.video import save_animation
 from wplus.loading import LoadedGenerator, load_generator_info
-from wplus.losses import PerceptualLoss
-from wplus.models.vgg16 import load_vgg16
+from wplus.projection.presets import LOSS_KINDS, PRESETS, build_loss, settings_from_cli
 from wplus.projection.project import ProjectionResult, ProjectionStep, project
 
 MAX_VIDEO_FRAMES = 120
@@ -32,6 +33,8 @@ class Job:
     outdir: Path
     target: torch.Tensor | None = None
     error: str | None = None
+    mask: torch.Tensor | None = None
+    transform: Any = None  # wplus.align.AlignTransform when the target is an aligned face
 
 
 def _unique_dirs(paths: list[Path], outdir: Path) -> list[Path]:
@@ -44,19 +47,50 @@ def _unique_dirs(paths: list[Path], outdir: Path) -> list[Path]:
     return dirs
 
 
-def build_loss(
-    vgg_weights: Path | None,
-    device: torch.device,
+def _prepare_jobs(
+    paths: list[Path],
+    outdir: Path,
+    resolution: int,
     *,
-    taps: str,
-    mse_weight: float,
-    perceptual_weight: float,
-    resize: int | None,
-) -> PerceptualLoss:
-    vgg = load_vgg16(vgg_weights, device=device) if perceptual_weight > 0 else None
-    return PerceptualLoss(vgg, taps=taps, mse_weight=mse_weight, perceptual_weight=perceptual_weight, resize=resize).to(
-        device
-    )
+    align: bool,
+    crop: str,
+    mask_from_alpha: bool,
+    shared_mask: torch.Tensor | None,
+) -> list[Job]:
+    """Turn each input file into targets: one centre-cropped (or squashed) image, or one aligned face per face."""
+    detector = None
+    if align:
+        from wplus.align import LandmarkDetector, align_faces
+        from wplus.cli.align import face_name
+
+        detector = LandmarkDetector()
+    jobs: list[Job] = []
+    for path, d in zip(paths, _unique_dirs(paths, outdir), strict=True):
+        try:
+            if detector is not None:
+                for f in align_faces(path, detector=detector, output_size=resolution):
+                    name = face_name(d.name, f.transform.face_index)
+                    jobs.append(
+                        Job(
+                            path,
+                            d.with_name(name),
+                            target=pil_to_tensor(f.image),
+                            transform=f.transform,
+                            mask=shared_mask,
+                        )
+                    )
+                continue
+            if mask_from_alpha:
+                pil, mask = split_alpha(path, resolution)
+            else:
+                img = load_image(path)
+                pil = center_crop_resize(img, resolution) if crop == "center" else img.resize((resolution,) * 2)
+                mask = shared_mask
+            jobs.append(Job(path, d, target=pil_to_tensor(pil), mask=mask))
+        except WplusError as e:
+            jobs.append(Job(path, d, error=str(e)))
+            err(f"skipped: {e}")
+    return jobs
 
 
 class _VideoRecorder:
@@ -80,10 +114,24 @@ class _VideoRecorder:
 
 
 def _write_outputs(
-    job: Job, i: int, result: ProjectionResult, model: LoadedGenerator, config: dict[str, Any], frames: list | None
+    job: Job,
+    i: int,
+    result: ProjectionResult,
+    model: LoadedGenerator,
+    config: dict[str, Any],
+    frames: list | None,
+    paste: bool = False,
 ) -> dict[str, Any]:
     out = job.outdir
+    if job.transform is not None:
+        job.transform.save(out / "align.json")
+        if paste:
+            from wplus.align import paste_back
+
+            save_image(paste_back(job.path, result.images[i : i + 1], job.transform), out / "pasted.png")
     save_image(job.target, out / "target.png")
+    if job.mask is not None:
+        save_image(job.mask.expand(-1, 3, -1, -1) * 2 - 1, out / "mask.png")
     save_image(result.images[i : i + 1], out / "projection.png")
     noise = [n[i : i + 1] if n.shape[0] > 1 else n for n in result.noise]
     z = result.z[i : i + 1] if result.z is not None else None
@@ -137,6 +185,40 @@ def _write_outputs(
 @click.option("--mse-weight", type=click.FloatRange(0), default=1.0, help="lambda_mse of Eq. 1.")
 @click.option("--perceptual-weight", type=click.FloatRange(0), default=1.0, help="Weight of Eq. 2 (0: MSE only).")
 @click.option("--loss-resize", type=click.IntRange(0), default=256, help="Side of the VGG input (0: no resize).")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), help="Named recipe; explicit flags override it.")
+@click.option("--loss", type=click.Choice(list(LOSS_KINDS)), default="perceptual+mse", help="Loss terms to use.")
+@click.option("--l1-weight", type=click.FloatRange(0), default=1.0, help="Weight of pixel L1 (when --loss has l1).")
+@click.option("--lpips-weight", type=click.FloatRange(0), default=1.0, help="Weight of LPIPS (when --loss has it).")
+@click.option(
+    "--lpips-weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="LPIPS v0.1 vgg.pth; also reports an 'lpips' metric (else cached or downloaded when --loss uses it).",
+)
+@click.option("--mask", "mask_path", type=click.Path(path_type=Path), help="Mask image: white = loss looks here.")
+@click.option("--mask-from-alpha", is_flag=True, help="Use each RGBA input's alpha as its mask (scribbles).")
+@click.option("--latent-reg", type=click.FloatRange(0), default=0.0, help="Weight of ||w - w_avg||^2 (Z: ||z||^2).")
+@click.option(
+    "--optimize-noise",
+    type=click.Choice(["off", "joint", "stage2"]),
+    default="off",
+    help="Optimise noise maps with the latent (NVIDIA) or after it (Image2StyleGAN++).",
+)
+@click.option("--noise-init", type=click.Choice(["const", "random"]), default="const", help="Start of noise maps.")
+@click.option("--noise-reg", type=click.FloatRange(0), default=0.0, help="Noise autocorrelation weight (NVIDIA 1e5).")
+@click.option("--noise-steps", type=click.IntRange(0), default=None, help="Steps of the stage2 noise stage.")
+@click.option("--optimizer", type=click.Choice(["adam", "lbfgs"]), default="adam", help="Optimiser.")
+@click.option("--lr-rampup", type=click.FloatRange(0, 1), default=0.0, help="Linear warm-up, fraction of steps.")
+@click.option("--lr-rampdown", type=click.FloatRange(0, 1), default=0.0, help="Cosine ramp-down, fraction of steps.")
+@click.option("--w-noise", type=click.FloatRange(0), default=0.0, help="Initial w-noise factor of w_std (NVIDIA 0.05).")
+@click.option("--w-noise-ramp", type=click.FloatRange(0, 1), default=0.75, help="Fraction of steps w-noise lasts.")
+@click.option("--align", is_flag=True, help="FFHQ-align each face first (align extra); one job per face.")
+@click.option(
+    "--crop",
+    type=click.Choice(["center", "none"]),
+    default="center",
+    help="Without --align: centre-crop to a square, or resize the whole image.",
+)
+@click.option("--paste-back", is_flag=True, help="With --align: also write pasted.png (projection in the photo).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @one_line_errors
 def project_cmd(
@@ -156,7 +238,15 @@ def project_cmd(
     mse_weight: float,
     perceptual_weight: float,
     loss_resize: int,
+    align: bool,
+    crop: str,
+    paste_back: bool,
     as_json: bool,
+    preset: str | None,
+    lpips_weights: Path | None,
+    mask_path: Path | None,
+    mask_from_alpha: bool,
+    **_settings_options: Any,
 ) -> None:
     """Embed IMAGES into the generator's latent space (Image2StyleGAN: VGG-16 perceptual + MSE loss, Adam).
 
@@ -168,17 +258,34 @@ def project_cmd(
     Examples:
       wplus project face.png --model ffhq.safetensors --outdir out/
       wplus project a.jpg b.jpg --model m.safetensors --space w --steps 500 --batch-size 2 --outdir out/
+      wplus project face.png --model m.safetensors --preset nvidia --steps 500 --outdir out/
+      wplus project scribble.png --model m.safetensors --mask-from-alpha --latent-reg 1 --outdir out/
+
+    Presets: image2stylegan (W+, VGG + MSE, lr 0.01, 5000 steps, noise fixed), nvidia (W, LPIPS, lr 0.1 with
+    ramps, w-noise, noise optimised + regularised 1e5, 1000 steps), course (W+, perceptual 0.01 + L1 10).
+    Flags given explicitly override the preset; the resolved values are written to config.json.
+    With --align each face is FFHQ-aligned first (group.jpg -> out/group_01/, out/group_02/, ...).
     """
+    if paste_back and not align:
+        raise click.UsageError("--paste-back needs --align (the transform back into the photo comes from alignment)")
+    if align and mask_from_alpha:
+        raise click.UsageError("--mask-from-alpha cannot be combined with --align (the alpha is not aligned)")
     dev = resolve_device(device)
     model_info = load_generator_info(model, device=dev)
     G = model_info.G
-    loss = build_loss(
-        vgg_weights,
-        dev,
-        taps=taps,
-        mse_weight=mse_weight,
-        perceptual_weight=perceptual_weight,
-        resize=loss_resize or None,
+    ctx = click.get_current_context()
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    explicit = {name for name in ctx.params if ctx.get_parameter_source(name) in given}
+    settings = settings_from_cli(preset, ctx.params, explicit)
+    if mask_path is not None and mask_from_alpha:
+        raise click.UsageError("give either --mask FILE or --mask-from-alpha, not both")
+    shared_mask = load_mask(mask_path, G.img_resolution) if mask_path is not None else None
+    loss, lpips = build_loss(
+        settings,
+        vgg_weights=vgg_weights,
+        lpips_weights=lpips_weights,
+        lpips_metric=lpips_weights is not None,
+        device=dev,
     )
     from wplus import __version__
 
@@ -186,42 +293,39 @@ def project_cmd(
         "wplus_version": __version__,
         "command": "project",
         "model": {"path": str(model), "id": model_info.model_id, "sha256": model_info.sha256},
-        "space": space,
-        "init": init,
-        "num_steps": steps,
-        "lr": lr,
-        "betas": [0.9, 0.999],
-        "eps": 1e-8,
-        "seed": seed,
         "batch_size": batch_size,
         "device": str(dev),
-        "loss": {
-            "kind": "image2stylegan",
-            "layers": list(loss.layers),
-            "taps": taps,
-            "mse_weight": mse_weight,
-            "perceptual_weight": perceptual_weight,
-            "resize": loss_resize or None,
-        },
-        "preprocess": "center-crop, Lanczos resize",
+        "seed": seed,
+        "betas": [0.9, 0.999],
+        "eps": 1e-8,
+        **settings.to_dict(),
+        "mask": str(mask_path) if mask_path is not None else ("alpha" if mask_from_alpha else None),
+        "preprocess": "ffhq-align" if align else ("center-crop, Lanczos resize" if crop == "center" else "resize"),
     }
 
-    jobs = [Job(p, d) for p, d in zip(images, _unique_dirs(list(images), outdir), strict=True)]
-    for job in jobs:
-        try:
-            pil = center_crop_resize(load_image(job.path), G.img_resolution)
-            job.target = pil_to_tensor(pil)
-        except WplusError as e:
-            job.error = str(e)
-            err(f"skipped: {e}")
+    jobs = _prepare_jobs(
+        list(images),
+        outdir,
+        G.img_resolution,
+        align=align,
+        crop=crop,
+        mask_from_alpha=mask_from_alpha,
+        shared_mask=shared_mask,
+    )
     ready = [j for j in jobs if j.error is None]
     summary: list[dict[str, Any]] = []
     for start in range(0, len(ready), batch_size):
         batch = ready[start : start + batch_size]
         targets = torch.cat([j.target for j in batch]).to(dev)
         names = ", ".join(j.path.name for j in batch)
-        recorder = _VideoRecorder(targets, steps) if save_video else None
-        bar = tqdm(total=steps, desc=names[:40], unit="step", leave=False, dynamic_ncols=True)
+        masks = torch.cat([j.mask for j in batch]).to(dev) if batch[0].mask is not None else None
+        total_steps = settings.num_steps + (
+            (settings.noise_steps if settings.noise_steps is not None else settings.num_steps)
+            if settings.optimize_noise == "stage2"
+            else 0
+        )
+        recorder = _VideoRecorder(targets, total_steps) if save_video else None
+        bar = tqdm(total=total_steps, desc=names[:40], unit="step", leave=False, dynamic_ncols=True)
         t0 = time.perf_counter()
 
         def on_step(st: ProjectionStep, bar=bar, recorder=recorder) -> None:
@@ -232,14 +336,21 @@ def project_cmd(
 
         try:
             result = project(
-                G, targets, loss=loss, space=space, init=init, num_steps=steps, lr=lr, seed=seed, callback=on_step
+                G,
+                targets,
+                loss=loss,
+                seed=seed,
+                callback=on_step,
+                mask=masks,
+                lpips=lpips,
+                **settings.project_kwargs(),
             )
         finally:
             bar.close()
         for i, job in enumerate(batch):
             frames = recorder.frames[i] if recorder is not None else None
             try:
-                metrics = _write_outputs(job, i, result, model_info, config, frames)
+                metrics = _write_outputs(job, i, result, model_info, config, frames, paste_back)
             except (OSError, WplusError) as e:
                 job.error = f"{job.path}: cannot write results ({e})"
                 err(f"failed: {job.error}")

@@ -58,3 +58,139 @@ def random_cmd(
     G = random_generator(cfg, seed=seed, noise_strength=noise_strength)
     save_generator(G, out, metadata={"source": f"wplus weights random --seed {seed}"})
     err(f"wrote {out}: {resolution}px StyleGAN2, {count_parameters(G):,} parameters, num_ws={G.num_ws}")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Foreign checkpoints and the model zoo: convert, list, download, verify, path, info.
+
+
+def _generator_summary(info: object) -> dict:
+    G = info.G  # type: ignore[attr-defined]
+    return {
+        "model_id": info.model_id,  # type: ignore[attr-defined]
+        "path": str(info.path),  # type: ignore[attr-defined]
+        "sha256": info.sha256,  # type: ignore[attr-defined]
+        "arch": G.config.arch,
+        "num_ws": G.num_ws,
+        "parameters": count_parameters(G),
+        "config": G.config.to_dict(),
+    }
+
+
+@weights_group.command("convert")
+@click.argument("source", metavar="IN")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@one_line_errors
+def convert_cmd(source: str, out: Path) -> None:
+    """Convert a checkpoint (NVIDIA .pkl, TF .pkl, rosinality .pt, registry name or URL) to OUT (.safetensors).
+
+    Nothing in IN is executed; OUT loads without pickle.
+
+    \b
+    Examples:
+      wplus weights convert ffhq.pkl ffhq.safetensors
+      wplus weights convert stylegan2-ffhq-1024 ffhq1024.safetensors
+    """
+    from wplus.loading import load_generator_info
+
+    if out.suffix.lower() != ".safetensors":
+        raise click.BadParameter(f"got {out.name!r}, expected a .safetensors output file", param_hint="OUT")
+    info = load_generator_info(source)
+    meta = {"converted_from": info.model_id, "source_file": info.path.name, "source_sha256": info.sha256}
+    save_generator(info.G, out, metadata=meta)
+    err(f"wrote {out}: {info.G.img_resolution}px {info.G.config.arch}, num_ws={info.G.num_ws} (from {info.path.name})")
+
+
+@weights_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@one_line_errors
+def list_cmd(as_json: bool) -> None:
+    """List the registered checkpoints (name, resolution, format, licence, cached or not)."""
+    from wplus.cli.common import echo_json
+    from wplus.hub import cached_path, list_specs
+
+    rows = []
+    for spec in list_specs():
+        rows.append(
+            {
+                "name": spec.name,
+                "kind": spec.kind,
+                "resolution": spec.resolution,
+                "format": spec.format,
+                "license": spec.license,
+                "sha256": spec.sha256,
+                "cached": cached_path(spec).is_file(),
+                "source": spec.source,
+                "description": spec.description,
+            }
+        )
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        res = str(r["resolution"] or "-")
+        mark = "*" if r["cached"] else " "
+        click.echo(f"{mark} {r['name']:<28} {r['kind']:<12} {res:>5}  {r['format'] or '-':<11} {r['description']}")
+
+
+@weights_group.command("download")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--force", is_flag=True, help="Download again even if cached.")
+@one_line_errors
+def download_cmd(names: tuple[str, ...], force: bool) -> None:
+    """Download registered checkpoints into the cache (verified; prints each path)."""
+    from wplus.cli.common import progress_enabled
+    from wplus.hub import download
+
+    for name in names:
+        click.echo(str(download(name, force=force, progress=progress_enabled())))
+
+
+@weights_group.command("path")
+@click.argument("name")
+@one_line_errors
+def path_cmd(name: str) -> None:
+    """Print where NAME lives (or would live) in the cache."""
+    from wplus.hub import cached_path
+
+    click.echo(str(cached_path(name)))
+
+
+@weights_group.command("verify")
+@click.argument("names", nargs=-1, required=True)
+@one_line_errors
+def verify_cmd(names: tuple[str, ...]) -> None:
+    """Check cached files against their SHA-256 (registry or first-use record) and that generators load."""
+    from wplus.hub import fetch, get_spec
+    from wplus.loading import load_generator_info
+
+    for name in names:
+        path = fetch(name, allow_download=False)
+        what = "checksum ok"
+        if get_spec(name).kind == "stylegan2":
+            load_generator_info(path)
+            what += ", loads"
+        click.echo(f"{name}: {what} ({path})")
+
+
+@weights_group.command("info")
+@click.argument("source", metavar="FILE|NAME")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@one_line_errors
+def info_cmd(source: str, as_json: bool) -> None:
+    """Describe a checkpoint: inferred config, num_ws, parameter count, SHA-256. Runs nothing from the file."""
+    from wplus.cli.common import echo_json
+    from wplus.loading import load_generator_info
+
+    summary = _generator_summary(load_generator_info(source))
+    if as_json:
+        echo_json(summary)
+        return
+    cfg = summary["config"]
+    click.echo(f"{summary['path']}")
+    click.echo(f"  sha256      {summary['sha256']}")
+    click.echo(f"  arch        {summary['arch']}  {cfg['img_resolution']}px  num_ws={summary['num_ws']}")
+    click.echo(f"  parameters  {summary['parameters']:,}")
+    for key in ("z_dim", "w_dim", "c_dim", "mapping_layers", "channel_base", "channel_max", "architecture"):
+        click.echo(f"  {key:<11} {cfg[key]}")
+    click.echo(f"  conv_clamp  {cfg['conv_clamp']}")

@@ -102,3 +102,43 @@ def safe_load(
             path,
             f"not a readable checkpoint pickle ({type(e).__name__}: {e}); the file may be truncated or of another kind",
         ) from None
+
+
+def _checked_dtype(*args: Any) -> Any:
+    """``numpy.dtype`` that refuses object dtypes: an object array would unpickle arbitrary Python objects."""
+    import numpy as np
+
+    dt = np.dtype(*args)
+    if dt.hasobject:
+        raise pickle.UnpicklingError("refusing a numpy array of Python objects (dtype=object)")
+    return dt
+
+
+def _safe_reconstruct(subtype: Any, shape: Any, dtype: Any) -> Any:
+    """numpy's array-pickle entry point, restricted to plain ``ndarray`` (no subclass constructors)."""
+    import numpy as np
+
+    if subtype is not np.ndarray:
+        raise pickle.UnpicklingError(f"numpy _reconstruct of {subtype!r}; only numpy.ndarray is allowed")
+    return np.ndarray.__new__(np.ndarray, shape, _checked_dtype(dtype))
+
+
+def _safe_scalar(dtype: Any, *args: Any) -> Any:
+    """A pickled numpy scalar (e.g. TF's ``lod``), only from raw bytes of a non-object dtype."""
+    import numpy as np
+
+    dtype = _checked_dtype(dtype)
+    if args and not isinstance(args[0], bytes):
+        raise pickle.UnpicklingError("refusing a numpy scalar without a raw byte payload")
+    return np.frombuffer(args[0], dtype=dtype, count=1)[0] if args else dtype.type(0)
+
+
+def numpy_globals() -> dict[tuple[str, str], Any]:
+    """The numpy globals that pickled arrays and scalars need, under both numpy 1.x and 2.x module names."""
+    import numpy as np
+
+    out: dict[tuple[str, str], Any] = {("numpy", "dtype"): _checked_dtype, ("numpy", "ndarray"): np.ndarray}
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        out[(mod, "scalar")] = _safe_scalar
+        out[(mod, "_reconstruct")] = _safe_reconstruct
+    return out

@@ -5,6 +5,7 @@ Example:
     >>> path = fetch("vgg16-imagenet")  # doctest: +SKIP
 """
 
+from wplus.hub import zoo  # noqa: F401  (registers the model zoo)
 from wplus.hub.download import cache_dir, cached_path, download, fetch, is_offline, open_url, sha256_file
 from wplus.hub.registry import REGISTRY, WeightSpec, get_spec, list_specs, register
 
@@ -22,3 +23,5 @@ __all__ = [
     "download",
     "fetch",
 ]
+
+from wplus.hub import zoo_stylegan1  # noqa: E402,F401  (registers the StyleGAN v1 pickles)

@@ -30,6 +30,9 @@ class WeightSpec:
         description: One line for ``wplus weights list``.
         kind: Architecture family the file belongs to: ``'vgg16'``, ``'lpips'``, ``'stylegan2'``, ...
         resolution: Output resolution for generators, ``None`` otherwise.
+        format: On-disk format hint for generators: ``'nvidia-pkl'``, ``'tf-pkl'``, ``'rosinality-pt'`` or
+            ``'wplus'``; ``None`` for other files (the loaders sniff the content anyway).
+        config: Free-form architecture facts shown by ``wplus weights info`` (e.g. ``'config-f'``).
     """
 
     name: str
@@ -42,6 +45,8 @@ class WeightSpec:
     description: str
     kind: str
     resolution: int | None = None
+    format: str | None = None
+    config: str | None = None
 
     def __post_init__(self) -> None:
         if not self.urls:

@@ -15,7 +15,6 @@ Shapes: z [B, z_dim], c [B, c_dim], ws [B, num_ws, w_dim], images [B, img_channe
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wplus.errors import ConfigError, ShapeError
+from wplus.models.config import ModelConfig
 
 NoiseMode = Literal["const", "random", "none"]
 Architecture = Literal["orig", "skip", "resnet"]
@@ -38,7 +38,7 @@ __all__ = ["StyleGAN2Config", "Generator", "MappingNetwork", "SynthesisNetwork",
 
 
 @dataclass(frozen=True)
-class StyleGAN2Config:
+class StyleGAN2Config(ModelConfig):
     """Everything needed to build a StyleGAN2 generator; stored next to the weights.
 
     Field names follow NVIDIA's constructor arguments. ``channels(res) = min(channel_base // res, channel_max)``.
@@ -78,22 +78,6 @@ class StyleGAN2Config:
 
     def channels(self, res: int) -> int:
         return min(self.channel_base // res, self.channel_max)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["resample_filter"] = list(self.resample_filter)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> StyleGAN2Config:
-        known = {f.name for f in dataclasses.fields(cls) if f.init}
-        unknown = set(d) - known - {"arch"}
-        if unknown:
-            raise ConfigError(f"unknown StyleGAN2 config keys {sorted(unknown)}; expected a subset of {sorted(known)}")
-        kwargs = {k: v for k, v in d.items() if k in known}
-        if "resample_filter" in kwargs:
-            kwargs["resample_filter"] = tuple(int(v) for v in kwargs["resample_filter"])
-        return cls(**kwargs)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -6,11 +6,17 @@ one w per layer (W+), one w shared by all layers (W) or a z in front of the mapp
 
 A batch of targets is optimised together with independent latents: the loss is a sum of per-image terms and Adam
 updates every element on its own, so each image follows the same trajectory it would alone.
+
+Variants (keyword options, off by default): a mask on the loss and latent regularisation (Image2StyleGAN++, the
+course write-up), noise-map optimisation jointly or as a second stage with NVIDIA's autocorrelation penalty and
+per-step renormalisation, NVIDIA's learning-rate ramps and annealed w-noise, and L-BFGS. Optimised noise is
+returned in the result and the final image is rendered with it, so a saved latent reproduces the image.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,14 +25,30 @@ from typing import Any, Literal, Protocol
 import torch
 
 from wplus.errors import ConfigError, ShapeError
+from wplus.losses.regularizers import latent_regularization, noise_regularization, renormalize_noise_
 from wplus.metrics import psnr, ssim
+from wplus.projection.schedules import check_fraction, learning_rate, w_noise_scale
 
 Space = Literal["w+", "w", "z"]
 Init = Literal["mean", "random"]
+NoiseOpt = Literal[False, "joint", "stage2"]
+NoiseInit = Literal["const", "random"]
+OptimizerKind = Literal["adam", "lbfgs"]
 
 log = logging.getLogger(__name__)
 
-__all__ = ["project", "ProjectionResult", "ProjectionStep", "Space", "Init", "latent_to_ws"]
+__all__ = [
+    "project",
+    "ProjectionResult",
+    "ProjectionStep",
+    "Space",
+    "Init",
+    "NoiseOpt",
+    "NoiseInit",
+    "OptimizerKind",
+    "latent_to_ws",
+    "estimate_w_std",
+]
 
 
 class ProjectionLoss(Protocol):
@@ -108,6 +130,60 @@ def resolve_w_avg(G: torch.nn.Module, num_samples: int = 10_000, seed: int = 123
     return G.mean_w(max(num_samples, 10_000), seed=seed)
 
 
+def estimate_w_std(G: torch.nn.Module, w_avg: torch.Tensor, num_samples: int = 10_000, seed: int = 123) -> float:
+    """NVIDIA's scalar spread of W: ``sqrt(sum_i ||w_i - w_avg||^2 / N)`` over ``num_samples`` mapped z."""
+    gen = torch.Generator().manual_seed(seed)
+    total, done = 0.0, 0
+    with torch.no_grad():
+        while done < num_samples:
+            n = min(1000, num_samples - done)
+            z = torch.randn([n, G.z_dim], generator=gen).to(w_avg.device)
+            total += float((G.mapping(z, None)[:, 0] - w_avg).square().sum())
+            done += n
+    return (total / num_samples) ** 0.5
+
+
+def _initial_noise(
+    G: torch.nn.Module, batch: int, mode: NoiseInit, gen: torch.Generator, device: torch.device
+) -> list[torch.Tensor]:
+    """Per-image trainable noise maps [B, 1, r, r]: the generator's constant maps, or fresh N(0, 1) (NVIDIA)."""
+    if not hasattr(G, "noise_maps"):
+        raise ConfigError(f"optimize_noise needs a generator with noise_maps(), got {type(G).__name__}")
+    maps = []
+    for n in G.noise_maps():
+        if mode == "random":
+            maps.append(torch.randn([batch, 1, *n.shape[-2:]], generator=gen).to(device))
+        else:
+            maps.append(n.detach().to(device).reshape(1, 1, *n.shape[-2:]).repeat(batch, 1, 1, 1))
+    return [m.requires_grad_(True) for m in maps]
+
+
+def _make_optimizer(kind: OptimizerKind, params: list[torch.Tensor], lr: float, betas, eps) -> torch.optim.Optimizer:
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps)
+    # One closure evaluation per step; the curvature history carries over between steps.
+    return torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=10)
+
+
+def _prepare_target(loss: ProjectionLoss, target: torch.Tensor, mask: torch.Tensor | None) -> Any:
+    if mask is None:
+        return loss.prepare_target(target)
+    try:
+        return loss.prepare_target(target, mask=mask)  # type: ignore[call-arg]
+    except TypeError:
+        raise ConfigError(
+            f"a mask was given but {type(loss).__name__}.prepare_target() takes none; use wplus.losses.ImageLoss"
+        ) from None
+
+
+@dataclass
+class _Stage:
+    name: str
+    params: list[torch.Tensor]
+    steps: int
+    lr: float
+
+
 def project(
     G: torch.nn.Module,
     target: torch.Tensor,
@@ -122,35 +198,68 @@ def project(
     seed: int = 0,
     w_avg_samples: int = 10_000,
     callback: Callable[[ProjectionStep], None] | None = None,
+    mask: torch.Tensor | None = None,
+    latent_reg_weight: float = 0.0,
+    optimize_noise: NoiseOpt = False,
+    noise_init: NoiseInit = "const",
+    noise_reg_weight: float = 0.0,
+    noise_renormalize: bool = True,
+    noise_steps: int | None = None,
+    noise_lr: float | None = None,
+    lr_rampup: float = 0.0,
+    lr_rampdown: float = 0.0,
+    w_noise: float = 0.0,
+    w_noise_ramp: float = 0.75,
+    optimizer: OptimizerKind = "adam",
+    lpips: torch.nn.Module | None = None,
 ) -> ProjectionResult:
-    """Embed target images into ``G``'s latent space (Image2StyleGAN).
+    """Embed target images into ``G``'s latent space (Image2StyleGAN, with the variants of its successors).
+
+    The defaults are the paper's method: Adam at a constant learning rate, noise held fixed, no regularisation.
 
     Args:
         G: a generator with ``mapping``, ``synthesis``, ``num_ws``, ``w_dim``, ``z_dim``, ``w_avg`` (our StyleGAN2
             or StyleGAN module). It is not modified; its parameters are frozen during the run.
         target: [B, C, R, R] images in [-1, 1] at the generator's resolution, on G's device.
-        loss: the objective, e.g. ``wplus.losses.PerceptualLoss(load_vgg16())`` (the paper's VGG + MSE loss).
+        loss: the objective, e.g. ``wplus.losses.PerceptualLoss(load_vgg16())`` (the paper's VGG + MSE loss), or
+            ``wplus.losses.ImageLoss`` for L1 / LPIPS / masks.
         space: 'w+' (one w per layer), 'w' (one w for all layers) or 'z'.
         init: 'mean' (w_avg; paper default) or 'random' (U[-1, 1], paper 5.1).
-        num_steps: Adam steps (the paper uses 5000; faces converge around 1000).
-        lr, betas, eps: Adam settings (paper: 0.01, (0.9, 0.999), 1e-8).
-        seed: seeds the random initialisation; runs are deterministic for a given seed on CPU.
-        w_avg_samples: samples used to estimate w_avg when the checkpoint has none (at least 10k).
+        num_steps: optimiser steps on the latent (the paper uses 5000; faces converge around 1000).
+        lr, betas, eps: Adam settings (paper: 0.01, (0.9, 0.999), 1e-8); ``lr`` is the peak of the schedule.
+        seed: seeds the initialisation, the random noise maps and the w-noise; deterministic on CPU.
+        w_avg_samples: samples used to estimate w_avg (and w_std) when needed (at least 10k for w_avg).
         callback: called after each step with a :class:`ProjectionStep`.
+        mask: [H, W] or [1|B, 1, H, W] in [0, 1]; the loss only looks where it is on (needs a loss whose
+            ``prepare_target`` takes ``mask=``, such as :class:`wplus.losses.ImageLoss`).
+        latent_reg_weight: weight of the mean squared distance of the latent from w_avg (W, W+) or from 0 (Z).
+        optimize_noise: False (noise fixed), 'joint' (noise maps optimised with the latent, NVIDIA) or 'stage2'
+            (latent first, then the noise with the latent fixed, Image2StyleGAN++). True means 'joint'.
+        noise_init: start the optimised maps from the generator's constant noise ('const') or N(0, 1) ('random').
+        noise_reg_weight: weight of NVIDIA's multi-scale autocorrelation penalty (NVIDIA: 1e5).
+        noise_renormalize: re-standardise every optimised map after each step (NVIDIA does).
+        noise_steps, noise_lr: steps and peak learning rate of the 'stage2' noise stage (default: num_steps, lr).
+        lr_rampup, lr_rampdown: warm-up and cosine ramp-down lengths as fractions of a stage (NVIDIA: 0.05, 0.25).
+        w_noise, w_noise_ramp: Gaussian noise of scale ``w_std * w_noise`` added to the latent, fading
+            quadratically to 0 at ``w_noise_ramp`` of the run (NVIDIA: 0.05, 0.75). In Z the scale is 1.
+        optimizer: 'adam' or 'lbfgs' (one closure evaluation per step; couples the images of a batch).
+        lpips: an LPIPS module (``wplus.losses.load_lpips()``) to report ``lpips`` in the metrics.
 
     Returns:
-        A :class:`ProjectionResult`; noise is the constant noise the generator used (held fixed).
+        A :class:`ProjectionResult`; ``noise`` holds the optimised per-image maps [B, 1, r, r] when noise was
+        optimised (the final image is rendered with them), else the generator's constant maps.
 
     Raises:
-        ShapeError: target does not match the generator's channels/resolution.
-        ConfigError: unknown space or init, or num_steps < 0.
+        ShapeError: target (or mask) does not match the generator's channels/resolution.
+        ConfigError: unknown space, init or option value, or num_steps < 0.
     """
-    if space not in ("w+", "w", "z"):
-        raise ConfigError(f"space must be 'w+', 'w' or 'z', got {space!r}")
-    if init not in ("mean", "random"):
-        raise ConfigError(f"init must be 'mean' or 'random', got {init!r}")
-    if num_steps < 0:
-        raise ConfigError(f"num_steps must be >= 0, got {num_steps}")
+    optimize_noise = "joint" if optimize_noise is True else optimize_noise
+    _check_options(space, init, num_steps, optimize_noise, noise_init, optimizer, noise_steps)
+    latent_reg_weight = _check_weight("latent_reg_weight", latent_reg_weight)
+    noise_reg_weight = _check_weight("noise_reg_weight", noise_reg_weight)
+    w_noise = _check_weight("w_noise", w_noise)
+    lr_rampup, lr_rampdown = check_fraction("lr_rampup", lr_rampup), check_fraction("lr_rampdown", lr_rampdown)
+    w_noise_ramp = check_fraction("w_noise_ramp", w_noise_ramp)
     want = [G.img_channels, G.img_resolution, G.img_resolution]
     if target.ndim != 4 or list(target.shape[1:]) != want:
         raise ShapeError(
@@ -169,32 +278,71 @@ def project(
         gen = torch.Generator().manual_seed(seed)
         w_avg = resolve_w_avg(G, w_avg_samples)
         latent = _initial_latent(G, batch, space, init, w_avg, gen, device).requires_grad_(True)
-        optimizer = torch.optim.Adam([latent], lr=lr, betas=betas, eps=eps)
+        noise = _initial_noise(G, batch, noise_init, gen, device) if optimize_noise else None
+        if noise is not None and noise_renormalize:
+            renormalize_noise_(noise)
+        w_std = 1.0 if space == "z" else (estimate_w_std(G, w_avg.to(device), w_avg_samples) if w_noise else 0.0)
+        reg_center = None if space == "z" else w_avg.to(device).reshape(1, 1, -1)
         target = target.detach()
         with torch.no_grad():
-            prepared = loss.prepare_target(target)
+            prepared = _prepare_target(loss, target, mask)
 
+        stages = [_Stage("latent", [latent] + (noise if optimize_noise == "joint" else []), num_steps, lr)]
+        if optimize_noise == "stage2":
+            steps2 = num_steps if noise_steps is None else noise_steps
+            stages.append(_Stage("noise", list(noise), steps2, noise_lr or lr))
+        total_steps = sum(st.steps for st in stages)
         history: dict[str, list[torch.Tensor]] = {}
-        for step in range(num_steps):
-            images = G.synthesis(latent_to_ws(G, latent, space), noise_mode="const")
-            terms = loss(images, prepared)
-            optimizer.zero_grad(set_to_none=True)
-            terms["total"].sum().backward()
-            optimizer.step()
-            detached = {k: v.detach() for k, v in terms.items()}
-            step_psnr = psnr(images, target)
-            for k, v in detached.items():
-                history.setdefault(k, []).append(v.cpu())
-            history.setdefault("psnr", []).append(step_psnr.cpu())
-            if callback is not None:
-                callback(ProjectionStep(step + 1, num_steps, detached, step_psnr, images.detach()))
+        done = 0
+        for stage in stages:
+            opt = _make_optimizer(optimizer, stage.params, stage.lr, betas, eps)
+            for step in range(stage.steps):
+                for group in opt.param_groups:
+                    group["lr"] = learning_rate(step, stage.steps, stage.lr, rampup=lr_rampup, rampdown=lr_rampdown)
+                scale = w_std * w_noise_scale(step, stage.steps, w_noise, ramp=w_noise_ramp)
+                if stage.name == "noise":
+                    scale = 0.0  # the latent is fixed in the noise stage
+                seen: dict[str, Any] = {}
+
+                def closure(scale=scale, seen=seen, opt=opt) -> torch.Tensor:
+                    code = latent
+                    if scale > 0:
+                        code = latent + torch.randn(latent.shape, generator=gen).to(device) * scale
+                    images = G.synthesis(latent_to_ws(G, code, space), noise_mode="const", noise=noise)
+                    terms = dict(loss(images, prepared))
+                    total = terms["total"]
+                    if latent_reg_weight > 0:
+                        terms["latent_reg"] = latent_regularization(latent, reg_center)
+                        total = total + latent_reg_weight * terms["latent_reg"]
+                    if noise is not None and noise_reg_weight > 0:
+                        terms["noise_reg"] = noise_regularization(noise)
+                        total = total + noise_reg_weight * terms["noise_reg"]
+                    terms["total"] = total
+                    opt.zero_grad(set_to_none=True)
+                    total.sum().backward()
+                    seen.setdefault("images", images.detach())
+                    seen.setdefault("terms", {k: v.detach() for k, v in terms.items()})
+                    return total.sum()
+
+                opt.step(closure)
+                if noise is not None and noise_renormalize:
+                    renormalize_noise_(noise)
+                done += 1
+                step_psnr = psnr(seen["images"], target)
+                for k, v in seen["terms"].items():
+                    history.setdefault(k, []).append(v.cpu())
+                history.setdefault("psnr", []).append(step_psnr.cpu())
+                if callback is not None:
+                    callback(ProjectionStep(done, total_steps, seen["terms"], step_psnr, seen["images"]))
 
         with torch.no_grad():
             ws = latent_to_ws(G, latent.detach(), space).clone()
-            final = G.synthesis(ws, noise_mode="const")
+            final_noise = [n.detach().clone() for n in noise] if noise is not None else None
+            final = G.synthesis(ws, noise_mode="const", noise=final_noise)
             final_terms = {k: v.detach().cpu() for k, v in loss(final, prepared).items()}
             final_psnr, final_ssim = psnr(final, target).cpu(), ssim(final, target).cpu()
             w_dist = (ws - w_avg.to(device)).flatten(1).norm(dim=1).cpu()
+            final_lpips = lpips(final, target).cpu() if lpips is not None else None
     finally:
         for p, rg in zip(G.parameters(), requires_grad, strict=True):
             p.requires_grad_(rg)
@@ -207,17 +355,59 @@ def project(
             psnr=float(final_psnr[i]),
             ssim=float(final_ssim[i]),
             w_dist_from_avg=float(w_dist[i]),
-            steps=num_steps,
+            steps=total_steps,
             seconds=seconds,
         )
+        if final_lpips is not None:
+            m["lpips"] = float(final_lpips[i])
         metrics.append(m)
+    settings = dict(space=space, init=init, num_steps=num_steps, lr=lr, betas=list(betas), eps=eps, seed=seed)
+    settings.update(
+        optimizer=optimizer,
+        lr_rampup=lr_rampup,
+        lr_rampdown=lr_rampdown,
+        w_noise=w_noise,
+        w_noise_ramp=w_noise_ramp,
+        latent_reg_weight=latent_reg_weight,
+        optimize_noise=optimize_noise,
+        noise_init=noise_init,
+        noise_reg_weight=noise_reg_weight,
+        noise_renormalize=noise_renormalize,
+        noise_steps=stages[-1].steps if optimize_noise == "stage2" else None,
+        noise_lr=stages[-1].lr if optimize_noise == "stage2" else None,
+        masked=mask is not None,
+    )
     return ProjectionResult(
         ws=ws,
         space=space,
-        noise=G.noise_maps() if hasattr(G, "noise_maps") else [],
+        noise=final_noise if final_noise is not None else (G.noise_maps() if hasattr(G, "noise_maps") else []),
         images=final,
         history={k: torch.stack(v) for k, v in history.items()},
         metrics=metrics,
         z=latent.detach().clone() if space == "z" else None,
-        settings=dict(space=space, init=init, num_steps=num_steps, lr=lr, betas=list(betas), eps=eps, seed=seed),
+        settings=settings,
     )
+
+
+def _check_weight(name: str, value: float) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"got {name}={value}, expected a finite number >= 0")
+    return value
+
+
+def _check_options(space, init, num_steps, optimize_noise, noise_init, optimizer, noise_steps) -> None:
+    if space not in ("w+", "w", "z"):
+        raise ConfigError(f"space must be 'w+', 'w' or 'z', got {space!r}")
+    if init not in ("mean", "random"):
+        raise ConfigError(f"init must be 'mean' or 'random', got {init!r}")
+    if num_steps < 0:
+        raise ConfigError(f"num_steps must be >= 0, got {num_steps}")
+    if optimize_noise not in (False, "joint", "stage2"):
+        raise ConfigError(f"optimize_noise must be False, 'joint' or 'stage2', got {optimize_noise!r}")
+    if noise_init not in ("const", "random"):
+        raise ConfigError(f"noise_init must be 'const' or 'random', got {noise_init!r}")
+    if optimizer not in ("adam", "lbfgs"):
+        raise ConfigError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
+    if noise_steps is not None and noise_steps < 0:
+        raise ConfigError(f"noise_steps must be >= 0 or None, got {noise_steps}")

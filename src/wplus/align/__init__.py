@@ -1,0 +1,23 @@
+"""Face alignment (FFHQ recipe), dlib landmarks, and pasting edited faces back into the photo.
+
+Needs the ``align`` extra (``pip install 'wplus[align]'``) for detection; :func:`align_face` with given landmarks
+and :func:`paste_back` work without it.
+"""
+
+from wplus.align.ffhq import AlignedFace, AlignTransform, align_face, align_faces, ffhq_quad, load_transform
+from wplus.align.landmarks import FaceLandmarks, LandmarkDetector, shape_predictor_path
+from wplus.align.paste import face_mask, paste_back
+
+__all__ = [
+    "AlignTransform",
+    "AlignedFace",
+    "FaceLandmarks",
+    "LandmarkDetector",
+    "align_face",
+    "align_faces",
+    "face_mask",
+    "ffhq_quad",
+    "load_transform",
+    "paste_back",
+    "shape_predictor_path",
+]

@@ -1,0 +1,153 @@
+"""What the edit commands (morph, mix, expression, edit, direction) share: the model, reading inputs (projecting
+images first with the core defaults), and the JSON record written next to the outputs."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import torch
+
+from wplus.cli.common import DEVICE_CHOICES, err, resolve_device
+from wplus.edits.inputs import IMAGE_SUFFIXES, load_code
+from wplus.errors import ConfigError
+from wplus.io.atomic import write_json
+from wplus.io.images import center_crop_resize, load_image, pil_to_tensor
+from wplus.io.latents import Latent
+from wplus.loading import LoadedGenerator, file_sha256, load_generator_info
+from wplus.projection.presets import build_loss, resolve_settings
+from wplus.projection.project import project
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_OPTIONS = [
+    click.option("--model", required=True, type=click.Path(path_type=Path), help="Generator file (.safetensors)."),
+    click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Results folder."),
+    click.option("--device", type=DEVICE_CHOICES, default="auto"),
+    click.option("--steps", type=click.IntRange(0), default=1000, help="Projection steps for image inputs."),
+    click.option(
+        "--space",
+        "proj_space",
+        type=click.Choice(["w+", "w", "z"]),
+        default="w+",
+        help="Space images are projected into.",
+    ),
+    click.option("--seed", type=int, default=0, help="Projection seed for image inputs."),
+    click.option(
+        "--vgg-weights",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="torchvision vgg16-397923af.pth for projecting image inputs (else cache or download).",
+    ),
+    click.option("--mse-weight", type=click.FloatRange(0), default=1.0, help="Projection: lambda_mse."),
+    click.option(
+        "--perceptual-weight", type=click.FloatRange(0), default=1.0, help="Projection: VGG weight (0: MSE only)."
+    ),
+    click.option("--loss-resize", type=click.IntRange(0), default=256, help="Projection: side of the VGG input."),
+]
+
+
+def edit_options(fn: F) -> F:
+    """Add --model, --outdir, --device and the projection options; the command receives one ``ctx: EditContext``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        keys = ("model", "outdir", "device", "steps", "proj_space", "seed", "vgg_weights", "mse_weight",
+                "perceptual_weight", "loss_resize")  # fmt: skip
+        opts = {k: kwargs.pop(k) for k in keys}
+        return fn(*args, ctx=EditContext.create(**opts), **kwargs)
+
+    for option in reversed(_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
+@dataclass
+class EditContext:
+    info: LoadedGenerator
+    outdir: Path
+    device: torch.device
+    projection: dict[str, Any]
+    vgg_weights: Path | None
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    _loss: Any = None
+
+    @classmethod
+    def create(cls, *, model: Path, outdir: Path, device: str, vgg_weights: Path | None, **projection: Any):
+        dev = resolve_device(device)
+        info = load_generator_info(model, device=dev)
+        return cls(info=info, outdir=outdir, device=dev, projection=projection, vgg_weights=vgg_weights)
+
+    @property
+    def G(self) -> torch.nn.Module:
+        return self.info.G
+
+    def _project(self, path: Path) -> Latent:
+        p = self.projection
+        if self._loss is None:
+            settings = resolve_settings(
+                space=p["proj_space"],
+                num_steps=p["steps"],
+                mse_weight=p["mse_weight"],
+                perceptual_weight=p["perceptual_weight"],
+                loss_resize=p["loss_resize"] or None,
+                loss="perceptual+mse" if p["perceptual_weight"] > 0 else "mse",
+            )
+            self._loss, _ = build_loss(settings, vgg_weights=self.vgg_weights, device=self.device)
+        target = pil_to_tensor(center_crop_resize(load_image(path), self.G.img_resolution)).to(self.device)
+        err(f"projecting {path} ({p['steps']} steps, {p['proj_space']})")
+        r = project(self.G, target, loss=self._loss, space=p["proj_space"], num_steps=p["steps"], seed=p["seed"])
+        return Latent(ws=r.ws, space=r.space, noise=r.noise, z=r.z, model_sha256=self.info.sha256, source=str(path))
+
+    def load(self, path: Path, role: str) -> Latent:
+        """Read a latent (or project an image) and record it as an input."""
+        latent = load_code(path, self.G, projector=self._project)
+        latent.ws, latent.noise = latent.ws.to(self.device), [n.to(self.device) for n in latent.noise]
+        latent.z = None if latent.z is None else latent.z.to(self.device)
+        entry: dict[str, Any] = {"role": role, "path": str(path), "sha256": file_sha256(path), "space": latent.space}
+        entry["projected"] = path.suffix.lower() in IMAGE_SUFFIXES
+        entry["noise"] = "saved" if latent.noise else "generator const"
+        if latent.model_sha256 and latent.model_sha256 != self.info.sha256:
+            entry["warning"] = "latent was made with another model (model_sha256 differs)"
+            err(f"warning: {path}: made with model {latent.model_sha256[:12]}, rendering with {self.info.sha256[:12]}")
+        self.inputs.append(entry)
+        return latent
+
+    def record(self, command: str, parameters: dict[str, Any], outputs: list[Path], name: str = "") -> Path:
+        """Write ``<outdir>/<name or command>.json``: inputs, parameters, model checksum, outputs (atomically)."""
+        from wplus import __version__
+
+        if any(e["projected"] for e in self.inputs):
+            parameters = {**parameters, "projection": {**self.projection, "vgg_weights": self.vgg_weights}}
+        rec = {
+            "wplus_version": __version__,
+            "command": command,
+            "model": {"path": str(self.info.path), "id": self.info.model_id, "sha256": self.info.sha256},
+            "inputs": self.inputs,
+            "parameters": parameters,
+            "outputs": [str(p) for p in outputs],
+        }
+        path = write_json(self.outdir / f"{name or command}.json", rec)
+        for p in outputs:
+            err(f"wrote {p}")
+        return path
+
+
+def parse_floats(text: str, flag: str) -> list[float]:
+    """'-3,0,3' -> [-3.0, 0.0, 3.0]; 'a:b:n' -> n evenly spaced values from a to b."""
+    try:
+        if text.count(":") == 2:
+            a, b, n = text.split(":")
+            k = int(n)
+            if k < 1:
+                raise ValueError
+            return [float(a)] if k == 1 else [float(a) + (float(b) - float(a)) * i / (k - 1) for i in range(k)]
+        out = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: expected numbers such as '-3,0,3' or a sweep 'start:stop:count'") from None
+    if not out:
+        raise ConfigError(f"{flag} {text!r}: no values given")
+    return out

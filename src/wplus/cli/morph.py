@@ -1,0 +1,52 @@
+"""``wplus morph``: frames between two or more embedded images, as a strip, a GIF and an MP4."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from wplus.cli.common import one_line_errors
+from wplus.cli.edit_common import EditContext, edit_options
+from wplus.edits.morph import morph
+from wplus.edits.render import pingpong as make_pingpong
+from wplus.edits.render import render, save_frames, save_strip
+
+
+@click.command("morph")
+@click.argument("keys", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--frames", type=click.IntRange(2), default=30, help="Frames along the whole path (ends included).")
+@click.option("--mode", type=click.Choice(["linear", "slerp"]), default="linear", help="slerp: Z codes only.")
+@click.option(
+    "--interp-space",
+    type=click.Choice(["auto", "w+", "z"]),
+    default="auto",
+    help="auto: in Z when every input carries a z (then mapped), else in W / W+.",
+)
+@click.option("--pingpong", is_flag=True, help="Play forwards then backwards (loops smoothly).")
+@click.option("--fps", type=click.FloatRange(0, min_open=True), default=15.0)
+@one_line_errors
+@edit_options
+def morph_cmd(
+    keys: tuple[Path, ...], frames: int, mode: str, interp_space: str, pingpong: bool, fps: float, ctx: EditContext
+) -> None:
+    """Morph through KEYS (latent.npz / .npy files, or images, which are projected first): w = (1 - t)·w1 + t·w2.
+
+    Writes OUTDIR/morph.png (strip), morph.gif, morph.mp4 (with the video extra) and morph.json. Each frame is
+    rendered with the keyframes' saved noise blended with the same weights, so the end frames are the inputs.
+
+    \b
+    Examples:
+      wplus morph a/latent.npz b/latent.npz --model ffhq.safetensors --frames 30 --outdir morph/
+      wplus morph a.npz b.npz c.npz --model m.safetensors --frames 61 --pingpong --outdir morph/
+    """
+    if len(keys) < 2:
+        raise click.UsageError("morph needs at least two inputs")
+    codes = [ctx.load(p, f"key{i}") for i, p in enumerate(keys)]
+    result = morph(ctx.G, codes, frames=frames, mode=mode, space=interp_space)
+    images = render(ctx.G, result.ws, result.noise)
+    outputs = [save_strip(images, ctx.outdir / "morph.png", cols=min(len(images), 12))]
+    anim = make_pingpong(images) if pingpong else images
+    outputs += save_frames(anim, ctx.outdir / "morph", fps=fps, strip=False)
+    params = {"frames": frames, "mode": mode, "interp_space": result.space, "pingpong": pingpong, "fps": fps}
+    ctx.record("morph", params, outputs)
