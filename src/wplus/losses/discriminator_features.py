@@ -99,7 +99,9 @@ class DiscriminatorFeatures(nn.Module):
         terms: dict[str, Tensor] = {}
         perceptual = images.new_zeros(images.shape[0])
         if self.perceptual_weight:
-            for i, f, ft, w in zip(self.layers, self._features(images), target.features, self.layer_weights, strict=True):
+            for i, f, ft, w in zip(
+                self.layers, self._features(images), target.features, self.layer_weights, strict=True
+            ):
                 terms[f"d{i}"] = (f - ft).square().flatten(1).mean(1)
                 perceptual = perceptual + w * terms[f"d{i}"]
         mse = (images - target.image).square().flatten(1).mean(1)

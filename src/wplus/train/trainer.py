@@ -329,7 +329,9 @@ def train_step(state: TrainState, reals: torch.Tensor, gen: torch.Generator) -> 
     state.step += 1
     state.nimg += b
     _update_ema(state)
-    return TrainStep(state.step, state.nimg, float(loss_G.detach()), float(loss_D.detach()), r1_value, time.perf_counter() - t0)
+    return TrainStep(
+        state.step, state.nimg, float(loss_G.detach()), float(loss_D.detach()), r1_value, time.perf_counter() - t0
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -400,7 +402,9 @@ def train(
     if resume and ckpt.is_file():
         state = load_checkpoint(ckpt, device=device)
         if state.config.g_config() != config.g_config() or state.config.d_config() != config.d_config():
-            raise ConfigError(f"{ckpt}: the checkpoint's network shapes differ from the requested ones; use another --outdir")
+            raise ConfigError(
+                f"{ckpt}: the checkpoint's network shapes differ from the requested ones; use another --outdir"
+            )
         log.info("resumed %s at %.1f kimg", ckpt, state.nimg / 1000)
     else:
         state = build_networks(config, device=device)
