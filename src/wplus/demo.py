@@ -114,7 +114,7 @@ def run_demo(
     ws = {n: result.ws[i : i + 1] for i, n in enumerate(names)}
     scores = psnr(result.images, batch)
     files: dict[str, Path] = {}
-    for i, n in enumerate(names):
+    for n in names:
         files[f"latent_{n}"] = save_latent(
             outdir / "latents" / f"{n}.npz",
             Latent(ws=ws[n].cpu(), space="w+", noise=[x.cpu() for x in result.noise], source=f"demo face {n}"),

@@ -251,8 +251,14 @@ def draw_face(attrs: FaceAttributes, *, size: int = 64, supersample: int = 4) ->
         cap = np.concatenate([cap, [[0.5 + hw * 1.04, base], [0.5 - hw * 1.04, base]]])
         poly(cap, fill=a.hair)
         if a.hair_style == 3:  # fringe: a band down to the brows
-            poly(np.array([[0.5 - hw * 0.9, top + 0.05], [0.5 + hw * 0.9, top + 0.05], [0.5 + hw * 0.8, _EYE_LINE - 0.09],
-                           [0.5 - hw * 0.8, _EYE_LINE - 0.09]]), fill=a.hair)  # fmt: skip
+            brow = _EYE_LINE - 0.09
+            band = [
+                [0.5 - hw * 0.9, top + 0.05],
+                [0.5 + hw * 0.9, top + 0.05],
+                [0.5 + hw * 0.8, brow],
+                [0.5 - hw * 0.8, brow],
+            ]
+            poly(np.array(band), fill=a.hair)
     # eyes: white, iris, pupil
     for side_ in (-1, 1):
         cx = 0.5 + side_ * a.eye_spacing / 2
@@ -269,8 +275,8 @@ def draw_face(attrs: FaceAttributes, *, size: int = 64, supersample: int = 4) ->
             ring = _ellipse(cx, _EYE_LINE, r * 1.3 + 0.03, r + 0.03)
             line(np.concatenate([ring, ring[:1]]), (30, 30, 30), 0.012)
     if a.glasses:
-        line(np.array([[0.5 - a.eye_spacing / 2 + a.eye_size * 1.3 + 0.03, _EYE_LINE],
-                       [0.5 + a.eye_spacing / 2 - a.eye_size * 1.3 - 0.03, _EYE_LINE]]), (30, 30, 30), 0.012)  # fmt: skip
+        gap = a.eye_spacing / 2 - a.eye_size * 1.3 - 0.03
+        line(np.array([[0.5 - gap, _EYE_LINE], [0.5 + gap, _EYE_LINE]]), (30, 30, 30), 0.012)
     # nose: a small shaded triangle
     shade = tuple(int(c * 0.8) for c in a.skin)
     poly(np.array([[0.5, _EYE_LINE + 0.06], [0.5 - 0.025, _EYE_LINE + 0.16], [0.5 + 0.025, _EYE_LINE + 0.16]]),
