@@ -1,21 +1,86 @@
-"""``wplus demo``: the main job end to end on a real generator (``make demo``)."""
+"""``wplus demo`` (``make demo``): embed faces into W+, morph them, mix styles and transfer a smile, offline."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
+import torch
+from tqdm.auto import tqdm
+
+from wplus.cli.common import DEVICE_CHOICES, err, one_line_errors, progress_enabled, resolve_device
+from wplus.demo import astronaut_image, demo_targets, run_demo
+from wplus.errors import OfflineError
+from wplus.loading import load_generator
+from wplus.losses import DiscriminatorFeatures, PerceptualLoss
+from wplus.projection.project import ProjectionStep
+from wplus.shipped import SHIPPED_MODEL, load_shipped_discriminator, resolve_model
+
+D_LOSS_NAME = "shipped discriminator features + MSE (offline stand-in for VGG-16)"
 
 
 @click.command("demo")
 @click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_out"))
 @click.option(
-    "--model", type=click.Path(path_type=Path), envvar="MODEL", default=None, help="Generator file (env MODEL)."
+    "--model",
+    type=str,
+    envvar="MODEL",
+    default=SHIPPED_MODEL,
+    help="Generator file or registry name (env MODEL); the shipped cartoon-face model by default.",
 )
-def demo_cmd(outdir: Path, model: Path | None) -> None:
-    """Embed sample photos, then morph and mix them (needs a trained generator)."""
-    raise click.ClickException(
-        "the demo needs a trained generator and VGG-16 weights, and wplus does not ship one yet: run "
-        "`wplus project IMAGE --model FILE --vgg-weights vgg16-397923af.pth --outdir out/` with your own "
-        "checkpoint (our .safetensors format), or `wplus weights random` to try the pipeline on a random model"
-    )
+@click.option("--vgg-weights", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--steps", type=click.IntRange(min=1), default=300, help="Projection steps.")
+@click.option("--seed", type=int, default=0)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads (default: torch's).")
+@click.option("--device", type=DEVICE_CHOICES, default="auto")
+@one_line_errors
+def demo_cmd(
+    outdir: Path, model: str, vgg_weights: Path | None, steps: int, seed: int, threads: int | None, device: str
+) -> None:
+    """Embed a few faces into W+, then write reconstructions, a morph GIF, a style-mixing grid, a smile-transfer
+    strip and one contact sheet to OUTDIR. Needs no network: the shipped model and its discriminator are used.
+
+    \b
+    Examples:
+      wplus demo --outdir demo_out
+      MODEL=stylegan2-ffhq-256 wplus demo --vgg-weights vgg16-397923af.pth
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    path, shipped = resolve_model(model, notice=err)
+    G = load_generator(path, device=dev)
+    first = None
+    if shipped:
+        loss = DiscriminatorFeatures(load_shipped_discriminator(device=dev)).to(dev)
+        loss_name = D_LOSS_NAME
+    else:
+        first = astronaut_image()
+        try:
+            from wplus.models.vgg16 import load_vgg16
+
+            loss = PerceptualLoss(load_vgg16(vgg_weights, device=dev)).to(dev)
+            loss_name = "VGG-16 perceptual (Image2StyleGAN) + MSE"
+        except OfflineError as e:
+            err(f"VGG-16 weights unavailable ({str(e).splitlines()[0][:100]}); using pixel MSE only")
+            loss = PerceptualLoss(None, perceptual_weight=0.0)
+            loss_name = "pixel MSE only (no VGG-16 weights)"
+    click.echo(f"model: {path}\nloss: {loss_name}", err=True)
+    bar = tqdm(total=steps, desc="project", unit="step", disable=not progress_enabled())
+
+    def on_step(st: ProjectionStep) -> None:
+        bar.update(1)
+        bar.set_postfix({"psnr": f"{float(st.psnr.mean()):.1f}"}, refresh=False)
+
+    t0 = time.perf_counter()
+    try:
+        targets = demo_targets(G.img_resolution, first=first)
+        res = run_demo(G, loss, outdir, targets=targets, loss_name=loss_name, num_steps=steps, seed=seed,
+                       callback=on_step)  # fmt: skip
+    finally:
+        bar.close()
+    psnrs = ", ".join(f"{k} {v:.1f}" for k, v in res.psnr.items())
+    click.echo(f"W+ reconstructions PSNR (dB): {psnrs}")
+    click.echo(f"demo done in {time.perf_counter() - t0:.0f} s; contact sheet: {res.files['contact_sheet']}")
+    click.echo(f"all results in {outdir}/ (reconstructions.png, morph.gif, style_mixing.png, expression.png)")

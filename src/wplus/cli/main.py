@@ -16,6 +16,7 @@ from wplus.cli.generate import generate_cmd
 from wplus.cli.mix import mix_cmd
 from wplus.cli.morph import morph_cmd
 from wplus.cli.project import project_cmd
+from wplus.cli.train import train_cmd
 from wplus.cli.weights import weights_group
 from wplus.runtime import tune_cpu_allocator
 
@@ -48,6 +49,7 @@ cli.add_command(mix_cmd)
 cli.add_command(expression_cmd)
 cli.add_command(edit_cmd)
 cli.add_command(direction_group)
+cli.add_command(train_cmd)
 
 
 def main() -> None:

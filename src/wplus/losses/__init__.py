@@ -1,5 +1,6 @@
 """Losses for embedding images: Image2StyleGAN's perceptual + MSE loss, LPIPS, masked terms, regularisers."""
 
+from wplus.losses.discriminator_features import DiscriminatorFeatures, DiscriminatorTarget
 from wplus.losses.lpips import LPIPS, load_lpips, read_lpips_heads
 from wplus.losses.masked import ImageLoss, MaskedTarget, check_mask
 from wplus.losses.perceptual import PAPER_LAYERS, LossTarget, PerceptualLoss, validate_layers
@@ -19,4 +20,6 @@ __all__ = [
     "noise_regularization",
     "renormalize_noise_",
     "latent_regularization",
+    "DiscriminatorFeatures",
+    "DiscriminatorTarget",
 ]

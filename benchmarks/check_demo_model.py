@@ -1,0 +1,57 @@
+"""Quality bars of the shipped cartoon-face model (issue 8); prints figures, exits 1 if a bar is missed.
+
+PYTHONPATH=src python benchmarks/check_demo_model.py [--model G.safetensors --disc D.safetensors] [--steps 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+from wplus.io.checkpoint import load_native_generator
+from wplus.losses import DiscriminatorFeatures
+from wplus.models.stylegan2_discriminator import load_discriminator
+from wplus.shipped import shipped_discriminator_path, shipped_generator_path
+from wplus.train.quality import projection_psnr, smile_fraction
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="G_ema.safetensors (default: the shipped model)")
+    ap.add_argument("--disc", default=None, help="D.safetensors (default: the shipped discriminator)")
+    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--faces", type=int, default=20)
+    ap.add_argument("--pairs", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    G = load_native_generator(args.model or shipped_generator_path())
+    loss = DiscriminatorFeatures(load_discriminator(args.disc or shipped_discriminator_path()))
+    t0 = time.perf_counter()
+    scores = projection_psnr(G, loss, count=args.faces, num_steps=args.steps)
+    t1 = time.perf_counter()
+    smile = smile_fraction(G, loss, num_pairs=args.pairs, num_faces=args.pairs, num_steps=args.steps)
+    t2 = time.perf_counter()
+    median = statistics.median(scores)
+    out = {
+        "psnr_median_db": round(median, 2),
+        "psnr_min_db": round(min(scores), 2),
+        "psnr_max_db": round(max(scores), 2),
+        "psnr_seconds": round(t1 - t0, 1),
+        "smile_fraction_mean": round(smile.mean, 3),
+        "smile_fraction_min": round(min(smile.fractions), 3),
+        "smile_seconds": round(t2 - t1, 1),
+        "steps": args.steps,
+        "bars": {"psnr_median_ge_28": median >= 28, "smile_fraction_ge_0.7": smile.mean >= 0.7},
+    }
+    print(json.dumps(out, indent=2))
+    return 0 if all(out["bars"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training StyleGAN2 generators on small datasets (``wplus train``)."""

@@ -1,0 +1,98 @@
+"""Quality checks of a generator trained on the built-in cartoon faces (the shipped model's bars, issue 8).
+
+* :func:`projection_psnr`: PSNR of held-out dataset faces projected into W+ (bar: median >= 28 dB in 500 steps).
+* :func:`smile_fraction`: the smile direction, the mean of ``w(smiling) - w(neutral)`` over projected pairs of the
+  same face, applied to other projected faces; the share of the squared pixel change that falls inside each face's
+  mouth box (bar: >= 70 %).
+
+Held-out faces use seeds from :data:`wplus.data.faces.HELD_OUT_SEED_BASE`, which training never draws.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from wplus.data.faces import HELD_OUT_SEED_BASE, draw_face, face_boxes, sample_attributes, with_attribute
+from wplus.io.images import pil_to_tensor
+from wplus.metrics import psnr
+from wplus.projection.project import ProjectionLoss, project
+
+__all__ = ["projection_psnr", "smile_fraction", "SmileCheck", "held_out_faces"]
+
+
+def held_out_faces(offset: int, count: int, resolution: int, **changes: float) -> torch.Tensor:
+    """Faces ``HELD_OUT_SEED_BASE + offset + i`` (attributes optionally changed), [count, 3, R, R] in [-1, 1]."""
+    imgs = []
+    for i in range(count):
+        attrs = sample_attributes(HELD_OUT_SEED_BASE + offset + i)
+        if changes:
+            attrs = with_attribute(attrs, **changes)
+        imgs.append(pil_to_tensor(draw_face(attrs, size=resolution)))
+    return torch.cat(imgs)
+
+
+def projection_psnr(
+    G: torch.nn.Module, loss: ProjectionLoss, *, count: int = 20, num_steps: int = 500, seed: int = 0
+) -> list[float]:
+    """PSNR (dB) of ``count`` held-out faces after ``num_steps`` of W+ projection (one batch)."""
+    targets = held_out_faces(0, count, G.img_resolution).to(G.w_avg.device)
+    result = project(G, targets, loss=loss, space="w+", num_steps=num_steps, seed=seed)
+    return [float(v) for v in psnr(result.images, targets)]
+
+
+@dataclass
+class SmileCheck:
+    fractions: list[float]  # per face: share of the squared change inside the mouth box
+    direction_norm: float
+    pair_psnr: list[float]
+
+    @property
+    def mean(self) -> float:
+        return sum(self.fractions) / len(self.fractions)
+
+
+def _box_mask(box: tuple[float, float, float, float], size: int) -> torch.Tensor:
+    x0, y0, x1, y1 = box
+    mask = torch.zeros(size, size)
+    mask[max(0, math.floor(y0)) : min(size, math.ceil(y1)), max(0, math.floor(x0)) : min(size, math.ceil(x1))] = 1
+    return mask
+
+
+@torch.no_grad()
+def _render(G: torch.nn.Module, ws: torch.Tensor) -> torch.Tensor:
+    return G.synthesis(ws, noise_mode="const")
+
+
+def smile_fraction(
+    G: torch.nn.Module,
+    loss: ProjectionLoss,
+    *,
+    num_pairs: int = 8,
+    num_faces: int = 8,
+    num_steps: int = 500,
+    strength: float = 1.0,
+    seed: int = 0,
+) -> SmileCheck:
+    """Measure where the smile direction changes the image (see the module docstring)."""
+    res = G.img_resolution
+    device = G.w_avg.device
+    neutral = held_out_faces(1000, num_pairs, res, smile=0.0)
+    smiling = held_out_faces(1000, num_pairs, res, smile=1.0)
+    others = held_out_faces(2000, num_faces, res, smile=0.0)
+    batch = torch.cat([neutral, smiling, others]).to(device)
+    result = project(G, batch, loss=loss, space="w+", num_steps=num_steps, seed=seed)
+    ws_n, ws_s, ws_o = result.ws.split([num_pairs, num_pairs, num_faces])
+    direction = (ws_s - ws_n).mean(0, keepdim=True)  # [1, num_ws, w_dim]
+    before = _render(G, ws_o)
+    after = _render(G, ws_o + strength * direction)
+    change = (after - before).square().sum(1).cpu()  # [F, R, R]
+    fractions = []
+    for i in range(num_faces):
+        box = face_boxes(sample_attributes(HELD_OUT_SEED_BASE + 2000 + i), res)["mouth"]
+        mask = _box_mask(box, res)
+        fractions.append(float((change[i] * mask).sum() / change[i].sum().clamp_min(1e-12)))
+    pair_psnr = [float(v) for v in psnr(result.images[: 2 * num_pairs], batch[: 2 * num_pairs])]
+    return SmileCheck(fractions=fractions, direction_norm=float(direction.norm()), pair_psnr=pair_psnr)
