@@ -225,3 +225,15 @@ def test_native_checkpoint_round_trip_and_errors(tiny_generator, tmp_path):
     (tmp_path / "plain.safetensors").write_bytes(path.read_bytes()[:50])
     with pytest.raises(CheckpointError, match="plain.safetensors"):
         load_native_generator(tmp_path / "plain.safetensors")
+
+
+def test_default_model_falls_back_to_shipped_when_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("WPLUS_OFFLINE", "1")
+    monkeypatch.setenv("WPLUS_CACHE", str(tmp_path / "cache"))
+    res = CliRunner().invoke(cli, ["generate", "--seeds", "0", "--outdir", str(tmp_path / "g")])
+    assert res.exit_code == 0, res.output
+    assert "using the shipped model cartoon-faces-64" in res.output
+    assert Image.open(tmp_path / "g" / "seed0000.png").size == (64, 64)
+    # An explicitly named registry model does not fall back: it fails, saying how to supply the file.
+    res = CliRunner().invoke(cli, ["generate", "--model", "stylegan2-ffhq-1024", "--outdir", str(tmp_path / "h")])
+    assert res.exit_code == 1 and "stylegan2-ffhq-1024" in res.output and "Traceback" not in res.output

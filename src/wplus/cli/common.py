@@ -16,6 +16,10 @@ from wplus.errors import WplusError
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEVICE_CHOICES = click.Choice(["auto", "cpu", "cuda", "mps"])
+MODEL_HELP = (
+    "Generator: a file (.safetensors, NVIDIA/TF .pkl, rosinality .pt), a registered name, a URL, or "
+    "cartoon-faces-64 (shipped). Default: stylegan2-ffhq-1024, or the shipped model when that cannot be downloaded."
+)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -71,3 +75,18 @@ def err(msg: str) -> None:
 
 def progress_enabled() -> bool:
     return sys.stderr.isatty()
+
+
+def open_model(model: str | None, *, device: torch.device) -> Any:
+    """``--model`` as the CLI means it: a file, registered name or URL; None is the default registry model, or the
+    shipped cartoon-face model (with a one-line notice) when that cannot be downloaded. Returns a LoadedGenerator.
+    """
+    from wplus.loading import load_generator_info
+    from wplus.shipped import SHIPPED_MODEL, resolve_model, shipped_generator_path
+
+    if model is None:
+        path, _ = resolve_model(None, notice=err)
+        return load_generator_info(path, device=device)
+    if model == SHIPPED_MODEL:
+        return load_generator_info(shipped_generator_path(), device=device)
+    return load_generator_info(model, device=device)

@@ -12,13 +12,13 @@ from typing import Any, TypeVar
 import click
 import torch
 
-from wplus.cli.common import DEVICE_CHOICES, err, resolve_device
+from wplus.cli.common import DEVICE_CHOICES, MODEL_HELP, err, open_model, resolve_device
 from wplus.edits.inputs import IMAGE_SUFFIXES, load_code
 from wplus.errors import ConfigError
 from wplus.io.atomic import write_json
 from wplus.io.images import center_crop_resize, load_image, pil_to_tensor
 from wplus.io.latents import Latent
-from wplus.loading import LoadedGenerator, file_sha256, load_generator_info
+from wplus.loading import LoadedGenerator, file_sha256
 from wplus.projection.presets import build_loss, resolve_settings
 from wplus.projection.project import project
 
@@ -27,9 +27,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 _OPTIONS = [
     click.option(
         "--model",
-        required=True,
         type=str,
-        help="Generator: a file (.safetensors, NVIDIA/TF .pkl, rosinality .pt), a registered name or a URL.",
+        default=None,
+        help=MODEL_HELP,
     ),
     click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Results folder."),
     click.option("--device", type=DEVICE_CHOICES, default="auto"),
@@ -81,9 +81,9 @@ class EditContext:
     _loss: Any = None
 
     @classmethod
-    def create(cls, *, model: str, outdir: Path, device: str, vgg_weights: Path | None, **projection: Any):
+    def create(cls, *, model: str | None, outdir: Path, device: str, vgg_weights: Path | None, **projection: Any):
         dev = resolve_device(device)
-        info = load_generator_info(model, device=dev)
+        info = open_model(model, device=dev)
         return cls(info=info, outdir=outdir, device=dev, projection=projection, vgg_weights=vgg_weights)
 
     @property

@@ -7,18 +7,25 @@ from pathlib import Path
 import click
 import torch
 
-from wplus.cli.common import DEVICE_CHOICES, err, one_line_errors, parse_int_ranges, resolve_device
+from wplus.cli.common import (
+    DEVICE_CHOICES,
+    MODEL_HELP,
+    err,
+    one_line_errors,
+    open_model,
+    parse_int_ranges,
+    resolve_device,
+)
 from wplus.io.images import save_image
 from wplus.io.latents import Latent, save_latent
-from wplus.loading import load_generator_info
 
 
 @click.command("generate")
 @click.option(
     "--model",
-    required=True,
     type=str,
-    help="Generator: a file (.safetensors, NVIDIA/TF .pkl, rosinality .pt), a registered name or a URL.",
+    default=None,
+    help=MODEL_HELP,
 )
 @click.option("--seeds", default="0-7", help="Seeds, e.g. '0-7,42'.")
 @click.option("--trunc", "truncation_psi", type=float, default=1.0, help="Truncation psi (0.7 is a common choice).")
@@ -30,7 +37,7 @@ from wplus.loading import load_generator_info
 @click.option("--device", type=DEVICE_CHOICES, default="auto")
 @one_line_errors
 def generate_cmd(
-    model: str,
+    model: str | None,
     seeds: str,
     truncation_psi: float,
     trunc_cutoff: int | None,
@@ -47,7 +54,7 @@ def generate_cmd(
       wplus generate --model ffhq.safetensors --seeds 0-7 --trunc 0.7 --outdir samples/
     """
     dev = resolve_device(device)
-    info = load_generator_info(model, device=dev)
+    info = open_model(model, device=dev)
     G = info.G
     c = None
     if G.c_dim:

@@ -12,14 +12,14 @@ import torch
 from click.core import ParameterSource
 from tqdm.auto import tqdm
 
-from wplus.cli.common import DEVICE_CHOICES, echo_json, err, one_line_errors, resolve_device
+from wplus.cli.common import DEVICE_CHOICES, MODEL_HELP, echo_json, err, one_line_errors, open_model, resolve_device
 from wplus.errors import WplusError
 from wplus.io.atomic import write_json
 from wplus.io.images import center_crop_resize, image_grid, load_image, pil_to_tensor, save_image, tensor_to_pil
 from wplus.io.latents import Latent, save_latent
 from wplus.io.masks import load_mask, split_alpha
 from wplus.io.video import save_animation
-from wplus.loading import LoadedGenerator, load_generator_info
+from wplus.loading import LoadedGenerator
 from wplus.projection.presets import LOSS_KINDS, PRESETS, build_loss, settings_from_cli
 from wplus.projection.project import ProjectionResult, ProjectionStep, project
 
@@ -158,9 +158,9 @@ def _write_outputs(
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--model",
-    required=True,
     type=str,
-    help="Generator: a file (.safetensors, NVIDIA/TF .pkl, rosinality .pt), a registered name or a URL.",
+    default=None,
+    help=MODEL_HELP,
 )
 @click.option(
     "--outdir",
@@ -228,7 +228,7 @@ def _write_outputs(
 @one_line_errors
 def project_cmd(
     images: tuple[Path, ...],
-    model: str,
+    model: str | None,
     outdir: Path,
     space: str,
     steps: int,
@@ -276,7 +276,7 @@ def project_cmd(
     if align and mask_from_alpha:
         raise click.UsageError("--mask-from-alpha cannot be combined with --align (the alpha is not aligned)")
     dev = resolve_device(device)
-    model_info = load_generator_info(model, device=dev)
+    model_info = open_model(model, device=dev)
     G = model_info.G
     ctx = click.get_current_context()
     given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
