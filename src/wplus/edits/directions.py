@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from wplus.edits.inputs import read_float_npy
 from wplus.errors import ConfigError, ShapeError, WplusError
 from wplus.io.atomic import atomic_write
 
@@ -91,13 +92,8 @@ def _read_npz(path: Path) -> Direction:
 
 
 def _read_npy(path: Path) -> Direction:
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise WplusError(f"{path}: cannot read direction .npy ({e}); expected a float array") from None
-    if arr.dtype.kind != "f":
-        raise ShapeError(f"{path}: direction .npy has dtype {arr.dtype}, expected a float array")
-    vec = _as_rows(torch.from_numpy(np.array(arr, dtype=np.float32)), path, "npy")
+    arr = read_float_npy(path, "direction", "[1 or num_ws, w_dim]")
+    vec = _as_rows(arr, path, "npy")
     if vec.shape[0] > 1:  # a312863063 / StyleGAN2 projecting toolkit: [18, 512], added to the first 8 layers
         return Direction(vec, "toolkit", _toolkit_layers(vec.shape[0]), str(path))
     return Direction(vec, "interfacegan", None, str(path))

@@ -25,14 +25,19 @@ Projector = Callable[[Path], Latent]
 LatentReader = Callable[[Path, torch.nn.Module], Latent]
 
 
-def _read_npy(path: Path) -> Latent:
+def read_float_npy(path: Path, what: str, expected: str) -> torch.Tensor:
+    """A float ``.npy`` as a float32 tensor, read without pickle; errors name the file and what was expected."""
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise WplusError(f"{path}: cannot read latent .npy ({e}); expected a float array [num_ws, w_dim]") from None
+        raise WplusError(f"{path}: cannot read {what} .npy ({e}); expected a float array {expected}") from None
     if arr.dtype.kind != "f":
-        raise ShapeError(f"{path}: latent .npy has dtype {arr.dtype}, expected a float array [num_ws, w_dim]")
-    ws = torch.from_numpy(np.array(arr, dtype=np.float32))
+        raise ShapeError(f"{path}: {what} .npy has dtype {arr.dtype}, expected a float array {expected}")
+    return torch.from_numpy(np.array(arr, dtype=np.float32))
+
+
+def _read_npy(path: Path) -> Latent:
+    ws = arr = read_float_npy(path, "latent", "[num_ws, w_dim]")
     if ws.ndim == 1:
         ws = ws[None]
     if ws.ndim == 3 and ws.shape[0] == 1:
