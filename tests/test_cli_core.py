@@ -159,6 +159,29 @@ def test_projection_png_renders_the_saved_latent(files, tmp_path):
     assert np.array_equal(again, np.asarray(Image.open(out / "a" / "projection.png")))
 
 
+def test_init_latent_continues_a_projection(files, tmp_path):
+    model = str(files / "tiny.safetensors")
+    base = ["project", str(files / "a.png"), "--model", model, "--perceptual-weight", "0", "--json"]
+    first = CliRunner().invoke(cli, [*base, "--steps", "10", "--lr", "0.05", "--outdir", str(tmp_path / "1")])
+    assert first.exit_code == 0, first.output
+    start = tmp_path / "1" / "a" / "latent.npz"
+    zero = CliRunner().invoke(
+        cli, [*base, "--steps", "0", "--init-latent", str(start), "--outdir", str(tmp_path / "2")]
+    )
+    assert zero.exit_code == 0, zero.output
+    assert torch.equal(load_latent(tmp_path / "2" / "a" / "latent.npz").ws, load_latent(start).ws)
+    config = json.loads((tmp_path / "2" / "a" / "config.json").read_text())
+    assert config["init_latent"]["path"] == str(start) and len(config["init_latent"]["sha256"]) == 64
+    more = CliRunner().invoke(
+        cli, [*base, "--steps", "10", "--lr", "0.05", "--init-latent", str(start), "--outdir", str(tmp_path / "3")]
+    )
+    assert more.exit_code == 0, more.output
+    loss = [json.loads(r.stdout)["results"][0]["loss_total"] for r in (first, more)]
+    assert loss[1] < loss[0]
+    bad = CliRunner().invoke(cli, [*base, "--space", "z", "--init-latent", str(start), "--outdir", str(tmp_path / "4")])
+    assert bad.exit_code != 0 and "--space w+ or w" in bad.output
+
+
 def test_generate_cli(files, tmp_path):
     res = CliRunner().invoke(
         cli,

@@ -91,6 +91,32 @@ def test_random_init_is_uniform_and_seeded(tiny_generator, mse_loss):
     assert a.ws.min() >= -1 and a.ws.max() <= 1 and a.ws.std() > 0.4  # U[-1, 1] has std 0.577
 
 
+def test_start_latent_init_continues_a_run_and_is_checked(tiny_generator, mse_loss):
+    target, _ = _in_range_target(tiny_generator, seed=9)
+    first = project(tiny_generator, target, loss=mse_loss, num_steps=20, lr=0.02)
+    again = project(tiny_generator, target, loss=mse_loss, num_steps=0, init=first.ws)
+    assert torch.equal(again.ws, first.ws)  # 0 steps from a given code renders that code
+    more = project(tiny_generator, target, loss=mse_loss, num_steps=20, lr=0.02, init=first.ws)
+    assert more.history["total"][0, 0] < first.history["total"][0, 0]  # it starts where the first run ended
+    assert more.history["total"][-1, 0] < first.history["total"][-1, 0]
+    # One code is shared by a batch; W takes a W+ code whose rows agree; Z takes z.
+    pair = torch.cat([target, target])
+    shared = project(tiny_generator, pair, loss=mse_loss, num_steps=0, init=first.ws)
+    assert torch.equal(shared.ws[0], shared.ws[1])
+    w_row = tiny_generator.w_avg.reshape(1, 1, -1).repeat(1, tiny_generator.num_ws, 1) + 0.1
+    w_run = project(tiny_generator, target, loss=mse_loss, space="w", num_steps=0, init=w_row)
+    assert torch.allclose(w_run.ws, w_row)
+    z = torch.randn(1, tiny_generator.z_dim)
+    z_run = project(tiny_generator, target, loss=mse_loss, space="z", num_steps=0, init=z)
+    assert torch.equal(z_run.z, z)
+    with pytest.raises(ShapeError, match=r"init latent has shape \[1, 5\]"):
+        project(tiny_generator, target, loss=mse_loss, num_steps=1, init=torch.zeros(1, 5))
+    with pytest.raises(ConfigError, match="different rows"):
+        project(tiny_generator, target, loss=mse_loss, space="w", num_steps=1, init=first.ws)
+    with pytest.raises(ConfigError, match="NaN"):
+        project(tiny_generator, target, loss=mse_loss, num_steps=1, init=first.ws * float("nan"))
+
+
 def test_deterministic_on_cpu(tiny_generator, mse_loss):
     target, _ = _in_range_target(tiny_generator)
     a = project(tiny_generator, target, loss=mse_loss, num_steps=15, seed=4)

@@ -6,7 +6,6 @@ formats register themselves in ``READERS`` (suffix -> reader), so adding a forma
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import torch
 
 from wplus.errors import CheckpointError
+from wplus.hub.download import sha256_file as file_sha256
 from wplus.io.checkpoint import load_native_generator
 
 __all__ = ["load_generator", "LoadedGenerator", "READERS", "file_sha256"]
@@ -28,14 +28,6 @@ class LoadedGenerator:
     path: Path
     model_id: str
     sha256: str
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_generator(source: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.Module:

@@ -19,7 +19,7 @@ from wplus.io.images import center_crop_resize, image_grid, load_image, pil_to_t
 from wplus.io.latents import Latent, save_latent
 from wplus.io.masks import load_mask, split_alpha
 from wplus.io.video import save_animation
-from wplus.loading import LoadedGenerator
+from wplus.loading import LoadedGenerator, file_sha256
 from wplus.projection.presets import LOSS_KINDS, PRESETS, build_loss, settings_from_cli
 from wplus.projection.project import ProjectionResult, ProjectionStep, project
 
@@ -154,6 +154,15 @@ def _write_outputs(
     return metrics
 
 
+def _start_code(path: Path, G: torch.nn.Module, space: str) -> torch.Tensor:
+    """The code of ``--init-latent``: [1, num_ws, w_dim], checked against ``G`` (W+ / W only)."""
+    if space == "z":
+        raise click.UsageError("--init-latent holds a w code; use it with --space w+ or w (Z has no inverse of w)")
+    from wplus.edits.inputs import load_code
+
+    return load_code(path, G).ws
+
+
 @click.command("project")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
@@ -171,6 +180,12 @@ def _write_outputs(
 @click.option("--space", type=click.Choice(["w+", "w", "z"]), default="w+", help="Latent space to embed into.")
 @click.option("--steps", type=click.IntRange(0), default=1000, help="Adam steps (paper: 5000; faces ~1000).")
 @click.option("--init", type=click.Choice(["mean", "random"]), default="mean", help="Start at w_avg or U[-1,1].")
+@click.option(
+    "--init-latent",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Start from this code instead (latent.npz/.npy/.pt): continue a run, or embed a second photo of a pair "
+    "from the first one's code. W+ and W only.",
+)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.01, help="Adam learning rate.")
 @click.option("--batch-size", type=click.IntRange(1), default=1, help="Images optimised together.")
 @click.option("--device", type=DEVICE_CHOICES, default="auto")
@@ -251,6 +266,7 @@ def project_cmd(
     lpips_weights: Path | None,
     mask_path: Path | None,
     mask_from_alpha: bool,
+    init_latent: Path | None,
     **_settings_options: Any,
 ) -> None:
     """Embed IMAGES into the generator's latent space (Image2StyleGAN: VGG-16 perceptual + MSE loss, Adam).
@@ -285,6 +301,7 @@ def project_cmd(
     if mask_path is not None and mask_from_alpha:
         raise click.UsageError("give either --mask FILE or --mask-from-alpha, not both")
     shared_mask = load_mask(mask_path, G.img_resolution) if mask_path is not None else None
+    start_code = _start_code(init_latent, G, settings.space) if init_latent is not None else None
     loss, lpips = build_loss(
         settings,
         vgg_weights=vgg_weights,
@@ -305,6 +322,7 @@ def project_cmd(
         "eps": 1e-8,
         **settings.to_dict(),
         "mask": str(mask_path) if mask_path is not None else ("alpha" if mask_from_alpha else None),
+        "init_latent": None if init_latent is None else {"path": str(init_latent), "sha256": file_sha256(init_latent)},
         "preprocess": "ffhq-align" if align else ("center-crop, Lanczos resize" if crop == "center" else "resize"),
     }
 
@@ -348,7 +366,7 @@ def project_cmd(
                 callback=on_step,
                 mask=masks,
                 lpips=lpips,
-                **settings.project_kwargs(),
+                **settings.project_kwargs() | ({"init": start_code.to(dev)} if start_code is not None else {}),
             )
         finally:
             bar.close()

@@ -103,11 +103,13 @@ def _initial_latent(
     G: torch.nn.Module,
     batch: int,
     space: Space,
-    init: Init,
+    init: Init | torch.Tensor,
     w_avg: torch.Tensor,
     gen: torch.Generator,
     device: torch.device,
 ) -> torch.Tensor:
+    if isinstance(init, torch.Tensor):
+        return _given_latent(G, batch, space, init).to(device)
     if space == "z":
         # Z has no "mean code": 'mean' starts from a seeded N(0, I) sample, 'random' from U[-1, 1] (paper 5.1).
         if init == "mean":
@@ -119,6 +121,30 @@ def _initial_latent(
     if init == "mean":
         return w_avg.to(device).reshape(1, 1, -1).repeat(batch, rows, 1)
     return (torch.rand([batch, rows, G.w_dim], generator=gen) * 2 - 1).to(device)
+
+
+def _given_latent(G: torch.nn.Module, batch: int, space: Space, init: torch.Tensor) -> torch.Tensor:
+    """A caller's start code in the shape of ``space``: [B|1, num_ws, w_dim] (W+), [B|1, 1|num_ws, w_dim] (W, the
+    rows must agree), [B|1, z_dim] (Z); a single code is shared by the whole batch."""
+    init = init.detach().float()
+    if space == "z":
+        want = f"[{batch} or 1, {G.z_dim}]"
+        ok = init.ndim == 2 and init.shape[1] == G.z_dim
+    else:
+        rows = G.num_ws if space == "w+" else 1
+        want = f"[{batch} or 1, {rows}, {G.w_dim}]"
+        if rows == 1:
+            want += f" (or [.., {G.num_ws}, ..] with equal rows)"
+        if space == "w" and init.ndim == 3 and init.shape[1] == G.num_ws:
+            if not torch.allclose(init, init[:, :1].expand_as(init)):
+                raise ConfigError("init for W space has different rows per layer; start a W+ projection from it")
+            init = init[:, :1]
+        ok = init.ndim == 3 and init.shape[1:] == (rows, G.w_dim)
+    if not ok or init.shape[0] not in (1, batch):
+        raise ShapeError(f"init latent has shape {list(init.shape)}, expected {want} for space {space!r}")
+    if not torch.isfinite(init).all():
+        raise ConfigError("init latent contains NaN or infinite values")
+    return init.expand(batch, *init.shape[1:]).clone()
 
 
 def resolve_w_avg(G: torch.nn.Module, num_samples: int = 10_000, seed: int = 123) -> torch.Tensor:
@@ -190,7 +216,7 @@ def project(
     *,
     loss: ProjectionLoss,
     space: Space = "w+",
-    init: Init = "mean",
+    init: Init | torch.Tensor = "mean",
     num_steps: int = 1000,
     lr: float = 0.01,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -224,7 +250,9 @@ def project(
         loss: the objective, e.g. ``wplus.losses.PerceptualLoss(load_vgg16())`` (the paper's VGG + MSE loss), or
             ``wplus.losses.ImageLoss`` for L1 / LPIPS / masks.
         space: 'w+' (one w per layer), 'w' (one w for all layers) or 'z'.
-        init: 'mean' (w_avg; paper default) or 'random' (U[-1, 1], paper 5.1).
+        init: 'mean' (w_avg; paper default), 'random' (U[-1, 1], paper 5.1), or a start code in the shape of
+            ``space`` (an earlier result's ``ws``, or ``z`` in Z): warm starts, continuing a run, neighbouring
+            video frames, or the second image of an edit pair started from the first one's code.
         num_steps: optimiser steps on the latent (the paper uses 5000; faces converge around 1000).
         lr, betas, eps: Adam settings (paper: 0.01, (0.9, 0.999), 1e-8); ``lr`` is the peak of the schedule.
         seed: seeds the initialisation, the random noise maps and the w-noise; deterministic on CPU.
@@ -399,8 +427,8 @@ def _check_weight(name: str, value: float) -> float:
 def _check_options(space, init, num_steps, optimize_noise, noise_init, optimizer, noise_steps) -> None:
     if space not in ("w+", "w", "z"):
         raise ConfigError(f"space must be 'w+', 'w' or 'z', got {space!r}")
-    if init not in ("mean", "random"):
-        raise ConfigError(f"init must be 'mean' or 'random', got {init!r}")
+    if not isinstance(init, torch.Tensor) and init not in ("mean", "random"):
+        raise ConfigError(f"init must be 'mean', 'random' or a start latent (tensor), got {init!r}")
     if num_steps < 0:
         raise ConfigError(f"num_steps must be >= 0, got {num_steps}")
     if optimize_noise not in (False, "joint", "stage2"):
