@@ -21,6 +21,7 @@ from wplus.models.stylegan2_discriminator import (
 )
 from wplus.train.trainer import (
     TrainConfig,
+    _path_length_step,
     build_networks,
     cartoon_faces,
     load_checkpoint,
@@ -77,6 +78,52 @@ def test_train_step_updates_everything_and_r1_is_lazy():
     assert state.G.w_avg.abs().sum() > 0 and state.nimg == 12
     # G_ema moved away from the initial weights (EMA updates run).
     assert any(not torch.equal(a, b) for a, b in zip(g0, state.G_ema.parameters(), strict=True))
+
+
+def _path_lengths(G, z, y):
+    ws = G.mapping(z)
+    (grad,) = torch.autograd.grad((G.synthesis(ws, noise_mode="const") * y).sum(), ws)
+    return grad.square().sum(2).mean(1).sqrt()
+
+
+def test_path_length_regularisation_evens_out_the_lengths():
+    # Only the PL step, repeated: the spread of |J^T y| over fixed samples must shrink, and pl_mean tracks the mean.
+    state = build_networks(TrainConfig(**TINY, pl_interval=1, pl_decay=0.1, style_mixing_prob=0.0, lr=0.01))
+    gen = torch.Generator().manual_seed(1)
+    z = torch.randn(64, 16, generator=gen)
+    y = torch.randn(64, 3, 16, 16, generator=gen) / 16
+    before = _path_lengths(state.G, z, y)
+    penalties = [_path_length_step(state, 8, gen, torch.device("cpu")) for _ in range(150)]
+    after = _path_lengths(state.G, z, y)
+    cv = [float(x.std() / x.mean()) for x in (before, after)]
+    assert cv[1] < 0.7 * cv[0], cv
+    assert sum(penalties[-10:]) < 0.5 * sum(penalties[:10])
+    assert abs(state.pl_mean - float(after.mean())) < 0.25 * float(after.mean())
+
+
+def test_pl_is_lazy_and_rescales_g_adam():
+    state = build_networks(TrainConfig(**TINY, pl_interval=2))
+    assert state.opt_G.param_groups[0]["lr"] == pytest.approx(0.002 * 2 / 3)
+    assert state.opt_G.param_groups[0]["betas"][1] == pytest.approx(0.99 ** (2 / 3))
+    gen = torch.Generator().manual_seed(0)
+    reals = torch.rand(4, 3, 16, 16) * 2 - 1
+    steps = [train_step(state, reals, gen) for _ in range(3)]
+    assert [s.pl is not None for s in steps] == [True, False, True] and state.pl_mean > 0
+    off = build_networks(TrainConfig(**TINY, pl_weight=0.0))
+    assert off.opt_G.param_groups[0]["lr"] == 0.002 and train_step(off, reals, gen).pl is None
+    # Configs stored before the option existed were trained without it.
+    legacy = {k: v for k, v in TrainConfig(**TINY).to_dict().items() if not k.startswith("pl_")}
+    assert TrainConfig.from_dict(legacy).pl_weight == 0.0
+
+
+def test_resume_may_change_regularisation_not_shapes(tmp_path):
+    images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
+    train(images, TrainConfig(**TINY, pl_weight=0.0), tmp_path, kimg=0.008, snapshot_minutes=1e6)
+    state = train(images, TrainConfig(**TINY, pl_weight=1.0), tmp_path, kimg=0.016, snapshot_minutes=1e6)
+    assert state.config.pl_weight == 1.0 and state.opt_G.param_groups[0]["lr"] == pytest.approx(0.002 * 4 / 5)
+    assert load_checkpoint(tmp_path / "checkpoint.safetensors").config.pl_weight == 1.0
+    with pytest.raises(ConfigError, match="network shapes"):
+        train(images, TrainConfig(**{**TINY, "z_dim": 8}), tmp_path, kimg=0.024, snapshot_minutes=1e6)
 
 
 def test_checkpoint_round_trip_resumes_exactly(tmp_path):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 import click
 import torch
+from click.core import ParameterSource
 from tqdm.auto import tqdm
 
 from wplus.cli.common import DEVICE_CHOICES, echo_json, one_line_errors, progress_enabled, resolve_device
@@ -23,6 +25,10 @@ from wplus.train.trainer import (
 CARTOON_FACES = "cartoon-faces"
 
 
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+
 @click.command("train")
 @click.argument("dataset", type=str)
 @click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder.")
@@ -37,6 +43,12 @@ CARTOON_FACES = "cartoon-faces"
 @click.option("--d-channel-base", type=click.IntRange(min=16), default=2048)
 @click.option("--d-channel-max", type=click.IntRange(min=8), default=128)
 @click.option("--gamma", "r1_gamma", type=click.FloatRange(min=0), default=None, help="R1 weight (default: heuristic).")
+@click.option(
+    "--pl-weight",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    help="Path length regularisation weight (StyleGAN2: 2; 0 turns it off). May be changed when resuming.",
+)
 @click.option("--mirror/--no-mirror", "xflip", default=True, help="Random horizontal flips of the reals.")
 @click.option("--num-images", type=click.IntRange(min=8), default=20000, help="Faces drawn for cartoon-faces.")
 @click.option("--seed", type=int, default=0)
@@ -59,6 +71,7 @@ def train_cmd(
     d_channel_base: int,
     d_channel_max: int,
     r1_gamma: float | None,
+    pl_weight: float,
     xflip: bool,
     num_images: int,
     seed: int,
@@ -93,12 +106,16 @@ def train_cmd(
         d_channel_max=d_channel_max,
         batch_size=batch_size,
         r1_gamma=r1_gamma,
+        pl_weight=pl_weight,
         xflip=xflip,
         seed=seed,
     )
     ckpt = outdir / CHECKPOINT_NAME
     if resume and ckpt.is_file():
-        config = read_checkpoint_config(ckpt)  # a resumed run keeps its own hyper-parameters
+        # A resumed run keeps its own hyper-parameters, except the regularisation weights given on this command line.
+        ctx = click.get_current_context()
+        given = {k: v for k, v in (("r1_gamma", r1_gamma), ("pl_weight", pl_weight)) if _given(ctx, k)}
+        config = dataclasses.replace(read_checkpoint_config(ckpt), **given)
         res = config.resolution
     if dataset == CARTOON_FACES:
         images = cartoon_faces(num_images, res, cache_dir=outdir)
@@ -115,6 +132,8 @@ def train_cmd(
         post = {"G": f"{st.loss_G:.3f}", "D": f"{st.loss_D:.3f}", "s/step": f"{st.sec_per_step:.2f}"}
         if st.r1 is not None:
             post["r1"] = f"{st.r1:.3f}"
+        if st.pl is not None:
+            post["pl"] = f"{st.pl:.3f}"
         bar.set_postfix(post, refresh=False)
         bar.update(0)
 

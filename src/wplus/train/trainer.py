@@ -7,6 +7,12 @@ What it does, and the paper facts it relies on:
 * R1 regularisation (Mescheder et al. 2018) ``gamma/2 * |grad_x D(x)|^2`` on reals, applied lazily every
   ``r1_interval`` minibatches with its weight multiplied by the interval; D's Adam lr and betas are rescaled by
   ``interval / (interval + 1)`` to compensate (StyleGAN2 appendix B, "lazy regularization").
+* Path length regularisation (StyleGAN2 sec. 3.2): ``pl_weight * (|J_w^T y| - a)^2`` with ``y`` Gaussian image
+  noise scaled by ``1/sqrt(H*W)``, ``J_w`` the Jacobian of the image with respect to the W+ codes (squared norm
+  summed over ``w_dim``, averaged over layers) and ``a`` a moving average of that length (decay ``pl_decay``),
+  computed lazily every ``pl_interval`` minibatches on ``batch_size / pl_batch_shrink`` samples; G's Adam is
+  rescaled like D's. It makes a fixed step in W change the image by a fixed amount everywhere, which is what
+  makes linear edits (directions, expression transfer) behave the same on every face.
 * Style mixing with probability ``style_mixing_prob`` (StyleGAN sec. 3.1), random per-pixel noise while training,
   ``w_avg`` tracked as a moving average of the mapping output (for truncation and projection).
 * An exponential moving average of G's weights (``G_ema``) with half-life ``ema_kimg`` thousand images, ramped up
@@ -79,12 +85,22 @@ class TrainConfig:
     style_mixing_prob: float = 0.9
     xflip: bool = True
     seed: int = 0
+    pl_weight: float = 2.0
+    pl_interval: int = 4
+    pl_batch_shrink: int = 2
+    pl_decay: float = 0.01
 
     def __post_init__(self) -> None:
         if self.batch_size < 2:
             raise ConfigError(f"got batch_size={self.batch_size}, expected >= 2 (the minibatch-stddev needs pairs)")
         if self.r1_interval < 1:
             raise ConfigError(f"got r1_interval={self.r1_interval}, expected >= 1")
+        if self.pl_interval < 1 or self.pl_batch_shrink < 1:
+            raise ConfigError(
+                f"got pl_interval={self.pl_interval}, pl_batch_shrink={self.pl_batch_shrink}, expected >= 1"
+            )
+        if not (math.isfinite(self.pl_weight) and self.pl_weight >= 0 and 0 < self.pl_decay <= 1):
+            raise ConfigError(f"got pl_weight={self.pl_weight}, pl_decay={self.pl_decay}; expected >= 0 and (0, 1]")
         if not 0 <= self.style_mixing_prob <= 1:
             raise ConfigError(f"got style_mixing_prob={self.style_mixing_prob}, expected a value in [0, 1]")
 
@@ -116,7 +132,17 @@ class TrainConfig:
         unknown = set(d) - known
         if unknown:
             raise ConfigError(f"unknown training config keys {sorted(unknown)}; expected some of {sorted(known)}")
-        return cls(**d)
+        # Runs recorded before path length regularisation existed were trained without it.
+        return cls(**{"pl_weight": 0.0, **d})
+
+    def adam_settings(self, interval: int) -> dict[str, Any]:
+        """Adam lr and betas for a network regularised lazily every ``interval`` steps (0: never; appendix B)."""
+        ratio = interval / (interval + 1) if interval > 0 else 1.0
+        return {"lr": self.lr * ratio, "betas": (self.beta1**ratio, self.beta2**ratio)}
+
+    @property
+    def g_reg_interval(self) -> int:
+        return self.pl_interval if self.pl_weight > 0 else 0
 
 
 @dataclass
@@ -132,6 +158,13 @@ class TrainState:
     step: int = 0
     nimg: int = 0
     wall_s: float = 0.0  # training time summed over all sessions of the run
+    pl_mean: float = 0.0  # moving average of the path lengths
+
+    def set_adam(self) -> None:
+        """Put the optimisers' lr and betas in line with ``config`` (after a resume that changed regularisation)."""
+        for opt, interval in ((self.opt_G, self.config.g_reg_interval), (self.opt_D, self.config.r1_interval)):
+            for group in opt.param_groups:
+                group.update(self.config.adam_settings(interval))
 
 
 @dataclass(frozen=True)
@@ -144,6 +177,7 @@ class TrainStep:
     loss_D: float
     r1: float | None
     sec_per_step: float
+    pl: float | None = None  # path length penalty, on the steps that compute it
 
 
 def build_networks(config: TrainConfig, *, device: torch.device | str = "cpu") -> TrainState:
@@ -159,11 +193,8 @@ def build_networks(config: TrainConfig, *, device: torch.device | str = "cpu") -
                     t.copy_(torch.randn(t.shape, generator=gen) / lr_mul)
     G, D = G.to(device).train(), D.to(device).train()
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    ratio = config.r1_interval / (config.r1_interval + 1)  # lazy R1: rescale D's Adam (appendix B)
-    opt_G = torch.optim.Adam(G.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), eps=1e-8)
-    opt_D = torch.optim.Adam(
-        D.parameters(), lr=config.lr * ratio, betas=(config.beta1**ratio, config.beta2**ratio), eps=1e-8
-    )
+    opt_G = torch.optim.Adam(G.parameters(), eps=1e-8, **config.adam_settings(config.g_reg_interval))
+    opt_D = torch.optim.Adam(D.parameters(), eps=1e-8, **config.adam_settings(config.r1_interval))
     return TrainState(config=config, G=G, D=D, G_ema=G_ema, opt_G=opt_G, opt_D=opt_D)
 
 
@@ -203,7 +234,9 @@ def save_checkpoint(state: TrainState, path: str | Path, *, extra: dict[str, Any
         "wplus_format": "1",
         "arch": "wplus_train_checkpoint",
         "train_config": json.dumps(state.config.to_dict()),
-        "counters": json.dumps({"step": state.step, "nimg": state.nimg, "wall_s": state.wall_s}),
+        "counters": json.dumps(
+            {"step": state.step, "nimg": state.nimg, "wall_s": state.wall_s, "pl_mean": state.pl_mean}
+        ),
         "optimizers": json.dumps(opt_meta),
         "extra": json.dumps(extra or {}),
     }
@@ -247,6 +280,7 @@ def load_checkpoint(path: str | Path, *, device: torch.device | str = "cpu") -> 
         raise CheckpointError(path, f"checkpoint does not match its stored config: {str(e)[:200]}") from None
     counters = json.loads(meta["counters"])
     state.step, state.nimg, state.wall_s = int(counters["step"]), int(counters["nimg"]), float(counters["wall_s"])
+    state.pl_mean = float(counters.get("pl_mean", 0.0))
     torch.set_rng_state(tensors["rng.torch"])
     return state
 
@@ -305,6 +339,9 @@ def train_step(state: TrainState, reals: torch.Tensor, gen: torch.Generator) -> 
     state.opt_G.zero_grad(set_to_none=True)
     loss_G.backward()
     state.opt_G.step()
+    pl_value = None
+    if cfg.pl_weight > 0 and state.step % cfg.pl_interval == 0:
+        pl_value = _path_length_step(state, max(1, b // cfg.pl_batch_shrink), gen, device)
 
     # D: minimise softplus(D(fake)) + softplus(-D(real)) (+ lazy R1 on reals). The fakes of the G step are reused.
     G.requires_grad_(False)
@@ -330,8 +367,31 @@ def train_step(state: TrainState, reals: torch.Tensor, gen: torch.Generator) -> 
     state.nimg += b
     _update_ema(state)
     return TrainStep(
-        state.step, state.nimg, float(loss_G.detach()), float(loss_D.detach()), r1_value, time.perf_counter() - t0
+        state.step,
+        state.nimg,
+        float(loss_G.detach()),
+        float(loss_D.detach()),
+        r1_value,
+        time.perf_counter() - t0,
+        pl_value,
     )
+
+
+def _path_length_step(state: TrainState, batch: int, gen: torch.Generator, device: torch.device) -> float:
+    """One lazy path length regularisation update of G (see the module docstring); returns the penalty."""
+    cfg, G = state.config, state.G
+    z = torch.randn([batch, G.z_dim], generator=gen).to(device)
+    ws = _mapping(G, z, cfg.style_mixing_prob, gen)
+    images = G.synthesis(ws, noise_mode="random")
+    y = torch.randn(images.shape, generator=gen).to(device) / math.sqrt(images.shape[2] * images.shape[3])
+    (grad,) = torch.autograd.grad((images * y).sum(), ws, create_graph=True)
+    lengths = grad.square().sum(2).mean(1).sqrt()  # [batch]
+    state.pl_mean += cfg.pl_decay * (float(lengths.detach().mean()) - state.pl_mean)
+    penalty = (lengths - state.pl_mean).square().mean()
+    state.opt_G.zero_grad(set_to_none=True)
+    (penalty * cfg.pl_weight * cfg.pl_interval).backward()
+    state.opt_G.step()
+    return float(penalty.detach())
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -375,7 +435,8 @@ def train(
 
     Args:
         images: The dataset, uint8 [N, 3, R, R] (kept on the CPU; batches move to ``device``).
-        config: Hyper-parameters; on resume the checkpoint's config is used and must agree in shape.
+        config: Hyper-parameters. On resume they must match the checkpoint's network shapes; other settings given
+            here (regularisation weights, for one) replace the stored ones from now on.
         outdir: Run folder (``checkpoint.safetensors``, ``G_ema.safetensors``, ``D.safetensors``, ``samples/``,
             ``log.jsonl``).
         kimg: Total length of the run in thousands of real images shown (counted across resumes).
@@ -405,6 +466,11 @@ def train(
             raise ConfigError(
                 f"{ckpt}: the checkpoint's network shapes differ from the requested ones; use another --outdir"
             )
+        if config != state.config:
+            changed = {k: v for k, v in config.to_dict().items() if state.config.to_dict()[k] != v}
+            log.info("resuming with changed settings %s", changed)
+            state.config = config
+            state.set_adam()
         log.info("resumed %s at %.1f kimg", ckpt, state.nimg / 1000)
     else:
         state = build_networks(config, device=device)
@@ -434,10 +500,12 @@ def train(
             state.wall_s = wall_at_start + (time.monotonic() - session_start)
             if callback is not None:
                 callback(st)
-            if st.step % 20 == 0 or st.r1 is not None:
+            if st.step % 20 == 0 or st.r1 is not None or st.pl is not None:
                 rec = {"step": st.step, "kimg": st.nimg / 1000, "loss_G": st.loss_G, "loss_D": st.loss_D}
                 if st.r1 is not None:
                     rec["r1"] = st.r1
+                if st.pl is not None:
+                    rec["pl"], rec["pl_mean"] = st.pl, state.pl_mean
                 rec["wall_s"] = round(state.wall_s, 1)
                 logf.write(json.dumps(rec) + "\n")
                 logf.flush()
