@@ -17,7 +17,7 @@ from wplus.io.checkpoint import load_native_generator
 from wplus.losses import DiscriminatorFeatures
 from wplus.models.stylegan2_discriminator import load_discriminator
 from wplus.shipped import shipped_discriminator_path, shipped_generator_path
-from wplus.train.quality import projection_psnr, smile_fraction
+from wplus.train.quality import CheckRun, projection_psnr, smile_fraction
 
 
 def main() -> int:
@@ -26,16 +26,18 @@ def main() -> int:
     ap.add_argument("--disc", default=None, help="D.safetensors (default: the shipped discriminator)")
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--faces", type=int, default=20)
-    ap.add_argument("--pairs", type=int, default=8)
+    ap.add_argument("--pairs", type=int, default=24, help="neutral/smiling pairs the smile direction is averaged over")
+    ap.add_argument("--others", type=int, default=8, help="faces the smile direction is applied to")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     G = load_native_generator(args.model or shipped_generator_path())
     loss = DiscriminatorFeatures(load_discriminator(args.disc or shipped_discriminator_path()))
     t0 = time.perf_counter()
-    scores = projection_psnr(G, loss, count=args.faces, num_steps=args.steps)
+    run = CheckRun(num_steps=args.steps)
+    scores = projection_psnr(G, loss, count=args.faces, run=run)
     t1 = time.perf_counter()
-    smile = smile_fraction(G, loss, num_pairs=args.pairs, num_faces=args.pairs, num_steps=args.steps)
+    smile = smile_fraction(G, loss, num_pairs=args.pairs, num_faces=args.others, run=run)
     t2 = time.perf_counter()
     median = statistics.median(scores)
     out = {
@@ -46,6 +48,8 @@ def main() -> int:
         "smile_fraction_mean": round(smile.mean, 3),
         "smile_fraction_min": round(min(smile.fractions), 3),
         "smile_seconds": round(t2 - t1, 1),
+        "smile_pairs": args.pairs,
+        "smile_pair_psnr_median_db": round(statistics.median(smile.pair_psnr), 2),
         "steps": args.steps,
         "bars": {"psnr_median_ge_28": median >= 28, "smile_fraction_ge_0.7": smile.mean >= 0.7},
     }

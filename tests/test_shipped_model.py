@@ -13,7 +13,7 @@ import torch
 
 from wplus.losses import DiscriminatorFeatures
 from wplus.shipped import load_shipped_discriminator, load_shipped_generator, shipped_generator_path
-from wplus.train.quality import projection_psnr
+from wplus.train.quality import CheckRun, projection_psnr
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def test_shipped_model_embeds_held_out_faces():
     torch.set_num_threads(2)
     G = load_shipped_generator()
     loss = DiscriminatorFeatures(load_shipped_discriminator())
-    scores = projection_psnr(G, loss, count=4, num_steps=200)
+    scores = projection_psnr(G, loss, count=4, run=CheckRun(num_steps=200))
     assert statistics.median(scores) >= PSNR_FLOOR_200_STEPS
 
 

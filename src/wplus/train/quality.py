@@ -20,7 +20,7 @@ from wplus.io.images import pil_to_tensor
 from wplus.metrics import psnr
 from wplus.projection.project import ProjectionLoss, project
 
-__all__ = ["projection_psnr", "smile_fraction", "SmileCheck", "held_out_faces"]
+__all__ = ["projection_psnr", "smile_fraction", "SmileCheck", "CheckRun", "held_out_faces"]
 
 
 def held_out_faces(offset: int, count: int, resolution: int, **changes: float) -> torch.Tensor:
@@ -34,13 +34,32 @@ def held_out_faces(offset: int, count: int, resolution: int, **changes: float) -
     return torch.cat(imgs)
 
 
+@dataclass(frozen=True)
+class CheckRun:
+    """How the checks embed faces: W+ projection with the paper's Adam settings, ``chunk`` images at a time (a
+    batch is independent single runs, so chunking only bounds memory: a 64 px batch of 48 needs ~13 GB)."""
+
+    num_steps: int = 500
+    seed: int = 0
+    chunk: int = 16
+
+    def project(self, G: torch.nn.Module, targets: torch.Tensor, loss: ProjectionLoss) -> tuple[torch.Tensor, ...]:
+        """W+ codes [N, num_ws, w_dim] and renderings [N, C, R, R] of ``targets``."""
+        ws, images = [], []
+        for part in targets.split(self.chunk):
+            r = project(G, part, loss=loss, space="w+", num_steps=self.num_steps, seed=self.seed)
+            ws.append(r.ws)
+            images.append(r.images)
+        return torch.cat(ws), torch.cat(images)
+
+
 def projection_psnr(
-    G: torch.nn.Module, loss: ProjectionLoss, *, count: int = 20, num_steps: int = 500, seed: int = 0
+    G: torch.nn.Module, loss: ProjectionLoss, *, count: int = 20, run: CheckRun = CheckRun()
 ) -> list[float]:
-    """PSNR (dB) of ``count`` held-out faces after ``num_steps`` of W+ projection (one batch)."""
+    """PSNR (dB) of ``count`` held-out faces after ``run.num_steps`` of W+ projection."""
     targets = held_out_faces(0, count, G.img_resolution).to(G.w_avg.device)
-    result = project(G, targets, loss=loss, space="w+", num_steps=num_steps, seed=seed)
-    return [float(v) for v in psnr(result.images, targets)]
+    _, images = run.project(G, targets, loss)
+    return [float(v) for v in psnr(images, targets)]
 
 
 @dataclass
@@ -70,21 +89,24 @@ def smile_fraction(
     G: torch.nn.Module,
     loss: ProjectionLoss,
     *,
-    num_pairs: int = 8,
+    num_pairs: int = 24,
     num_faces: int = 8,
-    num_steps: int = 500,
     strength: float = 1.0,
-    seed: int = 0,
+    run: CheckRun = CheckRun(),
 ) -> SmileCheck:
-    """Measure where the smile direction changes the image (see the module docstring)."""
+    """Measure where the smile direction changes the image (see the module docstring).
+
+    The direction's own estimation noise shrinks with ``num_pairs`` (measured on the shipped model: 8 pairs 46 %,
+    16 pairs 54 %, 24-32 pairs 60 %).
+    """
     res = G.img_resolution
     device = G.w_avg.device
     neutral = held_out_faces(1000, num_pairs, res, smile=0.0)
     smiling = held_out_faces(1000, num_pairs, res, smile=1.0)
     others = held_out_faces(2000, num_faces, res, smile=0.0)
     batch = torch.cat([neutral, smiling, others]).to(device)
-    result = project(G, batch, loss=loss, space="w+", num_steps=num_steps, seed=seed)
-    ws_n, ws_s, ws_o = result.ws.split([num_pairs, num_pairs, num_faces])
+    ws, images = run.project(G, batch, loss)
+    ws_n, ws_s, ws_o = ws.split([num_pairs, num_pairs, num_faces])
     direction = (ws_s - ws_n).mean(0, keepdim=True)  # [1, num_ws, w_dim]
     before = _render(G, ws_o)
     after = _render(G, ws_o + strength * direction)
@@ -94,5 +116,5 @@ def smile_fraction(
         box = face_boxes(sample_attributes(HELD_OUT_SEED_BASE + 2000 + i), res)["mouth"]
         mask = _box_mask(box, res)
         fractions.append(float((change[i] * mask).sum() / change[i].sum().clamp_min(1e-12)))
-    pair_psnr = [float(v) for v in psnr(result.images[: 2 * num_pairs], batch[: 2 * num_pairs])]
+    pair_psnr = [float(v) for v in psnr(images[: 2 * num_pairs], batch[: 2 * num_pairs])]
     return SmileCheck(fractions=fractions, direction_norm=float(direction.norm()), pair_psnr=pair_psnr)
