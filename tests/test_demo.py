@@ -17,7 +17,7 @@ from wplus.errors import CheckpointError
 from wplus.io.checkpoint import save_generator
 from wplus.losses import DiscriminatorFeatures
 from wplus.models.stylegan2_discriminator import Discriminator, DiscriminatorConfig, save_discriminator
-from wplus.train.quality import projection_psnr, smile_fraction
+from wplus.train.quality import CheckRun, held_out_faces, projection_psnr, smile_fraction
 
 
 @pytest.fixture
@@ -80,7 +80,12 @@ def test_cli_demo_offline(fake_assets, tmp_path):
 def test_quality_checks_run(fake_assets):
     G = shipped.load_shipped_generator()
     loss = DiscriminatorFeatures(shipped.load_shipped_discriminator())
-    scores = projection_psnr(G, loss, count=2, num_steps=2)
+    scores = projection_psnr(G, loss, count=2, run=CheckRun(num_steps=2))
     assert len(scores) == 2 and all(s > 0 for s in scores)
-    smile = smile_fraction(G, loss, num_pairs=2, num_faces=2, num_steps=2)
+    smile = smile_fraction(G, loss, num_pairs=2, num_faces=2, run=CheckRun(num_steps=2))
     assert len(smile.fractions) == 2 and all(0 <= f <= 1 for f in smile.fractions)
+    # Chunking only bounds memory: the codes equal those of one batch.
+    faces = held_out_faces(0, 3, G.img_resolution)
+    one, _ = CheckRun(num_steps=3, chunk=3).project(G, faces, loss)
+    split, _ = CheckRun(num_steps=3, chunk=1).project(G, faces, loss)
+    torch.testing.assert_close(one, split, atol=1e-4, rtol=0)
