@@ -1,7 +1,9 @@
-"""The shipped cartoon-face model itself: it loads, samples faces and embeds held-out faces (slow, CPU, < 2 min).
+"""The shipped cartoon-face model itself: it loads, samples faces, embeds held-out faces and moves a smile (slow, CPU,
+about 90 s).
 
-The thresholds are regression guards at the figures measured when the model was shipped (docs/demo-model.md), which
-are below the issue's bars (28 dB, 70 %): see that page for the honest numbers.
+The thresholds are regression guards a little below what the shipped model measured in these shortened runs (4 faces,
+200 steps: median 26.8 dB; smile direction from 4 pairs: 58 % of the change in the mouth box). The full checks at the
+issue's settings are `benchmarks/check_demo_model.py`; their figures are in docs/demo-model.md.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import torch
 
 from wplus.losses import DiscriminatorFeatures
 from wplus.shipped import load_shipped_discriminator, load_shipped_generator, shipped_generator_path
-from wplus.train.quality import CheckRun, projection_psnr
+from wplus.train.quality import CheckRun, projection_psnr, smile_fraction
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +34,12 @@ def test_shipped_model_embeds_held_out_faces():
     G = load_shipped_generator()
     loss = DiscriminatorFeatures(load_shipped_discriminator())
     scores = projection_psnr(G, loss, count=4, run=CheckRun(num_steps=200))
-    assert statistics.median(scores) >= PSNR_FLOOR_200_STEPS
+    assert statistics.median(scores) >= 25.0, scores
 
 
-PSNR_FLOOR_200_STEPS = 20.0
+def test_shipped_model_smile_direction_is_mostly_in_the_mouth():
+    torch.set_num_threads(2)
+    G = load_shipped_generator()
+    loss = DiscriminatorFeatures(load_shipped_discriminator())
+    smile = smile_fraction(G, loss, num_pairs=4, num_faces=4, run=CheckRun(num_steps=200))
+    assert smile.mean >= 0.45, smile.fractions
