@@ -183,8 +183,7 @@ def _start_code(path: Path, G: torch.nn.Module, space: str) -> torch.Tensor:
 @click.option(
     "--init-latent",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Start from this code instead (latent.npz/.npy/.pt): continue a run, or embed a second photo of a pair "
-    "from the first one's code. W+ and W only.",
+    help="Start from this code instead (latent.npz/.npy/.pt), e.g. to continue a run. W+ and W only.",
 )
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.01, help="Adam learning rate.")
 @click.option("--batch-size", type=click.IntRange(1), default=1, help="Images optimised together.")

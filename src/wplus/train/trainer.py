@@ -11,8 +11,9 @@ What it does, and the paper facts it relies on:
   noise scaled by ``1/sqrt(H*W)``, ``J_w`` the Jacobian of the image with respect to the W+ codes (squared norm
   summed over ``w_dim``, averaged over layers) and ``a`` a moving average of that length (decay ``pl_decay``),
   computed lazily every ``pl_interval`` minibatches on ``batch_size / pl_batch_shrink`` samples; G's Adam is
-  rescaled like D's. It makes a fixed step in W change the image by a fixed amount everywhere, which is what
-  makes linear edits (directions, expression transfer) behave the same on every face.
+  rescaled like D's. It pushes a fixed-size step in W to change the image by a similar amount for every w (the
+  paper ties it to a smoother, more consistent W); on the shipped model it raised the reconstruction PSNR but did
+  not localise the smile direction (docs/demo-model.md).
 * Style mixing with probability ``style_mixing_prob`` (StyleGAN sec. 3.1), random per-pixel noise while training,
   ``w_avg`` tracked as a moving average of the mapping output (for truncation and projection).
 * An exponential moving average of G's weights (``G_ema``) with half-life ``ema_kimg`` thousand images, ramped up
