@@ -188,6 +188,10 @@ def test_cli_train_cartoon_faces_and_resume(tmp_path):
     r = CliRunner().invoke(cli, [*args, "--kimg", "0.016"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output[r.output.index("{") :])["steps"] == 4
+    assert load_checkpoint(out / "checkpoint.safetensors").config.pl_weight == 2.0  # the default, kept on resume
+    r = CliRunner().invoke(cli, [*args, "--kimg", "0.02", "--pl-weight", "0"])  # given on a resume: replaces it
+    assert r.exit_code == 0, r.output
+    assert load_checkpoint(out / "checkpoint.safetensors").config.pl_weight == 0.0
     assert (out / "G_ema.safetensors").is_file() and (out / "D.safetensors").is_file()
     assert cartoon_faces(16, 16, cache_dir=out).shape == (16, 3, 16, 16)
     r = CliRunner().invoke(cli, ["train", str(tmp_path / "nope"), "--outdir", str(out), "--no-resume"])

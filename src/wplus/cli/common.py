@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 import torch
+from click.core import ParameterSource
 
 from wplus.errors import WplusError
 
@@ -71,6 +72,12 @@ def echo_json(obj: Any) -> None:
 
 def err(msg: str) -> None:
     click.echo(msg, err=True)
+
+
+def explicit_options(ctx: click.Context) -> set[str]:
+    """Names of the options the user gave (command line or environment), as opposed to defaults."""
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    return {name for name in ctx.params if ctx.get_parameter_source(name) in given}
 
 
 def progress_enabled() -> bool:

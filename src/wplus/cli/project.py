@@ -9,10 +9,18 @@ from typing import Any
 
 import click
 import torch
-from click.core import ParameterSource
 from tqdm.auto import tqdm
 
-from wplus.cli.common import DEVICE_CHOICES, MODEL_HELP, echo_json, err, one_line_errors, open_model, resolve_device
+from wplus.cli.common import (
+    DEVICE_CHOICES,
+    MODEL_HELP,
+    echo_json,
+    err,
+    explicit_options,
+    one_line_errors,
+    open_model,
+    resolve_device,
+)
 from wplus.errors import WplusError
 from wplus.io.atomic import write_json
 from wplus.io.images import center_crop_resize, image_grid, load_image, pil_to_tensor, save_image, tensor_to_pil
@@ -294,8 +302,7 @@ def project_cmd(
     model_info = open_model(model, device=dev)
     G = model_info.G
     ctx = click.get_current_context()
-    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-    explicit = {name for name in ctx.params if ctx.get_parameter_source(name) in given}
+    explicit = explicit_options(ctx)
     settings = settings_from_cli(preset, ctx.params, explicit)
     if mask_path is not None and mask_from_alpha:
         raise click.UsageError("give either --mask FILE or --mask-from-alpha, not both")

@@ -8,10 +8,16 @@ from pathlib import Path
 
 import click
 import torch
-from click.core import ParameterSource
 from tqdm.auto import tqdm
 
-from wplus.cli.common import DEVICE_CHOICES, echo_json, one_line_errors, progress_enabled, resolve_device
+from wplus.cli.common import (
+    DEVICE_CHOICES,
+    echo_json,
+    explicit_options,
+    one_line_errors,
+    progress_enabled,
+    resolve_device,
+)
 from wplus.train.trainer import (
     CHECKPOINT_NAME,
     TrainConfig,
@@ -23,10 +29,6 @@ from wplus.train.trainer import (
 )
 
 CARTOON_FACES = "cartoon-faces"
-
-
-def _given(ctx: click.Context, name: str) -> bool:
-    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 
 
 @click.command("train")
@@ -113,8 +115,8 @@ def train_cmd(
     ckpt = outdir / CHECKPOINT_NAME
     if resume and ckpt.is_file():
         # A resumed run keeps its own hyper-parameters, except the regularisation weights given on this command line.
-        ctx = click.get_current_context()
-        given = {k: v for k, v in (("r1_gamma", r1_gamma), ("pl_weight", pl_weight)) if _given(ctx, k)}
+        explicit = explicit_options(click.get_current_context())
+        given = {k: v for k, v in (("r1_gamma", r1_gamma), ("pl_weight", pl_weight)) if k in explicit}
         config = dataclasses.replace(read_checkpoint_config(ckpt), **given)
         res = config.resolution
     if dataset == CARTOON_FACES:
