@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -202,6 +203,19 @@ def _prepare_target(loss: ProjectionLoss, target: torch.Tensor, mask: torch.Tens
         ) from None
 
 
+@contextmanager
+def frozen(G: torch.nn.Module) -> Iterator[None]:
+    """Freeze G's parameters for an optimisation over its inputs (the backward pass then computes activation
+    gradients only) and restore each parameter's ``requires_grad`` afterwards, also on errors."""
+    requires_grad = [p.requires_grad for p in G.parameters()]
+    G.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, rg in zip(G.parameters(), requires_grad, strict=True):
+            p.requires_grad_(rg)
+
+
 @dataclass
 class _Stage:
     name: str
@@ -301,9 +315,7 @@ def project(
     device = target.device
     batch = target.shape[0]
     started = time.perf_counter()
-    requires_grad = [p.requires_grad for p in G.parameters()]
-    G.requires_grad_(False)  # frozen weights: the backward pass computes activation gradients only
-    try:
+    with frozen(G):
         gen = torch.Generator().manual_seed(seed)
         w_avg = resolve_w_avg(G, w_avg_samples)
         latent = _initial_latent(G, batch, space, init, w_avg, gen, device).requires_grad_(True)
@@ -372,9 +384,6 @@ def project(
             final_psnr, final_ssim = psnr(final, target).cpu(), ssim(final, target).cpu()
             w_dist = (ws - w_avg.to(device)).flatten(1).norm(dim=1).cpu()
             final_lpips = lpips(final, target).cpu() if lpips is not None else None
-    finally:
-        for p, rg in zip(G.parameters(), requires_grad, strict=True):
-            p.requires_grad_(rg)
 
     seconds = time.perf_counter() - started
     metrics = []
