@@ -173,3 +173,47 @@ def test_z_codes_morph_in_z_and_edit_after_mapping(tmp_path, tiny_generator):
     mixed = load_latent(tmp_path / "x" / "mixed" / "c0_s0.npz").ws
     a, b = load_latent(paths[0]).ws, load_latent(paths[1]).ws
     assert torch.equal(mixed[0, 0], b[0, 0]) and torch.equal(mixed[0, -1], a[0, -1])
+
+
+def test_direction_from_images_projects_pairs_jointly_and_skips_a_bad_pair(workspace, tiny_generator):
+    from wplus.io.images import tensor_to_pil
+
+    tmp, model, _ = workspace
+    G = tiny_generator
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        w = G.mapping(torch.randn(3, G.z_dim, generator=g))
+        e = torch.zeros(1, G.num_ws, G.w_dim)
+        e[:, 2:5] = 0.8 * torch.randn(1, 3, G.w_dim, generator=g)
+        before, after = G.synthesis(w, noise_mode="const"), G.synthesis(w + e, noise_mode="const")
+    names = []
+    for i in range(3):
+        for side, img in (("b", before[i]), ("a", after[i])):
+            tensor_to_pil(img).save(tmp / f"{side}{i}.png")
+            names.append(tmp / f"{side}{i}.png")
+    (tmp / "broken.png").write_bytes(b"not a png")
+    out = tmp / "dirs"
+    args = ["direction", "from-images", *names, tmp / "broken.png", names[1], "--name", "edit", "--steps", 200,
+            "--model", model, "--outdir", out, "--device", "cpu", "--perceptual-weight", 0]  # fmt: skip
+    r = _run(args)
+    assert r.exit_code == 0, r.output
+    assert "skipping pair 3" in r.output and "broken.png" in r.output
+    with np.load(out / "edit.npz", allow_pickle=False) as data:
+        vec = torch.from_numpy(data["direction"])
+        meta = json.loads(str(data["metadata"]))
+    assert vec.shape == (G.num_ws, G.w_dim) and torch.isfinite(vec).all() and vec.norm() > 0
+    assert meta["method"] == "shared offset of jointly projected pairs" and meta["num_pairs"] == 3
+    rec = _record(out / "edit.json")
+    params = rec["parameters"]
+    assert params["pairs_used"] == [0, 1, 2] and params["skipped"][0]["pair"] == 3
+    from wplus.metrics import psnr
+
+    with torch.no_grad():  # the start of every code: w_avg; the joint projection must improve on it clearly
+        start = G.synthesis(G.w_avg.reshape(1, 1, -1).expand(3, G.num_ws, -1), noise_mode="const")
+    floor = torch.stack([psnr(start, before), psnr(start, after)], 1) + 4
+    assert (torch.tensor(params["pair_psnr_db"]) > floor).all(), (params["pair_psnr_db"], floor)
+    assert [i["role"] for i in rec["inputs"]] == ["before0", "after0", "before1", "after1", "before2", "after2"]
+    with Image.open(out / "edit_pairs.png") as sheet:
+        assert sheet.width > 4 * 16 and sheet.height > 3 * 16
+    r = _run([*args[:-4], "--space", "w", "--device", "cpu"])
+    assert r.exit_code != 0 and "W+" in r.output

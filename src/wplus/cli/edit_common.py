@@ -90,7 +90,8 @@ class EditContext:
     def G(self) -> torch.nn.Module:
         return self.info.G
 
-    def _project(self, path: Path) -> Latent:
+    def projection_loss(self) -> Any:
+        """The loss the projection options ask for (built once: VGG-16 weights are read on first use)."""
         p = self.projection
         if self._loss is None:
             settings = resolve_settings(
@@ -102,9 +103,18 @@ class EditContext:
                 loss="perceptual+mse" if p["perceptual_weight"] > 0 else "mse",
             )
             self._loss, _ = build_loss(settings, vgg_weights=self.vgg_weights, device=self.device)
-        target = pil_to_tensor(center_crop_resize(load_image(path), self.G.img_resolution)).to(self.device)
+        return self._loss
+
+    def read_target(self, path: Path) -> torch.Tensor:
+        """An image file centre-cropped to the generator's resolution, [1, C, R, R] in [-1, 1] on the device."""
+        return pil_to_tensor(center_crop_resize(load_image(path), self.G.img_resolution)).to(self.device)
+
+    def _project(self, path: Path) -> Latent:
+        p = self.projection
+        loss = self.projection_loss()
+        target = self.read_target(path)
         err(f"projecting {path} ({p['steps']} steps, {p['proj_space']})")
-        r = project(self.G, target, loss=self._loss, space=p["proj_space"], num_steps=p["steps"], seed=p["seed"])
+        r = project(self.G, target, loss=loss, space=p["proj_space"], num_steps=p["steps"], seed=p["seed"])
         return Latent(ws=r.ws, space=r.space, noise=r.noise, z=r.z, model_sha256=self.info.sha256, source=str(path))
 
     def load(self, path: Path, role: str) -> Latent:
