@@ -14,6 +14,7 @@ import time
 import torch
 
 from wplus.io.checkpoint import load_native_generator
+from wplus.io.images import image_grid, save_image, tensor_to_pil
 from wplus.losses import DiscriminatorFeatures
 from wplus.models.stylegan2_discriminator import load_discriminator
 from wplus.shipped import shipped_discriminator_path, shipped_generator_path
@@ -28,6 +29,13 @@ def main() -> int:
     ap.add_argument("--faces", type=int, default=20)
     ap.add_argument("--pairs", type=int, default=24, help="neutral/smiling pairs the smile direction is averaged over")
     ap.add_argument("--others", type=int, default=8, help="faces the smile direction is applied to")
+    ap.add_argument(
+        "--smile-method",
+        choices=["shared", "independent"],
+        default="shared",
+        help="project the pairs jointly with one shared offset (default) or each image alone",
+    )
+    ap.add_argument("--sheet", default=None, help="write the other faces before/after the smile direction to this PNG")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -37,7 +45,7 @@ def main() -> int:
     run = CheckRun(num_steps=args.steps)
     scores = projection_psnr(G, loss, count=args.faces, run=run)
     t1 = time.perf_counter()
-    smile = smile_fraction(G, loss, num_pairs=args.pairs, num_faces=args.others, run=run)
+    smile = smile_fraction(G, loss, num_pairs=args.pairs, num_faces=args.others, method=args.smile_method, run=run)
     t2 = time.perf_counter()
     median = statistics.median(scores)
     out = {
@@ -47,12 +55,17 @@ def main() -> int:
         "psnr_seconds": round(t1 - t0, 1),
         "smile_fraction_mean": round(smile.mean, 3),
         "smile_fraction_min": round(min(smile.fractions), 3),
+        "smile_mouth_change_mean": round(statistics.mean(smile.mouth_change), 2),
         "smile_seconds": round(t2 - t1, 1),
         "smile_pairs": args.pairs,
+        "smile_method": args.smile_method,
         "smile_pair_psnr_median_db": round(statistics.median(smile.pair_psnr), 2),
         "steps": args.steps,
         "bars": {"psnr_median_ge_28": median >= 28, "smile_fraction_ge_0.7": smile.mean >= 0.7},
     }
+    if args.sheet:
+        tiles = [tensor_to_pil(img) for img in torch.cat([smile.before, smile.after])]
+        save_image(image_grid(tiles, cols=args.others, pad=2), args.sheet)
     print(json.dumps(out, indent=2))
     return 0 if all(out["bars"].values()) else 1
 

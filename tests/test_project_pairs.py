@@ -83,3 +83,10 @@ def test_bad_pairs_are_refused(tiny_generator, mse_loss):
         project_pairs(tiny_generator, before[:1], after[:1], loss=mse_loss, num_steps=1, chunk=0)
     with pytest.raises(ConfigError, match="num_steps"):
         project_pairs(tiny_generator, before[:1], after[:1], loss=mse_loss, num_steps=-1)
+
+
+def test_smile_check_refuses_an_unknown_method(tiny_generator, mse_loss):
+    from wplus.train.quality import smile_fraction
+
+    with pytest.raises(ConfigError, match="'shared' or 'independent'"):
+        smile_fraction(tiny_generator, mse_loss, num_pairs=1, num_faces=1, method="averaged")

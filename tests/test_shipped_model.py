@@ -2,8 +2,9 @@
 about 90 s).
 
 The thresholds are regression guards a little below what the shipped model measured in these shortened runs (4 faces,
-200 steps: median 26.8 dB; smile direction from 4 pairs: 58 % of the change in the mouth box). The full checks at the
-issue's settings are `benchmarks/check_demo_model.py`; their figures are in docs/demo-model.md.
+200 steps: median 26.8 dB; smile direction from 4 pairs projected jointly: 73 % of the change in the mouth box, where
+the mean of independent projections gets 58 %). The full checks at the issue's settings are
+`benchmarks/check_demo_model.py`; their figures are in docs/demo-model.md.
 """
 
 from __future__ import annotations
@@ -42,4 +43,4 @@ def test_shipped_model_smile_direction_is_mostly_in_the_mouth():
     G = load_shipped_generator()
     loss = DiscriminatorFeatures(load_shipped_discriminator())
     smile = smile_fraction(G, loss, num_pairs=4, num_faces=4, run=CheckRun(num_steps=200))
-    assert smile.mean >= 0.45, smile.fractions
+    assert smile.mean >= 0.6, smile.fractions

@@ -267,7 +267,8 @@ def project(
         init: 'mean' (w_avg; paper default), 'random' (U[-1, 1], paper 5.1), or a start code in the shape of
             ``space`` (an earlier result's ``ws``, or ``z`` in Z): continuing a run, or neighbouring video frames.
             Not for edit pairs: Adam moves every coordinate by about ``lr`` per step whatever its gradient, so a
-            warm-started second image differs from the first in every coordinate (docs/demo-model.md measures it).
+            warm-started second image differs from the first in every coordinate; project pairs jointly with
+            :func:`wplus.projection.pairs.project_pairs` instead (docs/demo-model.md measures both).
         num_steps: optimiser steps on the latent (the paper uses 5000; faces converge around 1000).
         lr, betas, eps: Adam settings (paper: 0.01, (0.9, 0.999), 1e-8); ``lr`` is the peak of the schedule.
         seed: seeds the initialisation, the random noise maps and the w-noise; deterministic on CPU.
