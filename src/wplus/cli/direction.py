@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 import torch
@@ -17,6 +19,8 @@ from wplus.errors import ConfigError, ImageError
 from wplus.io.images import tensor_to_pil
 from wplus.loading import file_sha256
 from wplus.projection.pairs import DELTA_LR, PairStep, project_pairs
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def read_pairs_file(path: Path) -> list[tuple[Path, Path]]:
@@ -41,13 +45,26 @@ def direction_group() -> None:
     """Attribute directions: build them from pairs of latents or images, inspect direction files."""
 
 
+def _pair_options(line: str, outputs: str) -> Callable[[F], F]:
+    """--pairs-file (lines ``line``), --name (stem of ``outputs``) and --layers, shared by the from-* commands."""
+
+    def decorate(fn: F) -> F:
+        for option in (
+            click.option("--layers", default=None, help="Rows the direction applies to by default (in its metadata)."),
+            click.option("--name", default="direction", help=f"Output stem: {outputs}."),
+            click.option(
+                "--pairs-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help=f"Lines '{line}'."
+            ),
+        ):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
 @direction_group.command("from-pairs")
 @click.argument("latents", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "--pairs-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Lines 'NEUTRAL EXPRESSIVE'."
-)
-@click.option("--name", default="direction", help="Output stem: OUTDIR/<name>.npz and <name>.json.")
-@click.option("--layers", default=None, help="Rows the direction applies to by default (stored in its metadata).")
+@_pair_options("NEUTRAL EXPRESSIVE", "OUTDIR/<name>.npz and <name>.json")
 @one_line_errors
 @edit_options
 def from_pairs_cmd(
@@ -90,11 +107,7 @@ def _collect_pairs(args: tuple[Path, ...], pairs_file: Path | None, what: str) -
 
 @direction_group.command("from-images")
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "--pairs-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Lines 'BEFORE AFTER'."
-)
-@click.option("--name", default="direction", help="Output stem: OUTDIR/<name>.npz, <name>.json, <name>_pairs.png.")
-@click.option("--layers", default=None, help="Rows the direction applies to by default (stored in its metadata).")
+@_pair_options("BEFORE AFTER", "OUTDIR/<name>.npz, <name>.json, <name>_pairs.png")
 @click.option(
     "--delta-lr",
     type=click.FloatRange(0, min_open=True),
