@@ -17,7 +17,6 @@ from wplus.edits.directions import direction_from_pairs, load_direction, save_di
 from wplus.edits.render import save_strip
 from wplus.errors import ConfigError, ImageError
 from wplus.io.images import tensor_to_pil
-from wplus.loading import file_sha256
 from wplus.projection.pairs import DELTA_LR, PairStep, project_pairs
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -151,8 +150,8 @@ def from_images_cmd(
         before.append(tb)
         after.append(ta)
         used.append(i)
-        for role, path in (("before", b), ("after", a)):
-            ctx.inputs.append({"role": f"{role}{i}", "path": str(path), "sha256": file_sha256(path), "projected": True})
+        ctx.add_input(b, f"before{i}", projected=True)
+        ctx.add_input(a, f"after{i}", projected=True)
     if not used:
         raise ConfigError(f"none of the {len(pairs)} pairs could be read; see the warnings above")
     rows = parse_layers(layers, ctx.G.num_ws) if layers else None

@@ -122,14 +122,18 @@ class EditContext:
         latent = load_code(path, self.G, projector=self._project)
         latent.ws, latent.noise = latent.ws.to(self.device), [n.to(self.device) for n in latent.noise]
         latent.z = None if latent.z is None else latent.z.to(self.device)
-        entry: dict[str, Any] = {"role": role, "path": str(path), "sha256": file_sha256(path), "space": latent.space}
-        entry["projected"] = path.suffix.lower() in IMAGE_SUFFIXES
+        entry = self.add_input(path, role, space=latent.space, projected=path.suffix.lower() in IMAGE_SUFFIXES)
         entry["noise"] = "saved" if latent.noise else "generator const"
         if latent.model_sha256 and latent.model_sha256 != self.info.sha256:
             entry["warning"] = "latent was made with another model (model_sha256 differs)"
             err(f"warning: {path}: made with model {latent.model_sha256[:12]}, rendering with {self.info.sha256[:12]}")
-        self.inputs.append(entry)
         return latent
+
+    def add_input(self, path: Path, role: str, **fields: Any) -> dict[str, Any]:
+        """Record an input file (role, path, SHA-256 and ``fields``) for the JSON record; returns the entry."""
+        entry: dict[str, Any] = {"role": role, "path": str(path), "sha256": file_sha256(path), **fields}
+        self.inputs.append(entry)
+        return entry
 
     def record(self, command: str, parameters: dict[str, Any], outputs: list[Path], name: str = "") -> Path:
         """Write ``<outdir>/<name or command>.json``: inputs, parameters, model checksum, outputs (atomically)."""
