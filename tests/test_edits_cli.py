@@ -65,7 +65,7 @@ def test_morph_cli_projects_image_inputs(workspace):
               "--perceptual-weight", 0, "--outdir", out, "--device", "cpu"])  # fmt: skip
     assert r.exit_code == 0, r.output
     rec = _record(out / "morph.json")
-    assert rec["inputs"][0]["projected"] is True and rec["parameters"]["projection"]["steps"] == 2
+    assert rec["inputs"][0]["projected"] is True and rec["parameters"]["projection"]["num_steps"] == 2
 
 
 def test_mix_cli_grid_latents_and_video(workspace, tiny_generator):

@@ -17,8 +17,8 @@ from wplus.losses import ImageLoss, load_lpips, noise_regularization, renormaliz
 from wplus.losses.lpips import LPIPS, LPIPS_CHANNELS, read_lpips_heads
 from wplus.models.vgg16 import IMAGENET_MEAN, IMAGENET_STD, random_vgg16
 from wplus.projection import PRESETS, project, project_generic, resolve_settings
-from wplus.projection.presets import build_loss
 from wplus.projection.schedules import learning_rate, w_noise_scale
+from wplus.projection.settings import build_loss
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,7 @@ def test_nvidia_style_run_with_lbfgs_and_w_noise(tiny_generator, mse_loss):
         w_noise=0.05, optimize_noise="joint", noise_init="random", noise_reg_weight=1e5, optimizer="lbfgs",
     )  # fmt: skip
     assert set(res.history) >= {"total", "mse", "noise_reg", "psnr"}
-    assert res.settings["optimizer"] == "lbfgs" and res.settings["w_noise"] == 0.05
+    assert res.settings.optimizer == "lbfgs" and res.settings.w_noise == 0.05
     assert torch.isfinite(res.ws).all()
 
 

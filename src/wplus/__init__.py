@@ -42,7 +42,7 @@ from wplus.loading import load_generator, load_generator_info
 from wplus.losses import ImageLoss, PerceptualLoss, load_lpips
 from wplus.models.stylegan2 import Generator, StyleGAN2Config, random_generator
 from wplus.models.vgg16 import load_vgg16
-from wplus.projection import PRESETS, project_generic, resolve_settings
+from wplus.projection import PRESETS, ProjectionSettings, build_loss, project_generic, resolve_settings
 from wplus.projection.project import ProjectionResult, ProjectionStep, project
 
 try:
@@ -56,6 +56,8 @@ __all__ = [
     "project",
     "project_generic",
     "resolve_settings",
+    "ProjectionSettings",
+    "build_loss",
     "PRESETS",
     "ImageLoss",
     "load_lpips",

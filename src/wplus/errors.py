@@ -17,6 +17,7 @@ __all__ = [
     "ImageError",
     "NoFaceFoundError",
     "ConfigError",
+    "ProjectionDivergedError",
 ]
 
 
@@ -58,3 +59,7 @@ class ImageError(WplusError):
 
 class NoFaceFoundError(ImageError):
     """Face alignment found no face in an image."""
+
+
+class ProjectionDivergedError(WplusError):
+    """A projection's loss or latent became NaN or infinite (a learning rate far too high, say)."""

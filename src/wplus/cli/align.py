@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from wplus.cli.common import echo_json, err, one_line_errors
+from wplus.cli.naming import face_name, unique_dirs
 from wplus.errors import WplusError
 from wplus.io.images import save_image
 
@@ -27,11 +28,6 @@ def expand_inputs(paths: tuple[Path, ...] | list[Path]) -> list[Path]:
         else:
             out.append(p)
     return out
-
-
-def face_name(stem: str, index: int) -> str:
-    """``<stem>_01``, ``<stem>_02``, ... (1-based, two digits, as FFHQ's alignment tools name them)."""
-    return f"{stem}_{index:02d}"
 
 
 @click.command("align")
@@ -76,7 +72,6 @@ def align_cmd(
       wplus align photos/ --outdir aligned/ --face largest --model ffhq.safetensors
     """
     from wplus.align import LandmarkDetector, align_faces
-    from wplus.cli.project import _unique_dirs
 
     if size is None:
         size = 1024
@@ -90,7 +85,7 @@ def align_cmd(
     detector = LandmarkDetector(detect_max_side=detect_max_side)
     results: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
-    for path, stem_dir in zip(files, _unique_dirs(files, outdir), strict=True):
+    for path, stem_dir in zip(files, unique_dirs(files, outdir), strict=True):
         try:
             faces = align_faces(
                 path,

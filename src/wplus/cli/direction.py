@@ -12,12 +12,14 @@ from tqdm.auto import tqdm
 
 from wplus.cli.common import echo_json, err, one_line_errors, progress_enabled
 from wplus.cli.edit_common import EditContext, edit_options
+from wplus.cli.projection_options import flag_of
 from wplus.edits.crossover import parse_layers
 from wplus.edits.directions import direction_from_pairs, load_direction, save_direction
 from wplus.edits.render import save_strip
 from wplus.errors import ConfigError, ImageError
 from wplus.io.images import tensor_to_pil
 from wplus.projection.pairs import DELTA_LR, PairStep, project_pairs
+from wplus.projection.settings import ProjectionSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,6 +106,22 @@ def _collect_pairs(args: tuple[Path, ...], pairs_file: Path | None, what: str) -
     return pairs
 
 
+# Settings project_pairs does not have: pairs are embedded in W+ from w_avg, with Adam at a constant rate.
+_NOT_FOR_PAIRS = ("space", "init", "optimizer", "lr_rampup", "lr_rampdown", "w_noise", "latent_reg_weight",
+                  "optimize_noise", "noise_init", "noise_reg_weight", "noise_steps", "noise_lr")  # fmt: skip
+
+
+def _check_pair_settings(s: ProjectionSettings) -> None:
+    """Refuse projection options that the joint pair projection would otherwise ignore."""
+    default = ProjectionSettings()
+    given = [flag_of(f) for f in _NOT_FOR_PAIRS if getattr(s, f) != getattr(default, f)]
+    if given:
+        raise ConfigError(
+            f"direction from-images projects pairs into W+ from w_avg with Adam at a constant rate; "
+            f"drop {', '.join(given)}"
+        )
+
+
 @direction_group.command("from-images")
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path))
 @_pair_options("BEFORE AFTER", "OUTDIR/<name>.npz, <name>.json, <name>_pairs.png")
@@ -136,8 +154,7 @@ def from_images_cmd(
       wplus direction from-images n1.png s1.png n2.png s2.png --steps 500 --name smile --model G.safetensors --outdir d/
       wplus direction from-images --pairs-file pairs.txt --model ffhq.safetensors --outdir dirs/
     """
-    if ctx.projection["proj_space"] != "w+":
-        raise ConfigError("direction from-images projects into W+ (the shared offset is a W+ code); drop --space")
+    _check_pair_settings(ctx.settings)
     pairs = _collect_pairs(images, pairs_file, "IMAGES (BEFORE AFTER)")
     before, after, used, skipped = [], [], [], []
     for i, (b, a) in enumerate(pairs):
@@ -156,7 +173,8 @@ def from_images_cmd(
         raise ConfigError(f"none of the {len(pairs)} pairs could be read; see the warnings above")
     rows = parse_layers(layers, ctx.G.num_ws) if layers else None
     loss = ctx.projection_loss()
-    steps = ctx.projection["steps"]
+    s = ctx.settings
+    steps = s.num_steps
     err(f"projecting {len(used)} pairs jointly ({steps} steps, W+, shared offset)")
     bar = tqdm(total=steps, desc="pairs", unit="step", disable=not progress_enabled())
 
@@ -166,7 +184,17 @@ def from_images_cmd(
 
     try:
         r = project_pairs(
-            ctx.G, torch.cat(before), torch.cat(after), loss=loss, num_steps=steps, delta_lr=delta_lr, callback=on_step
+            ctx.G,
+            torch.cat(before),
+            torch.cat(after),
+            loss=loss,
+            num_steps=steps,
+            lr=s.lr,
+            betas=s.betas,
+            eps=s.eps,
+            w_avg_samples=s.w_avg_samples,
+            delta_lr=delta_lr,
+            callback=on_step,
         )
     finally:
         bar.close()

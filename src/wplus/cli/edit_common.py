@@ -1,5 +1,5 @@
 """What the edit commands (morph, mix, expression, edit, direction) share: the model, reading inputs (projecting
-images first with the core defaults), and the JSON record written next to the outputs."""
+images first with the shared projection options), and the JSON record written next to the outputs."""
 
 from __future__ import annotations
 
@@ -13,58 +13,35 @@ import click
 import torch
 
 from wplus.cli.common import DEVICE_CHOICES, MODEL_HELP, err, open_model, resolve_device
+from wplus.cli.projection_options import ProjectionChoice, projection_options
 from wplus.edits.inputs import IMAGE_SUFFIXES, load_code
 from wplus.errors import ConfigError
 from wplus.io.atomic import write_json
 from wplus.io.images import center_crop_resize, load_image, pil_to_tensor
 from wplus.io.latents import Latent
 from wplus.loading import LoadedGenerator, file_sha256
-from wplus.projection.presets import build_loss, resolve_settings
 from wplus.projection.project import project
+from wplus.projection.settings import ProjectionSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _OPTIONS = [
-    click.option(
-        "--model",
-        type=str,
-        default=None,
-        help=MODEL_HELP,
-    ),
+    click.option("--model", type=str, default=None, help=MODEL_HELP),
     click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Results folder."),
-    click.option("--device", type=DEVICE_CHOICES, default="auto"),
-    click.option("--steps", type=click.IntRange(0), default=1000, help="Projection steps for image inputs."),
-    click.option(
-        "--space",
-        "proj_space",
-        type=click.Choice(["w+", "w", "z"]),
-        default="w+",
-        help="Space images are projected into.",
-    ),
-    click.option("--seed", type=int, default=0, help="Projection seed for image inputs."),
-    click.option(
-        "--vgg-weights",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        help="torchvision vgg16-397923af.pth for projecting image inputs (else cache or download).",
-    ),
-    click.option("--mse-weight", type=click.FloatRange(0), default=1.0, help="Projection: lambda_mse."),
-    click.option(
-        "--perceptual-weight", type=click.FloatRange(0), default=1.0, help="Projection: VGG weight (0: MSE only)."
-    ),
-    click.option("--loss-resize", type=click.IntRange(0), default=256, help="Projection: side of the VGG input."),
+    click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True),
 ]
 
 
 def edit_options(fn: F) -> F:
-    """Add --model, --outdir, --device and the projection options; the command receives one ``ctx: EditContext``."""
+    """Add --model, --outdir, --device and the shared projection options (for image inputs, which are projected
+    first); the command receives one ``ctx: EditContext``."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        keys = ("model", "outdir", "device", "steps", "proj_space", "seed", "vgg_weights", "mse_weight",
-                "perceptual_weight", "loss_resize")  # fmt: skip
-        opts = {k: kwargs.pop(k) for k in keys}
-        return fn(*args, ctx=EditContext.create(**opts), **kwargs)
+    def wrapper(*args: Any, projection: ProjectionChoice, **kwargs: Any) -> Any:
+        opts = {k: kwargs.pop(k) for k in ("model", "outdir", "device")}
+        return fn(*args, ctx=EditContext.create(projection=projection, **opts), **kwargs)
 
+    wrapper = projection_options(wrapper)
     for option in reversed(_OPTIONS):
         wrapper = option(wrapper)
     return wrapper  # type: ignore[return-value]
@@ -75,47 +52,39 @@ class EditContext:
     info: LoadedGenerator
     outdir: Path
     device: torch.device
-    projection: dict[str, Any]
-    vgg_weights: Path | None
+    projection: ProjectionChoice
     inputs: list[dict[str, Any]] = field(default_factory=list)
-    _loss: Any = None
 
     @classmethod
-    def create(cls, *, model: str | None, outdir: Path, device: str, vgg_weights: Path | None, **projection: Any):
+    def create(cls, *, model: str | None, outdir: Path, device: str, projection: ProjectionChoice) -> EditContext:
         dev = resolve_device(device)
         info = open_model(model, device=dev)
-        return cls(info=info, outdir=outdir, device=dev, projection=projection, vgg_weights=vgg_weights)
+        return cls(info=info, outdir=outdir, device=dev, projection=projection)
 
     @property
     def G(self) -> torch.nn.Module:
         return self.info.G
 
+    @property
+    def settings(self) -> ProjectionSettings:
+        """How image inputs are projected (the shared projection options)."""
+        return self.projection.settings
+
     def projection_loss(self) -> Any:
         """The loss the projection options ask for (built once: VGG-16 weights are read on first use)."""
-        p = self.projection
-        if self._loss is None:
-            settings = resolve_settings(
-                space=p["proj_space"],
-                num_steps=p["steps"],
-                mse_weight=p["mse_weight"],
-                perceptual_weight=p["perceptual_weight"],
-                loss_resize=p["loss_resize"] or None,
-                loss="perceptual+mse" if p["perceptual_weight"] > 0 else "mse",
-            )
-            self._loss, _ = build_loss(settings, vgg_weights=self.vgg_weights, device=self.device)
-        return self._loss
+        return self.projection.loss(self.device)[0]
 
     def read_target(self, path: Path) -> torch.Tensor:
         """An image file centre-cropped to the generator's resolution, [1, C, R, R] in [-1, 1] on the device."""
         return pil_to_tensor(center_crop_resize(load_image(path), self.G.img_resolution)).to(self.device)
 
     def _project(self, path: Path) -> Latent:
-        p = self.projection
-        loss = self.projection_loss()
+        s = self.settings
+        loss, lpips = self.projection.loss(self.device)
         target = self.read_target(path)
-        err(f"projecting {path} ({p['steps']} steps, {p['proj_space']})")
-        r = project(self.G, target, loss=loss, space=p["proj_space"], num_steps=p["steps"], seed=p["seed"])
-        return Latent(ws=r.ws, space=r.space, noise=r.noise, z=r.z, model_sha256=self.info.sha256, source=str(path))
+        err(f"projecting {path} ({s.total_steps} steps, {s.space}{', preset ' + s.preset if s.preset else ''})")
+        r = project(self.G, target, loss=loss, settings=s, lpips=lpips)
+        return r.latent(0, model_id=self.info.model_id, model_sha256=self.info.sha256, source=str(path))
 
     def load(self, path: Path, role: str) -> Latent:
         """Read a latent (or project an image) and record it as an input."""
@@ -140,7 +109,7 @@ class EditContext:
         from wplus import __version__
 
         if any(e["projected"] for e in self.inputs):
-            parameters = {**parameters, "projection": {**self.projection, "vgg_weights": self.vgg_weights}}
+            parameters = {**parameters, "projection": self.projection.record()}
         rec = {
             "wplus_version": __version__,
             "command": command,

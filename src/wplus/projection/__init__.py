@@ -2,8 +2,15 @@
 
 from wplus.projection.generic import GenericProjectionResult, ZGenerator, project_generic
 from wplus.projection.pairs import PairProjection, project_pairs
-from wplus.projection.presets import LOSS_KINDS, PRESETS, ProjectionSettings, build_loss, resolve_settings
 from wplus.projection.project import ProjectionResult, ProjectionStep, estimate_w_std, latent_to_ws, project
+from wplus.projection.settings import (
+    LOSS_KINDS,
+    PRESETS,
+    ProjectionSettings,
+    SettingError,
+    build_loss,
+    resolve_settings,
+)
 
 __all__ = [
     "project",
@@ -14,6 +21,7 @@ __all__ = [
     "latent_to_ws",
     "estimate_w_std",
     "ProjectionSettings",
+    "SettingError",
     "PRESETS",
     "LOSS_KINDS",
     "resolve_settings",

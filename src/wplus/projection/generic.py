@@ -8,6 +8,7 @@ first layer is a transposed conv); ``z_dim`` / ``z_shape`` may also be passed as
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,15 +19,9 @@ import torch
 from wplus.errors import ConfigError, ShapeError
 from wplus.losses.regularizers import latent_regularization
 from wplus.metrics import psnr
-from wplus.projection.project import (
-    OptimizerKind,
-    ProjectionLoss,
-    ProjectionStep,
-    _check_weight,
-    _make_optimizer,
-    _prepare_target,
-)
+from wplus.projection.project import ProjectionLoss, ProjectionStep, _make_optimizer, _prepare_target
 from wplus.projection.schedules import learning_rate
+from wplus.projection.settings import OptimizerKind
 
 __all__ = ["ZGenerator", "GenericProjectionResult", "project_generic", "z_shape_of"]
 
@@ -107,7 +102,8 @@ def project_generic(
         raise ConfigError(f"num_steps must be >= 0, got {num_steps}")
     if optimizer not in ("adam", "lbfgs"):
         raise ConfigError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
-    latent_reg_weight = _check_weight("latent_reg_weight", latent_reg_weight)
+    if not math.isfinite(latent_reg_weight) or latent_reg_weight < 0:
+        raise ConfigError(f"got latent_reg_weight={latent_reg_weight}, expected a finite number >= 0")
     shape = z_shape_of(G, z_dim, z_shape)
     resolution = getattr(G, "img_resolution", None)
     if resolution is not None and tuple(target.shape[-2:]) != (resolution, resolution):

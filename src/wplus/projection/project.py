@@ -16,25 +16,20 @@ returned in the result and the final image is rendered with it, so a saved laten
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import torch
 
-from wplus.errors import ConfigError, ShapeError
+from wplus.errors import ConfigError, ProjectionDivergedError, ShapeError
+from wplus.io.latents import Latent
 from wplus.losses.regularizers import latent_regularization, noise_regularization, renormalize_noise_
 from wplus.metrics import psnr, ssim
-from wplus.projection.schedules import check_fraction, learning_rate, w_noise_scale
-
-Space = Literal["w+", "w", "z"]
-Init = Literal["mean", "random"]
-NoiseOpt = Literal[False, "joint", "stage2"]
-NoiseInit = Literal["const", "random"]
-OptimizerKind = Literal["adam", "lbfgs"]
+from wplus.projection.schedules import learning_rate, w_noise_scale
+from wplus.projection.settings import Init, NoiseInit, NoiseOpt, OptimizerKind, ProjectionSettings, Space
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +70,10 @@ class ProjectionStep:
 class ProjectionResult:
     """The outcome of :func:`project`.
 
+    ``settings`` are the resolved hyper-parameters of the run; ``masked`` says whether a mask shaped the loss and
+    ``started_from`` is 'mean', 'random' or 'code' (a given start code). :meth:`latent` is image ``i``'s code as a
+    :class:`~wplus.io.latents.Latent`, the thing ``latent.npz`` stores.
+
     Shape:
         ws [B, num_ws, w_dim] — the W+ codes to render (for space 'w' the rows are identical);
         z [B, z_dim] for space 'z', else None; noise: per conv layer [1 or B, 1, r, r];
@@ -88,7 +87,27 @@ class ProjectionResult:
     history: dict[str, torch.Tensor]
     metrics: list[dict[str, float]]
     z: torch.Tensor | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: ProjectionSettings = field(default_factory=ProjectionSettings)
+    masked: bool = False
+    started_from: str = "mean"
+
+    def latent(self, i: int = 0, *, model_id: str = "", model_sha256: str = "", source: str = "") -> Latent:
+        """Image ``i``'s code with the noise it was rendered with: ws [1, num_ws, w_dim], noise [1, 1, r, r]."""
+        if not 0 <= i < self.ws.shape[0]:
+            raise IndexError(f"image {i} of a batch of {self.ws.shape[0]}")
+        return Latent(
+            ws=self.ws[i : i + 1],
+            space=self.space,
+            noise=[n[i : i + 1] if n.shape[0] > 1 else n for n in self.noise],
+            z=None if self.z is None else self.z[i : i + 1],
+            model_id=model_id,
+            model_sha256=model_sha256,
+            source=source,
+        )
+
+    def record(self) -> dict[str, Any]:
+        """What decided the run, for ``config.json``: every setting plus the mask and start flags."""
+        return {**self.settings.to_dict(), "masked": self.masked, "started_from": self.started_from}
 
 
 def latent_to_ws(G: torch.nn.Module, latent: torch.Tensor, space: Space) -> torch.Tensor:
@@ -104,13 +123,11 @@ def _initial_latent(
     G: torch.nn.Module,
     batch: int,
     space: Space,
-    init: Init | torch.Tensor,
+    init: Init,
     w_avg: torch.Tensor,
     gen: torch.Generator,
     device: torch.device,
 ) -> torch.Tensor:
-    if isinstance(init, torch.Tensor):
-        return _given_latent(G, batch, space, init).to(device)
     if space == "z":
         # Z has no "mean code": 'mean' starts from a seeded N(0, I) sample, 'random' from U[-1, 1] (paper 5.1).
         if init == "mean":
@@ -185,7 +202,9 @@ def _initial_noise(
     return [m.requires_grad_(True) for m in maps]
 
 
-def _make_optimizer(kind: OptimizerKind, params: list[torch.Tensor], lr: float, betas, eps) -> torch.optim.Optimizer:
+def _make_optimizer(
+    kind: OptimizerKind, params: list[torch.Tensor], lr: float, betas: tuple[float, float], eps: float
+) -> torch.optim.Optimizer:
     if kind == "adam":
         return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps)
     # One closure evaluation per step; the curvature history carries over between steps.
@@ -229,119 +248,97 @@ def project(
     target: torch.Tensor,
     *,
     loss: ProjectionLoss,
-    space: Space = "w+",
-    init: Init | torch.Tensor = "mean",
-    num_steps: int = 1000,
-    lr: float = 0.01,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-    seed: int = 0,
-    w_avg_samples: int = 10_000,
+    settings: ProjectionSettings | None = None,
+    init: Init | torch.Tensor | None = None,
     callback: Callable[[ProjectionStep], None] | None = None,
     mask: torch.Tensor | None = None,
-    latent_reg_weight: float = 0.0,
-    optimize_noise: NoiseOpt = False,
-    noise_init: NoiseInit = "const",
-    noise_reg_weight: float = 0.0,
-    noise_renormalize: bool = True,
-    noise_steps: int | None = None,
-    noise_lr: float | None = None,
-    lr_rampup: float = 0.0,
-    lr_rampdown: float = 0.0,
-    w_noise: float = 0.0,
-    w_noise_ramp: float = 0.75,
-    optimizer: OptimizerKind = "adam",
     lpips: torch.nn.Module | None = None,
+    **options: Any,
 ) -> ProjectionResult:
     """Embed target images into ``G``'s latent space (Image2StyleGAN, with the variants of its successors).
 
     The defaults are the paper's method: Adam at a constant learning rate, noise held fixed, no regularisation.
+    The hyper-parameters are one :class:`~wplus.projection.settings.ProjectionSettings` (see it for each one's
+    meaning): pass ``settings=`` (e.g. ``wplus.PRESETS["nvidia"]``), plain keyword arguments (``space="w"``,
+    ``num_steps=500``, ...), or both (the keywords then change the given settings).
 
     Args:
         G: a generator with ``mapping``, ``synthesis``, ``num_ws``, ``w_dim``, ``z_dim``, ``w_avg`` (our StyleGAN2
             or StyleGAN module). It is not modified; its parameters are frozen during the run.
         target: [B, C, R, R] images in [-1, 1] at the generator's resolution, on G's device.
-        loss: the objective, e.g. ``wplus.losses.PerceptualLoss(load_vgg16())`` (the paper's VGG + MSE loss), or
-            ``wplus.losses.ImageLoss`` for L1 / LPIPS / masks.
-        space: 'w+' (one w per layer), 'w' (one w for all layers) or 'z'.
-        init: 'mean' (w_avg; paper default), 'random' (U[-1, 1], paper 5.1), or a start code in the shape of
-            ``space`` (an earlier result's ``ws``, or ``z`` in Z): continuing a run, or neighbouring video frames.
+        loss: the objective, e.g. ``wplus.losses.PerceptualLoss(load_vgg16())`` (the paper's VGG + MSE loss),
+            ``wplus.losses.ImageLoss`` for L1 / LPIPS / masks, or :func:`~wplus.projection.settings.build_loss`'s
+            result for what the settings describe. The settings' loss fields are recorded, not re-checked, here.
+        settings: the run's hyper-parameters (default: ``ProjectionSettings()``).
+        init: 'mean' or 'random' (the ``init`` setting), or a start code in the shape of ``space`` (an earlier
+            result's ``ws``, or ``z`` in Z): continuing a run, or neighbouring video frames.
             Not for edit pairs: Adam moves every coordinate by about ``lr`` per step whatever its gradient, so a
             warm-started second image differs from the first in every coordinate; project pairs jointly with
             :func:`wplus.projection.pairs.project_pairs` instead (docs/demo-model.md measures both).
-        num_steps: optimiser steps on the latent (the paper uses 5000; faces converge around 1000).
-        lr, betas, eps: Adam settings (paper: 0.01, (0.9, 0.999), 1e-8); ``lr`` is the peak of the schedule.
-        seed: seeds the initialisation, the random noise maps and the w-noise; deterministic on CPU.
-        w_avg_samples: samples used to estimate w_avg (and w_std) when needed (at least 10k for w_avg).
         callback: called after each step with a :class:`ProjectionStep`.
         mask: [H, W] or [1|B, 1, H, W] in [0, 1]; the loss only looks where it is on (needs a loss whose
             ``prepare_target`` takes ``mask=``, such as :class:`wplus.losses.ImageLoss`).
-        latent_reg_weight: weight of the mean squared distance of the latent from w_avg (W, W+) or from 0 (Z).
-        optimize_noise: False (noise fixed), 'joint' (noise maps optimised with the latent, NVIDIA) or 'stage2'
-            (latent first, then the noise with the latent fixed, Image2StyleGAN++). True means 'joint'.
-        noise_init: start the optimised maps from the generator's constant noise ('const') or N(0, 1) ('random').
-        noise_reg_weight: weight of NVIDIA's multi-scale autocorrelation penalty (NVIDIA: 1e5).
-        noise_renormalize: re-standardise every optimised map after each step (NVIDIA does).
-        noise_steps, noise_lr: steps and peak learning rate of the 'stage2' noise stage (default: num_steps, lr).
-        lr_rampup, lr_rampdown: warm-up and cosine ramp-down lengths as fractions of a stage (NVIDIA: 0.05, 0.25).
-        w_noise, w_noise_ramp: Gaussian noise of scale ``w_std * w_noise`` added to the latent, fading
-            quadratically to 0 at ``w_noise_ramp`` of the run (NVIDIA: 0.05, 0.75). In Z the scale is 1.
-        optimizer: 'adam' or 'lbfgs' (one closure evaluation per step; couples the images of a batch).
         lpips: an LPIPS module (``wplus.losses.load_lpips()``) to report ``lpips`` in the metrics.
+        **options: fields of :class:`~wplus.projection.settings.ProjectionSettings` (``space``, ``num_steps``,
+            ``lr``, ``seed``, ``optimize_noise``, ...).
 
     Returns:
         A :class:`ProjectionResult`; ``noise`` holds the optimised per-image maps [B, 1, r, r] when noise was
         optimised (the final image is rendered with them), else the generator's constant maps.
 
     Raises:
-        ShapeError: target (or mask) does not match the generator's channels/resolution.
-        ConfigError: unknown space, init or option value, or num_steps < 0.
+        ShapeError: target (or mask, or init) does not match the generator's channels/resolution.
+        ConfigError: an unknown or bad setting (a ``SettingError`` naming it).
+        ProjectionDivergedError: the loss became NaN or infinite (a learning rate far too high, say).
     """
-    optimize_noise = "joint" if optimize_noise is True else optimize_noise
-    _check_options(space, init, num_steps, optimize_noise, noise_init, optimizer, noise_steps)
-    latent_reg_weight = _check_weight("latent_reg_weight", latent_reg_weight)
-    noise_reg_weight = _check_weight("noise_reg_weight", noise_reg_weight)
-    w_noise = _check_weight("w_noise", w_noise)
-    lr_rampup, lr_rampdown = check_fraction("lr_rampup", lr_rampup), check_fraction("lr_rampdown", lr_rampdown)
-    w_noise_ramp = check_fraction("w_noise_ramp", w_noise_ramp)
+    if isinstance(init, str):
+        options["init"] = init
+    s = (settings or ProjectionSettings()).replace(**options) if options or settings is None else settings
+    start_code = init if isinstance(init, torch.Tensor) else None
     want = [G.img_channels, G.img_resolution, G.img_resolution]
     if target.ndim != 4 or list(target.shape[1:]) != want:
         raise ShapeError(
             f"target has shape {list(target.shape)}, expected [B, {want[0]}, {want[1]}, {want[2]}] "
             f"(images in [-1, 1] at the generator's resolution)"
         )
-    if space == "z" and getattr(G, "c_dim", 0):
+    if s.space == "z" and getattr(G, "c_dim", 0):
         raise ConfigError("Z-space projection of a conditional generator is not supported; use 'w' or 'w+'")
 
     device = target.device
     batch = target.shape[0]
     started = time.perf_counter()
     with frozen(G):
-        gen = torch.Generator().manual_seed(seed)
-        w_avg = resolve_w_avg(G, w_avg_samples)
-        latent = _initial_latent(G, batch, space, init, w_avg, gen, device).requires_grad_(True)
-        noise = _initial_noise(G, batch, noise_init, gen, device) if optimize_noise else None
-        if noise is not None and noise_renormalize:
+        gen = torch.Generator().manual_seed(s.seed)
+        w_avg = resolve_w_avg(G, s.w_avg_samples)
+        if start_code is not None:
+            latent = _given_latent(G, batch, s.space, start_code).to(device)
+        else:
+            latent = _initial_latent(G, batch, s.space, s.init, w_avg, gen, device)
+        latent.requires_grad_(True)
+        noise = _initial_noise(G, batch, s.noise_init, gen, device) if s.optimize_noise else None
+        if noise is not None and s.noise_renormalize:
             renormalize_noise_(noise)
-        w_std = 1.0 if space == "z" else (estimate_w_std(G, w_avg.to(device), w_avg_samples) if w_noise else 0.0)
-        reg_center = None if space == "z" else w_avg.to(device).reshape(1, 1, -1)
+        w_std = 0.0
+        if s.w_noise:
+            w_std = 1.0 if s.space == "z" else estimate_w_std(G, w_avg.to(device), s.w_avg_samples)
+        reg_center = None if s.space == "z" else w_avg.to(device).reshape(1, 1, -1)
         target = target.detach()
         with torch.no_grad():
             prepared = _prepare_target(loss, target, mask)
 
-        stages = [_Stage("latent", [latent] + (noise if optimize_noise == "joint" else []), num_steps, lr)]
-        if optimize_noise == "stage2":
-            steps2 = num_steps if noise_steps is None else noise_steps
-            stages.append(_Stage("noise", list(noise), steps2, noise_lr or lr))
-        total_steps = sum(st.steps for st in stages)
+        stages = [_Stage("latent", [latent] + (noise if s.optimize_noise == "joint" else []), s.num_steps, s.lr)]
+        if s.optimize_noise == "stage2":
+            steps2 = s.num_steps if s.noise_steps is None else s.noise_steps
+            stages.append(_Stage("noise", list(noise), steps2, s.noise_lr or s.lr))
+        total_steps = s.total_steps
         history: dict[str, list[torch.Tensor]] = {}
         done = 0
         for stage in stages:
-            opt = _make_optimizer(optimizer, stage.params, stage.lr, betas, eps)
+            opt = _make_optimizer(s.optimizer, stage.params, stage.lr, s.betas, s.eps)
             for step in range(stage.steps):
                 for group in opt.param_groups:
-                    group["lr"] = learning_rate(step, stage.steps, stage.lr, rampup=lr_rampup, rampdown=lr_rampdown)
-                scale = w_std * w_noise_scale(step, stage.steps, w_noise, ramp=w_noise_ramp)
+                    group["lr"] = learning_rate(step, stage.steps, stage.lr, rampup=s.lr_rampup, rampdown=s.lr_rampdown)
+                scale = w_std * w_noise_scale(step, stage.steps, s.w_noise, ramp=s.w_noise_ramp)
                 if stage.name == "noise":
                     scale = 0.0  # the latent is fixed in the noise stage
                 seen: dict[str, Any] = {}
@@ -350,15 +347,15 @@ def project(
                     code = latent
                     if scale > 0:
                         code = latent + torch.randn(latent.shape, generator=gen).to(device) * scale
-                    images = G.synthesis(latent_to_ws(G, code, space), noise_mode="const", noise=noise)
+                    images = G.synthesis(latent_to_ws(G, code, s.space), noise_mode="const", noise=noise)
                     terms = dict(loss(images, prepared))
                     total = terms["total"]
-                    if latent_reg_weight > 0:
+                    if s.latent_reg_weight > 0:
                         terms["latent_reg"] = latent_regularization(latent, reg_center)
-                        total = total + latent_reg_weight * terms["latent_reg"]
-                    if noise is not None and noise_reg_weight > 0:
+                        total = total + s.latent_reg_weight * terms["latent_reg"]
+                    if noise is not None and s.noise_reg_weight > 0:
                         terms["noise_reg"] = noise_regularization(noise)
-                        total = total + noise_reg_weight * terms["noise_reg"]
+                        total = total + s.noise_reg_weight * terms["noise_reg"]
                     terms["total"] = total
                     opt.zero_grad(set_to_none=True)
                     total.sum().backward()
@@ -367,9 +364,10 @@ def project(
                     return total.sum()
 
                 opt.step(closure)
-                if noise is not None and noise_renormalize:
-                    renormalize_noise_(noise)
                 done += 1
+                _check_finite_step(seen["terms"]["total"], latent, done, s)
+                if noise is not None and s.noise_renormalize:
+                    renormalize_noise_(noise)
                 step_psnr = psnr(seen["images"], target)
                 for k, v in seen["terms"].items():
                     history.setdefault(k, []).append(v.cpu())
@@ -378,7 +376,7 @@ def project(
                     callback(ProjectionStep(done, total_steps, seen["terms"], step_psnr, seen["images"]))
 
         with torch.no_grad():
-            ws = latent_to_ws(G, latent.detach(), space).clone()
+            ws = latent_to_ws(G, latent.detach(), s.space).clone()
             final_noise = [n.detach().clone() for n in noise] if noise is not None else None
             final = G.synthesis(ws, noise_mode="const", noise=final_noise)
             final_terms = {k: v.detach().cpu() for k, v in loss(final, prepared).items()}
@@ -400,53 +398,26 @@ def project(
         if final_lpips is not None:
             m["lpips"] = float(final_lpips[i])
         metrics.append(m)
-    settings = dict(space=space, init=init, num_steps=num_steps, lr=lr, betas=list(betas), eps=eps, seed=seed)
-    settings.update(
-        optimizer=optimizer,
-        lr_rampup=lr_rampup,
-        lr_rampdown=lr_rampdown,
-        w_noise=w_noise,
-        w_noise_ramp=w_noise_ramp,
-        latent_reg_weight=latent_reg_weight,
-        optimize_noise=optimize_noise,
-        noise_init=noise_init,
-        noise_reg_weight=noise_reg_weight,
-        noise_renormalize=noise_renormalize,
-        noise_steps=stages[-1].steps if optimize_noise == "stage2" else None,
-        noise_lr=stages[-1].lr if optimize_noise == "stage2" else None,
-        masked=mask is not None,
-    )
     return ProjectionResult(
         ws=ws,
-        space=space,
+        space=s.space,
         noise=final_noise if final_noise is not None else (G.noise_maps() if hasattr(G, "noise_maps") else []),
         images=final,
         history={k: torch.stack(v) for k, v in history.items()},
         metrics=metrics,
-        z=latent.detach().clone() if space == "z" else None,
-        settings=settings,
+        z=latent.detach().clone() if s.space == "z" else None,
+        settings=s,
+        masked=mask is not None,
+        started_from="code" if start_code is not None else s.init,
     )
 
 
-def _check_weight(name: str, value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"got {name}={value}, expected a finite number >= 0")
-    return value
-
-
-def _check_options(space, init, num_steps, optimize_noise, noise_init, optimizer, noise_steps) -> None:
-    if space not in ("w+", "w", "z"):
-        raise ConfigError(f"space must be 'w+', 'w' or 'z', got {space!r}")
-    if not isinstance(init, torch.Tensor) and init not in ("mean", "random"):
-        raise ConfigError(f"init must be 'mean', 'random' or a start latent (tensor), got {init!r}")
-    if num_steps < 0:
-        raise ConfigError(f"num_steps must be >= 0, got {num_steps}")
-    if optimize_noise not in (False, "joint", "stage2"):
-        raise ConfigError(f"optimize_noise must be False, 'joint' or 'stage2', got {optimize_noise!r}")
-    if noise_init not in ("const", "random"):
-        raise ConfigError(f"noise_init must be 'const' or 'random', got {noise_init!r}")
-    if optimizer not in ("adam", "lbfgs"):
-        raise ConfigError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
-    if noise_steps is not None and noise_steps < 0:
-        raise ConfigError(f"noise_steps must be >= 0 or None, got {noise_steps}")
+def _check_finite_step(total: torch.Tensor, latent: torch.Tensor, step: int, s: ProjectionSettings) -> None:
+    """Stop a run whose loss or latent stopped being finite, instead of writing NaN results."""
+    if torch.isfinite(total).all() and torch.isfinite(latent.detach()).all():
+        return
+    bad = [i for i, ok in enumerate(torch.isfinite(total).tolist()) if not ok] or list(range(total.numel()))
+    raise ProjectionDivergedError(
+        f"projection diverged at step {step} of {s.total_steps} (loss or latent is NaN/inf for image(s) {bad}); "
+        f"lower the learning rate (lr={s.lr:g}) or the loss weights"
+    )

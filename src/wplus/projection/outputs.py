@@ -1,0 +1,112 @@
+"""The per-image folder a projection writes, and the progress video recorded on the way.
+
+One folder per image (``wplus project`` writes ``OUTDIR/<stem>/``; any caller may write one)::
+
+    target.png       the image the loss compared against (after crop / alignment, at the generator's resolution)
+    projection.png   the generator's rendering of the embedded code, with the noise saved beside it
+    latent.npz/.npy  the code (see wplus.io.latents)
+    metrics.json     final loss terms, PSNR, SSIM, ||w - w_avg||, steps, seconds
+    config.json      every setting of the run plus the caller's provenance (model, device, input, ...)
+    mask.png         the loss mask, when one was used
+    align.json       the alignment transform, for aligned faces (``wplus paste`` reads it)
+    pasted.png       the projection pasted back into the photo, when asked for
+    proj.gif/.mp4    target | current estimate over the run, when a :class:`ProgressVideo` recorded it
+
+Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from wplus.io.atomic import write_json
+from wplus.io.images import image_grid, save_image, tensor_to_pil
+from wplus.io.latents import save_latent
+from wplus.io.video import save_animation
+from wplus.projection.project import ProjectionResult, ProjectionStep
+
+__all__ = ["write_projection_folder", "ProgressVideo", "FOLDER_FILES"]
+
+FOLDER_FILES = ("target.png", "projection.png", "latent.npz", "latent.npy", "metrics.json", "config.json")
+
+
+class ProgressVideo:
+    """A :func:`wplus.project` callback that keeps at most ``max_frames`` evenly spaced 'target | current' frames
+    per image (the last step always among them), each side at most ``max_side`` pixels.
+
+    Args:
+        targets: [B, C, R, R] in [-1, 1], the images being projected.
+        num_steps: the run's total steps (``settings.total_steps``).
+    """
+
+    def __init__(self, targets: torch.Tensor, num_steps: int, *, max_frames: int = 120, max_side: int = 512):
+        self.max_side = max_side
+        self.stride = max(1, -(-num_steps // max_frames))
+        self.targets = [self._small(tensor_to_pil(t)) for t in targets]
+        self.frames: list[list[Image.Image]] = [[] for _ in self.targets]
+
+    def _small(self, img: Image.Image) -> Image.Image:
+        s = img.size[0]
+        return img if s <= self.max_side else img.resize((self.max_side, self.max_side))
+
+    def __call__(self, st: ProjectionStep) -> None:
+        if (st.step - 1) % self.stride and st.step != st.num_steps:
+            return
+        for i, img in enumerate(st.images):
+            self.frames[i].append(image_grid([self.targets[i], self._small(tensor_to_pil(img))], cols=2, pad=0))
+
+
+def write_projection_folder(
+    folder: str | Path,
+    result: ProjectionResult,
+    i: int = 0,
+    *,
+    target: torch.Tensor,
+    model_id: str = "",
+    model_sha256: str = "",
+    provenance: dict[str, Any] | None = None,
+    mask: torch.Tensor | None = None,
+    align_transform: Any = None,
+    pasted: Image.Image | torch.Tensor | None = None,
+    video: ProgressVideo | None = None,
+    fps: float = 10,
+) -> dict[str, Any]:
+    """Write image ``i`` of ``result`` as a projection folder (the files listed in the module docstring).
+
+    Args:
+        folder: the image's folder (created).
+        result: what :func:`wplus.project` returned.
+        i: which image of the batch.
+        target: [1, C, R, R] the image projected.
+        model_id, model_sha256: the generator's name and checksum, stored in ``latent.npz`` and ``config.json``.
+        provenance: more ``config.json`` entries (wplus version, command, model path, device, input file, ...).
+        mask: [1, 1, R, R] in [0, 1], the loss mask, written as ``mask.png``.
+        align_transform: a :class:`wplus.align.AlignTransform`, written as ``align.json``.
+        pasted: the projection pasted into the source photo, written as ``pasted.png``.
+        video: the :class:`ProgressVideo` that recorded the run; writes ``proj.gif`` (and ``proj.mp4``).
+
+    Returns:
+        The image's metrics (also in ``metrics.json``).
+    """
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    if align_transform is not None:
+        align_transform.save(out / "align.json")
+    if pasted is not None:
+        save_image(pasted, out / "pasted.png")
+    save_image(target, out / "target.png")
+    if mask is not None:
+        save_image(mask.expand(-1, 3, -1, -1) * 2 - 1, out / "mask.png")
+    save_image(result.images[i : i + 1], out / "projection.png")
+    save_latent(out / "latent.npz", result.latent(i, model_id=model_id, model_sha256=model_sha256))
+    metrics = dict(result.metrics[i])
+    write_json(out / "metrics.json", metrics)
+    config = {"model": {"id": model_id, "sha256": model_sha256}, **(provenance or {}), **result.record()}
+    write_json(out / "config.json", config)
+    if video is not None and video.frames[i]:
+        save_animation(video.frames[i], out / "proj", fps=fps)
+    return metrics
