@@ -1,0 +1,247 @@
+"""One owner for a projection run: ProjectionSettings, the shared CLI options, the result and its folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+
+import click
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from wplus.cli.main import cli
+from wplus.cli.projection_options import OPTIONS, flag_of, projection_options
+from wplus.errors import ConfigError, ProjectionDivergedError
+from wplus.io.checkpoint import save_generator
+from wplus.io.latents import load_latent
+from wplus.projection import PRESETS, ProjectionSettings, SettingError, project, resolve_settings
+from wplus.projection.outputs import FOLDER_FILES, ProgressVideo, write_projection_folder
+from wplus.projection.settings import PresetName
+
+PROJECTING_COMMANDS = [
+    ["project"],
+    ["morph"],
+    ["mix"],
+    ["expression"],
+    ["edit"],
+    ["direction", "from-pairs"],
+    ["direction", "from-images"],
+]
+FIELDS = [f.name for f in dataclasses.fields(ProjectionSettings) if f.name != "preset"]
+
+# A value different from the default for every field, as typed on a command line, and the setting it gives.
+NON_DEFAULT = {
+    "space": ("w", "w"),
+    "init": ("random", "random"),
+    "num_steps": ("7", 7),
+    "lr": ("0.2", 0.2),
+    "betas": ("0.5,0.9", (0.5, 0.9)),
+    "eps": ("1e-6", 1e-6),
+    "seed": ("4294967295", 2**32 - 1),
+    "w_avg_samples": ("500", 500),
+    "optimizer": ("lbfgs", "lbfgs"),
+    "lr_rampup": ("0.1", 0.1),
+    "lr_rampdown": ("0.2", 0.2),
+    "w_noise": ("0.05", 0.05),
+    "w_noise_ramp": ("0.5", 0.5),
+    "latent_reg_weight": ("2", 2.0),
+    "optimize_noise": ("stage2", "stage2"),
+    "noise_init": ("random", "random"),
+    "noise_reg_weight": ("1e5", 1e5),
+    "noise_renormalize": (None, False),  # a flag: --no-noise-renormalize
+    "noise_steps": ("3", 3),
+    "noise_lr": ("0.05", 0.05),
+    "loss": ("perceptual+mse+l1", "perceptual+mse+l1"),
+    "perceptual_weight": ("0.5", 0.5),
+    "mse_weight": ("3", 3.0),
+    "l1_weight": ("4", 4.0),
+    "lpips_weight": ("5", 5.0),
+    "layers": ("conv1_1,conv2_2", ("conv1_1", "conv2_2")),
+    "taps": ("pre_relu", "pre_relu"),
+    "loss_resize": ("0", None),
+}
+
+
+@click.command()
+@projection_options
+def _echo_settings(projection):
+    click.echo(json.dumps(projection.settings.to_dict()))
+
+
+def _settings_of(args):
+    r = CliRunner().invoke(_echo_settings, args)
+    assert r.exit_code == 0, r.output
+    return json.loads(r.output)
+
+
+def test_every_settings_field_has_exactly_one_option():
+    assert sorted(o.field for o in OPTIONS) == sorted(FIELDS)
+    assert len({o.flag for o in OPTIONS}) == len(OPTIONS)
+    assert sorted(NON_DEFAULT) == sorted(FIELDS)  # the next test covers every field
+
+
+@pytest.mark.parametrize("name", FIELDS)
+def test_each_option_reaches_its_setting(name):
+    text, want = NON_DEFAULT[name]
+    flag = flag_of(name)
+    args = ["--no-noise-renormalize"] if name == "noise_renormalize" else [flag, text]
+    if name in ("l1_weight", "lpips_weight"):
+        args += ["--loss", "perceptual+mse+l1" if name == "l1_weight" else "lpips+mse"]
+    got = _settings_of(args)[name]
+    want = list(want) if isinstance(want, tuple) else want
+    assert got == (pytest.approx(want) if isinstance(want, float) else want)
+    assert got != _settings_of([])[name] or name in ("l1_weight", "lpips_weight")
+
+
+@pytest.mark.parametrize("command", PROJECTING_COMMANDS, ids=" ".join)
+def test_projecting_commands_share_every_option(command):
+    text = CliRunner().invoke(cli, [*command, "--help"], terminal_width=200).output
+    for flag in ["--preset", "--vgg-weights", "--lpips-weights"] + [o.flag.split("/")[0] for o in OPTIONS]:
+        assert f"{flag} " in text or f"{flag}/" in text, f"{' '.join(command)} has no {flag}"
+
+
+def test_preset_then_explicit_options():
+    s = _settings_of(["--preset", "nvidia", "--steps", "9", "--space", "w+"])
+    assert (s["preset"], s["num_steps"], s["space"], s["lr"], s["noise_reg_weight"]) == ("nvidia", 9, "w+", 0.1, 1e5)
+
+
+def test_presets_are_the_names_of_the_literal():
+    assert tuple(PRESETS) == typing.get_args(PresetName)
+    for name, s in PRESETS.items():
+        assert s.preset == name
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--seed", str(2**70)], "--seed"),
+        (["--seed", "-1"], "--seed"),
+        (["--loss-resize", "1"], "--loss-resize"),
+        (["--lr", "inf"], "--lr"),
+        (["--lr", "nan"], "--lr"),
+        (["--mse-weight", "nan"], "--mse-weight"),
+        (["--eps", "0"], "--eps"),
+        (["--betas", "1.5,0.9"], "--betas"),
+        (["--betas", "x"], "--betas"),
+        (["--vgg-layers", "conv9_9"], "--vgg-layers"),
+        (["--loss", "mse", "--mse-weight", "0"], "--mse-weight"),
+        (["--loss", "mse", "--l1-weight", "2"], "--l1-weight"),
+    ],
+)
+def test_bad_option_values_name_the_flag(args, flag):
+    r = CliRunner().invoke(_echo_settings, args)
+    assert r.exit_code == 2 and r.exception is not None and not isinstance(r.exception, ValueError)
+    assert flag in r.output and "Traceback" not in r.output
+
+
+def test_settings_validate_on_construction_and_name_the_field():
+    with pytest.raises(SettingError) as e:
+        ProjectionSettings(w_noise=math.inf)
+    assert e.value.field == "w_noise"
+    with pytest.raises(SettingError, match="num_steps"):
+        ProjectionSettings(num_steps=2.5)
+    with pytest.raises(SettingError, match="seed"):
+        ProjectionSettings().replace(seed=True)
+    with pytest.raises(ConfigError, match="unknown projection setting"):
+        ProjectionSettings().replace(steps=3)
+    assert ProjectionSettings(optimize_noise=True).optimize_noise == "joint"
+    assert ProjectionSettings(num_steps=np.int64(5)).num_steps == 5
+
+
+def test_settings_round_trip_through_config_json():
+    s = resolve_settings("nvidia", num_steps=12, betas=(0.8, 0.99), layers=("conv1_1",))
+    assert ProjectionSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+
+
+def test_project_takes_settings_and_keywords(tiny_generator, mse_loss):
+    G = tiny_generator
+    target = G.synthesis(G.mapping(torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(5)), None))
+    base = ProjectionSettings(space="w", num_steps=3, lr=0.05, seed=2)
+    a = project(G, target, loss=mse_loss, settings=base)
+    b = project(G, target, loss=mse_loss, space="w", num_steps=3, lr=0.05, seed=2)
+    c = project(G, target, loss=mse_loss, settings=base, num_steps=4)
+    assert torch.equal(a.ws, b.ws) and a.settings == b.settings == base
+    assert c.settings.num_steps == 4 and c.history["total"].shape[0] == 4
+    with pytest.raises(SettingError, match="lr"):
+        project(G, target, loss=mse_loss, lr=-1.0)
+
+
+def test_result_latent_picks_one_image_of_a_batch(tiny_generator, mse_loss):
+    G = tiny_generator
+    target = G.synthesis(G.mapping(torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(6)), None))
+    r = project(G, target, loss=mse_loss, num_steps=2, optimize_noise="joint", noise_init="random")
+    lat = r.latent(1, model_sha256="abc")
+    assert torch.equal(lat.ws, r.ws[1:2]) and lat.model_sha256 == "abc"
+    assert all(torch.equal(n, m[1:2]) for n, m in zip(lat.noise, r.noise, strict=True))
+    with pytest.raises(IndexError):
+        r.latent(2)
+
+
+def test_a_diverging_projection_stops_with_a_clear_error(tiny_generator, mse_loss):
+    G = tiny_generator
+    target = torch.zeros(1, 3, G.img_resolution, G.img_resolution)
+    with pytest.raises(ProjectionDivergedError, match="diverged at step .*lower the learning rate"):
+        project(G, target, loss=mse_loss, num_steps=20, lr=1e30)
+
+
+def test_folder_writer_writes_what_the_result_holds(tiny_generator, mse_loss, tmp_path):
+    G = tiny_generator
+    target = G.synthesis(G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(7)), None))
+    video = ProgressVideo(target, 3)
+    r = project(G, target, loss=mse_loss, num_steps=3, seed=1, callback=video)
+    metrics = write_projection_folder(
+        tmp_path / "img", r, target=target, model_sha256="f00", provenance={"image": "x.png"}, video=video
+    )
+    for name in FOLDER_FILES + ("proj.gif",):
+        assert (tmp_path / "img" / name).is_file(), name
+    lat = load_latent(tmp_path / "img" / "latent.npz")
+    assert torch.equal(lat.ws, r.ws) and lat.model_sha256 == "f00"
+    config = json.loads((tmp_path / "img" / "config.json").read_text())
+    assert ProjectionSettings.from_dict(config) == r.settings and config["image"] == "x.png"
+    assert json.loads((tmp_path / "img" / "metrics.json").read_text()) == pytest.approx(metrics)
+    assert len(video.frames[0]) == 3
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    from conftest import tiny_config
+
+    from wplus.models.stylegan2 import random_generator
+
+    d = tmp_path_factory.mktemp("settings")
+    save_generator(random_generator(tiny_config(16), seed=1, noise_strength=0.1), d / "tiny.safetensors")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(d / "a.png")
+    return d
+
+
+def test_cli_divergence_is_one_line_and_writes_nothing(model_file, tmp_path):
+    args = ["project", model_file / "a.png", "--model", model_file / "tiny.safetensors", "--loss", "mse"]
+    args += ["--lr", "1e30", "--steps", "20", "--outdir", tmp_path / "o", "--device", "cpu"]
+    r = CliRunner().invoke(cli, [str(a) for a in args])
+    assert r.exit_code == 1 and "diverged" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "o" / "a" / "latent.npz").exists()
+
+
+def test_edit_commands_project_images_with_the_settings_given(model_file, tmp_path):
+    model = model_file / "tiny.safetensors"
+    args = ["morph", model_file / "a.png", model_file / "a.png", "--model", model, "--frames", "2", "--steps", "2"]
+    args += ["--space", "w", "--loss", "mse", "--lr", "0.05", "--outdir", tmp_path / "m", "--device", "cpu"]
+    r = CliRunner().invoke(cli, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "m" / "morph.json").read_text())
+    proj = rec["parameters"]["projection"]
+    assert (proj["space"], proj["loss"], proj["lr"], proj["num_steps"]) == ("w", "mse", 0.05, 2)
+    assert rec["inputs"][0]["space"] == "w"
+
+
+def test_direction_from_images_refuses_settings_it_would_ignore(model_file, tmp_path):
+    a = model_file / "a.png"
+    args = ["direction", "from-images", a, a, "--model", model_file / "tiny.safetensors", "--loss", "mse"]
+    args += ["--optimize-noise", "joint", "--outdir", tmp_path / "d", "--device", "cpu"]
+    r = CliRunner().invoke(cli, [str(x) for x in args])
+    assert r.exit_code == 1 and "--optimize-noise" in r.output
