@@ -56,6 +56,8 @@ NON_DEFAULT = {
     "noise_renormalize": (None, False),  # a flag: --no-noise-renormalize
     "noise_steps": ("3", 3),
     "noise_lr": ("0.05", 0.05),
+    "patience": ("20", 20),
+    "stop_psnr": ("30", 30.0),
     "loss": ("perceptual+mse+l1", "perceptual+mse+l1"),
     "perceptual_weight": ("0.5", 0.5),
     "mse_weight": ("3", 3.0),
@@ -210,7 +212,6 @@ def test_folder_writer_writes_what_the_result_holds(tiny_generator, mse_loss, tm
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     from conftest import tiny_config
-
     from wplus.models.stylegan2 import random_generator
 
     d = tmp_path_factory.mktemp("settings")
@@ -245,3 +246,38 @@ def test_direction_from_images_refuses_settings_it_would_ignore(model_file, tmp_
     args += ["--optimize-noise", "joint", "--outdir", tmp_path / "d", "--device", "cpu"]
     r = CliRunner().invoke(cli, [str(x) for x in args])
     assert r.exit_code == 1 and "--optimize-noise" in r.output
+
+
+def test_history_csv_has_the_columns_and_monotone_seconds(tiny_generator, mse_loss, tmp_path):
+    import csv
+
+    G = tiny_generator
+    target = G.synthesis(G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(8)), None))
+    r = project(G, target, loss=mse_loss, num_steps=5, latent_reg_weight=0.1)
+    write_projection_folder(tmp_path / "h", r, target=target)
+    with open(tmp_path / "h" / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["step", "seconds", "psnr", "loss_total", "loss_mse", "loss_latent_reg"]
+    assert [int(row["step"]) for row in rows] == [1, 2, 3, 4, 5]
+    seconds = [float(row["seconds"]) for row in rows]
+    assert all(b >= a for a, b in zip(seconds, seconds[1:], strict=False)) and seconds[0] > 0
+    assert float(rows[-1]["psnr"]) == pytest.approx(float(r.history["psnr"][-1, 0]), rel=1e-5)
+    metrics = json.loads((tmp_path / "h" / "metrics.json").read_text())
+    assert metrics["seconds_total"] >= seconds[-1] and metrics["steps"] == 5
+
+
+def test_early_stopping_stops_and_still_writes_everything(tiny_generator, mse_loss, tmp_path):
+    G = tiny_generator
+    target = G.synthesis(G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(9)), None))
+    full = project(G, target, loss=mse_loss, num_steps=60, lr=0.05)
+    goal = float(full.history["psnr"][20, 0])
+    r = project(G, target, loss=mse_loss, num_steps=60, lr=0.05, stop_psnr=goal)
+    assert r.metrics[0]["steps"] <= 21 and r.history["psnr"].shape[0] == r.metrics[0]["steps"]
+    assert float(r.history["psnr"][-1, 0]) >= goal and "stop_psnr" in r.stopped_early[0]
+    write_projection_folder(tmp_path / "e", r, target=target)
+    for name in FOLDER_FILES:
+        assert (tmp_path / "e" / name).is_file(), name
+    assert json.loads((tmp_path / "e" / "config.json").read_text())["stopped_early"] == r.stopped_early
+    # A constant target the generator cannot improve on beyond a plateau: patience ends the run.
+    flat = project(G, target, loss=mse_loss, num_steps=400, lr=1e-9, patience=5)
+    assert flat.metrics[0]["steps"] < 400 and "did not improve for 5 steps" in flat.stopped_early[0]

@@ -101,6 +101,8 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("noise_renormalize", "--noise-renormalize/--no-noise-renormalize", bool, "Re-standardise noise maps."),
     _Option("noise_steps", "--noise-steps", click.IntRange(0), "Steps of the stage2 noise stage (default: --steps)."),
     _Option("noise_lr", "--noise-lr", _nonneg(True), "Learning rate of the stage2 noise stage (default: --lr)."),
+    _Option("patience", "--patience", click.IntRange(1), "Stop a stage when the loss stalls this many steps."),
+    _Option("stop_psnr", "--stop-psnr", _nonneg(True), "Stop a stage once every image reaches this PSNR (dB)."),
     _Option("loss", "--loss", click.Choice(list(LOSS_KINDS)), "Loss terms to use."),
     _Option("perceptual_weight", "--perceptual-weight", _nonneg(), "Weight of the VGG term (paper Eq. 2)."),
     _Option("mse_weight", "--mse-weight", _nonneg(), "lambda_mse of paper Eq. 1."),

@@ -5,7 +5,8 @@ One folder per image (``wplus project`` writes ``OUTDIR/<stem>/``; any caller ma
     target.png       the image the loss compared against (after crop / alignment, at the generator's resolution)
     projection.png   the generator's rendering of the embedded code, with the noise saved beside it
     latent.npz/.npy  the code (see wplus.io.latents)
-    metrics.json     final loss terms, PSNR, SSIM, ||w - w_avg||, steps, seconds
+    metrics.json     final loss terms, PSNR, SSIM, ||w - w_avg||, steps, seconds_total
+    history.csv      one row per step: step, seconds (since the run started), psnr, loss_total, loss_<term>...
     config.json      every setting of the run plus the caller's provenance (model, device, input, ...)
     mask.png         the loss mask, when one was used
     align.json       the alignment transform, for aligned faces (``wplus paste`` reads it)
@@ -17,21 +18,30 @@ Every file is written atomically.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 
-from wplus.io.atomic import write_json
+from wplus.io.atomic import atomic_write, write_json
 from wplus.io.images import image_grid, save_image, tensor_to_pil
 from wplus.io.latents import save_latent
 from wplus.io.video import save_animation
 from wplus.projection.project import ProjectionResult, ProjectionStep
 
-__all__ = ["write_projection_folder", "ProgressVideo", "FOLDER_FILES"]
+__all__ = ["write_projection_folder", "write_history_csv", "ProgressVideo", "FOLDER_FILES"]
 
-FOLDER_FILES = ("target.png", "projection.png", "latent.npz", "latent.npy", "metrics.json", "config.json")
+FOLDER_FILES = (
+    "target.png",
+    "projection.png",
+    "latent.npz",
+    "latent.npy",
+    "metrics.json",
+    "config.json",
+    "history.csv",
+)
 
 
 class ProgressVideo:
@@ -58,6 +68,20 @@ class ProgressVideo:
             return
         for i, img in enumerate(st.images):
             self.frames[i].append(image_grid([self.targets[i], self._small(tensor_to_pil(img))], cols=2, pad=0))
+
+
+def write_history_csv(path: str | Path, rows: list[dict[str, float]]) -> Path:
+    """Write per-step rows (:meth:`ProjectionResult.history_rows`) as CSV with a header line, atomically."""
+    columns = list(rows[0]) if rows else ["step", "seconds", "psnr", "loss_total"]
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
+            w.writeheader()
+            for row in rows:
+                w.writerow({k: (v if k == "step" else f"{v:.6g}") for k, v in row.items()})
+
+    return atomic_write(path, write)
 
 
 def write_projection_folder(
@@ -105,6 +129,7 @@ def write_projection_folder(
     save_latent(out / "latent.npz", result.latent(i, model_id=model_id, model_sha256=model_sha256))
     metrics = dict(result.metrics[i])
     write_json(out / "metrics.json", metrics)
+    write_history_csv(out / "history.csv", result.history_rows(i))
     config = {"model": {"id": model_id, "sha256": model_sha256}, **(provenance or {}), **result.record()}
     write_json(out / "config.json", config)
     if video is not None and video.frames[i]:

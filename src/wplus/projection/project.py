@@ -71,7 +71,9 @@ class ProjectionResult:
     """The outcome of :func:`project`.
 
     ``settings`` are the resolved hyper-parameters of the run; ``masked`` says whether a mask shaped the loss and
-    ``started_from`` is 'mean', 'random' or 'code' (a given start code). :meth:`latent` is image ``i``'s code as a
+    ``started_from`` is 'mean', 'random' or 'code' (a given start code); ``step_seconds`` [steps] is the wall time
+    from the call to the end of each step (set-up included) and ``stopped_early`` says which stages stopped before
+    their last step, and why (``patience`` / ``stop_psnr``). :meth:`latent` is image ``i``'s code as a
     :class:`~wplus.io.latents.Latent`, the thing ``latent.npz`` stores.
 
     Shape:
@@ -90,6 +92,8 @@ class ProjectionResult:
     settings: ProjectionSettings = field(default_factory=ProjectionSettings)
     masked: bool = False
     started_from: str = "mean"
+    step_seconds: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.float64))
+    stopped_early: list[str] = field(default_factory=list)
 
     def latent(self, i: int = 0, *, model_id: str = "", model_sha256: str = "", source: str = "") -> Latent:
         """Image ``i``'s code with the noise it was rendered with: ws [1, num_ws, w_dim], noise [1, 1, r, r]."""
@@ -107,7 +111,23 @@ class ProjectionResult:
 
     def record(self) -> dict[str, Any]:
         """What decided the run, for ``config.json``: every setting plus the mask and start flags."""
-        return {**self.settings.to_dict(), "masked": self.masked, "started_from": self.started_from}
+        return {
+            **self.settings.to_dict(),
+            "masked": self.masked,
+            "started_from": self.started_from,
+            "stopped_early": self.stopped_early,
+        }
+
+    def history_rows(self, i: int = 0) -> list[dict[str, float]]:
+        """Image ``i``'s per-step record: step, seconds, psnr, loss_total, then one ``loss_<term>`` per term."""
+        terms = [k for k in self.history if k not in ("psnr", "total")]
+        rows = []
+        for t in range(len(self.step_seconds)):
+            row = {"step": t + 1, "seconds": float(self.step_seconds[t]), "psnr": float(self.history["psnr"][t, i])}
+            row["loss_total"] = float(self.history["total"][t, i])
+            row.update({f"loss_{k}": float(self.history[k][t, i]) for k in terms})
+            rows.append(row)
+        return rows
 
 
 def latent_to_ws(G: torch.nn.Module, latent: torch.Tensor, space: Space) -> torch.Tensor:
@@ -332,9 +352,12 @@ def project(
             stages.append(_Stage("noise", list(noise), steps2, s.noise_lr or s.lr))
         total_steps = s.total_steps
         history: dict[str, list[torch.Tensor]] = {}
+        step_seconds: list[float] = []
+        stopped: list[str] = []
         done = 0
         for stage in stages:
             opt = _make_optimizer(s.optimizer, stage.params, stage.lr, s.betas, s.eps)
+            stop = _EarlyStop(s.patience, s.stop_psnr)
             for step in range(stage.steps):
                 for group in opt.param_groups:
                     group["lr"] = learning_rate(step, stage.steps, stage.lr, rampup=s.lr_rampup, rampdown=s.lr_rampdown)
@@ -372,8 +395,14 @@ def project(
                 for k, v in seen["terms"].items():
                     history.setdefault(k, []).append(v.cpu())
                 history.setdefault("psnr", []).append(step_psnr.cpu())
+                step_seconds.append(time.perf_counter() - started)
                 if callback is not None:
                     callback(ProjectionStep(done, total_steps, seen["terms"], step_psnr, seen["images"]))
+                reason = stop(seen["terms"]["total"], step_psnr)
+                if reason is not None:
+                    stopped.append(f"{stage.name} stage stopped at step {step + 1} of {stage.steps}: {reason}")
+                    log.info("%s", stopped[-1])
+                    break
 
         with torch.no_grad():
             ws = latent_to_ws(G, latent.detach(), s.space).clone()
@@ -392,8 +421,9 @@ def project(
             psnr=float(final_psnr[i]),
             ssim=float(final_ssim[i]),
             w_dist_from_avg=float(w_dist[i]),
-            steps=total_steps,
+            steps=done,
             seconds=seconds,
+            seconds_total=seconds,
         )
         if final_lpips is not None:
             m["lpips"] = float(final_lpips[i])
@@ -404,12 +434,40 @@ def project(
         noise=final_noise if final_noise is not None else (G.noise_maps() if hasattr(G, "noise_maps") else []),
         images=final,
         history={k: torch.stack(v) for k, v in history.items()},
+        step_seconds=torch.tensor(step_seconds, dtype=torch.float64),
+        stopped_early=stopped,
         metrics=metrics,
         z=latent.detach().clone() if s.space == "z" else None,
         settings=s,
         masked=mask is not None,
         started_from="code" if start_code is not None else s.init,
     )
+
+
+PLATEAU_TOLERANCE = 1e-4  # relative decrease of an image's best loss that counts as progress, for ``patience``
+
+
+class _EarlyStop:
+    """Ends a stage when every image's PSNR reached ``stop_psnr``, or when no image's loss improved on its best by
+    more than :data:`PLATEAU_TOLERANCE` (relative) for ``patience`` steps."""
+
+    def __init__(self, patience: int | None, stop_psnr: float | None):
+        self.patience, self.stop_psnr = patience, stop_psnr
+        self.best: torch.Tensor | None = None
+        self.waited = 0
+
+    def __call__(self, total: torch.Tensor, step_psnr: torch.Tensor) -> str | None:
+        if self.stop_psnr is not None and bool((step_psnr >= self.stop_psnr).all()):
+            return f"PSNR {float(step_psnr.min()):.2f} dB >= stop_psnr {self.stop_psnr:g}"
+        if self.patience is None:
+            return None
+        total = total.detach().cpu()
+        if self.best is None or bool((total < self.best - PLATEAU_TOLERANCE * self.best.abs()).any()):
+            self.best = total if self.best is None else torch.minimum(self.best, total)
+            self.waited = 0
+            return None
+        self.waited += 1
+        return f"loss did not improve for {self.patience} steps" if self.waited >= self.patience else None
 
 
 def _check_finite_step(total: torch.Tensor, latent: torch.Tensor, step: int, s: ProjectionSettings) -> None:

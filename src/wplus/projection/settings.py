@@ -112,6 +112,9 @@ class ProjectionSettings:
         noise_reg_weight: weight of NVIDIA's multi-scale autocorrelation penalty (NVIDIA: 1e5).
         noise_renormalize: re-standardise every optimised map after each step (NVIDIA does).
         noise_steps, noise_lr: steps and peak learning rate of the 'stage2' noise stage (None: num_steps, lr).
+        patience: end a stage when no image's loss improved (relatively, by 1e-4) for this many steps (None: never).
+        stop_psnr: end a stage when every image's PSNR reached this many dB (None: never). Outputs are the same
+            as for a full run; ``metrics.json`` counts the steps that ran.
         loss: which terms the loss has (a key of :data:`LOSS_KINDS`); used by :func:`build_loss`.
         perceptual_weight, mse_weight, l1_weight, lpips_weight: weights of those terms.
         layers: VGG-16 layers of the perceptual term (the paper's four by default).
@@ -140,6 +143,8 @@ class ProjectionSettings:
     noise_renormalize: bool = True
     noise_steps: int | None = None
     noise_lr: float | None = None
+    patience: int | None = None
+    stop_psnr: float | None = None
     loss: str = "perceptual+mse"
     perceptual_weight: float = 1.0
     mse_weight: float = 1.0
@@ -166,6 +171,10 @@ class ProjectionSettings:
         set_("seed", _integer(self, "seed", 0, SEED_LIMIT - 1))
         if self.noise_steps is not None:
             set_("noise_steps", _integer(self, "noise_steps", 0))
+        if self.patience is not None:
+            set_("patience", _integer(self, "patience", 1))
+        if self.stop_psnr is not None:
+            set_("stop_psnr", _number(self, "stop_psnr", positive=True))
         if self.loss_resize is not None:
             set_("loss_resize", _integer(self, "loss_resize", MIN_LOSS_RESIZE))
         set_("lr", _number(self, "lr", positive=True))
