@@ -6,13 +6,16 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import torch
 from click.core import ParameterSource
 
 from wplus.errors import WplusError
+
+if TYPE_CHECKING:
+    from wplus.loading import LoadedGenerator
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,16 +87,9 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
-def open_model(model: str | None, *, device: torch.device) -> Any:
-    """``--model`` as the CLI means it: a file, registered name or URL; None is the default registry model, or the
-    shipped cartoon-face model (with a one-line notice) when that cannot be downloaded. Returns a LoadedGenerator.
-    """
+def open_model(model: str | None, *, device: torch.device) -> LoadedGenerator:
+    """``--model`` as every command means it (:func:`wplus.loading.resolve_model`); the fallback notice goes to
+    stderr once."""
     from wplus.loading import load_generator_info
-    from wplus.shipped import SHIPPED_MODEL, resolve_model, shipped_generator_path
 
-    if model is None:
-        path, _ = resolve_model(None, notice=err)
-        return load_generator_info(path, device=device)
-    if model == SHIPPED_MODEL:
-        return load_generator_info(shipped_generator_path(), device=device)
-    return load_generator_info(model, device=device)
+    return load_generator_info(model, device=device, notice=err)
