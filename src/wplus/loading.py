@@ -29,6 +29,7 @@ __all__ = [
     "resolve_model",
     "model_file",
     "verify_model",
+    "is_generator_name",
     "GENERATOR_KINDS",
     "READERS",
     "file_sha256",
