@@ -203,7 +203,8 @@ def test_generate_cli(files, tmp_path):
     assert load_latent(tmp_path / "seed0005.npz").ws.shape == (1, 6, 32)
 
 
-def test_env_cli_json():
+def test_env_cli_json(monkeypatch):
+    monkeypatch.setenv("WPLUS_OFFLINE", "1")  # no network probe
     res = CliRunner().invoke(cli, ["env", "--json"])
     assert res.exit_code == 0
     info = json.loads(res.output)

@@ -1,25 +1,64 @@
-"""``load_generator``: one entry point for every generator file wplus can read.
+"""Which generator a name means, and ``load_generator``: one entry point for every generator file wplus can read.
 
-Today: our safetensors format (``wplus weights random`` / ``wplus weights convert`` write it). Readers for foreign
-formats register themselves in ``READERS`` (suffix -> reader), so adding a format adds no branches here.
+:func:`resolve_model` is the only place that turns what a user typed (``--model``, ``load_generator(...)``) into a
+file: a path, a registered name (``wplus weights list``), a URL, the shipped ``cartoon-faces-64``, or nothing (the
+default registry model, else the shipped one). Readers register themselves in ``READERS`` (suffix -> reader), so
+adding a format adds no branches here.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from wplus.errors import CheckpointError
+from wplus.errors import CheckpointError, ChecksumMismatchError, WplusError
 from wplus.hub.download import sha256_file as file_sha256
+from wplus.hub.registry import WeightSpec
 from wplus.io.checkpoint import load_native_generator
+from wplus.shipped import DEFAULT_MODEL, SHIPPED_MODEL, SHIPPED_RESOLUTION, SHIPPED_SHA256, shipped_generator_path
 
-__all__ = ["load_generator", "LoadedGenerator", "READERS", "file_sha256"]
+__all__ = [
+    "load_generator",
+    "load_generator_info",
+    "LoadedGenerator",
+    "ModelFile",
+    "resolve_model",
+    "model_file",
+    "verify_model",
+    "is_generator_name",
+    "GENERATOR_KINDS",
+    "READERS",
+    "file_sha256",
+]
+
+log = logging.getLogger(__name__)
 
 Reader = Callable[[Path, torch.device], torch.nn.Module]
 READERS: dict[str, Reader] = {".safetensors": lambda p, d: load_native_generator(p, device=d)}
+GENERATOR_KINDS = frozenset({"stylegan2", "stylegan1"})  # registry kinds that load_generator reads
+_ACCEPTS = (
+    "expected a generator file (.safetensors, NVIDIA or TF .pkl, rosinality .pt), a name from `wplus weights list` "
+    f"({SHIPPED_MODEL} is shipped with wplus), or a URL"
+)
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """The file a model name means.
+
+    Attributes:
+        path: The generator file to read (a local file, the cached download, or the shipped asset).
+        model_id: What results record as the model: the registered name, ``url-<hash>`` or the file's stem.
+        shipped: Whether this is the shipped model (``wplus demo`` then uses its discriminator as the loss).
+    """
+
+    path: Path
+    model_id: str
+    shipped: bool = False
 
 
 @dataclass
@@ -28,36 +67,158 @@ class LoadedGenerator:
     path: Path
     model_id: str
     sha256: str
+    shipped: bool = False
 
 
-def load_generator(source: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Load a generator from a file path (eval mode, frozen). See :func:`load_generator_info` for provenance."""
+def resolve_model(
+    model: str | Path | None,
+    *,
+    allow_download: bool = True,
+    progress: bool = True,
+    notice: Callable[[str], None] | None = None,
+) -> ModelFile:
+    """The generator file ``model`` means.
+
+    In order: ``None`` is :data:`~wplus.shipped.DEFAULT_MODEL`, or the shipped model with one notice line when that
+    cannot be had (offline, download failed); a string with ``://`` is a URL (downloaded once, cached, checksum
+    recorded on first use); an existing path is that file; ``'cartoon-faces-64'`` is the shipped model; a
+    registered generator name is fetched from the cache or downloaded. A name given explicitly never falls back.
+
+    Args:
+        model: What the user gave (``--model``), or None.
+        allow_download: If False, a registered file missing from the cache raises :class:`~wplus.OfflineError`.
+        progress: Show a download progress bar on stderr.
+        notice: Receives the fallback line; without it the line is logged as a warning (never both).
+
+    Returns:
+        The file and the id results record.
+
+    Raises:
+        CheckpointError: ``model`` is neither a file, a URL nor a registered generator.
+        OfflineError: A named model must be downloaded but cannot be.
+        ChecksumMismatchError: A cached or downloaded file fails verification.
+    """
+    from wplus.hub import REGISTRY, fetch
+    from wplus.hub.remote import url_spec
+
+    if model is None:
+        return _default_model(allow_download=allow_download, progress=progress, notice=notice)
+    text = str(model)
+    # URLs only as text: a Path would have collapsed 'https://' to 'https:/'.
+    if isinstance(model, str) and "://" in text:
+        spec = url_spec(text)
+        return ModelFile(fetch(spec, allow_download=allow_download, progress=progress), spec.name)
+    path = Path(model)
+    if path.is_dir():
+        raise CheckpointError(path, f"is a folder; {_ACCEPTS}")
+    if path.exists():
+        return ModelFile(path, path.stem)
+    if text == SHIPPED_MODEL:
+        return ModelFile(shipped_generator_path(), SHIPPED_MODEL, shipped=True)
+    spec = REGISTRY.get(text)
+    if spec is None:
+        raise CheckpointError(text, f"no such file or registered model; {_ACCEPTS}")
+    if spec.kind not in GENERATOR_KINDS:
+        raise CheckpointError(text, f"is registered as {spec.kind} weights, not a generator; {_ACCEPTS}")
+    return ModelFile(fetch(spec, allow_download=allow_download, progress=progress), spec.name)
+
+
+def _default_model(*, allow_download: bool, progress: bool, notice: Callable[[str], None] | None) -> ModelFile:
+    from wplus.hub import fetch
+
+    try:
+        return ModelFile(fetch(DEFAULT_MODEL, allow_download=allow_download, progress=progress), DEFAULT_MODEL)
+    except WplusError as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        line = (
+            f"using the shipped model {SHIPPED_MODEL} ({SHIPPED_RESOLUTION} px cartoon faces) because the default "
+            f"model {DEFAULT_MODEL} is unavailable: {reason}"
+        )
+        if notice is None:
+            log.warning("%s", line)
+        else:
+            notice(line)
+        return ModelFile(shipped_generator_path(), SHIPPED_MODEL, shipped=True)
+
+
+def load_generator(source: str | Path | None, *, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Load a generator (eval mode, frozen): a file, registered name, URL, ``'cartoon-faces-64'`` or None.
+
+    See :func:`resolve_model` for what each means and :func:`load_generator_info` for provenance.
+
+    Example:
+        >>> G = load_generator("cartoon-faces-64")  # the shipped model: no download
+        >>> G.img_resolution
+        64
+    """
     return load_generator_info(source, device=device).G
 
 
-def load_generator_info(source: str | Path, *, device: str | torch.device = "cpu") -> LoadedGenerator:
-    """Load a generator from a path, a registered name (``wplus weights list``) or a URL (downloaded, cached)."""
-    remote = _resolve_remote(source)
-    if remote is not None:
-        path, model_id = remote
-        G = READERS[path.suffix.lower()](path, torch.device(device))
-        return LoadedGenerator(G=G, path=path, model_id=model_id, sha256=file_sha256(path))
-    path = Path(source)
-    if not path.exists():
-        raise CheckpointError(
-            path,
-            "no such file; pass a generator file (.safetensors, NVIDIA or TF .pkl, rosinality .pt), "
-            "a registered name (`wplus weights list`) or a URL",
-        )
-    reader = READERS.get(path.suffix.lower())
+def load_generator_info(
+    source: str | Path | None,
+    *,
+    device: str | torch.device = "cpu",
+    notice: Callable[[str], None] | None = None,
+) -> LoadedGenerator:
+    """Load a generator and say where it came from (path, model id, SHA-256); ``source`` as :func:`resolve_model`."""
+    found = resolve_model(source, notice=notice)
+    reader = READERS.get(found.path.suffix.lower())
     if reader is None:
-        raise CheckpointError(path, f"unsupported file type {path.suffix!r}; this wplus reads {sorted(READERS)}")
-    G = reader(path, torch.device(device))
-    return LoadedGenerator(G=G, path=path, model_id=path.stem, sha256=file_sha256(path))
+        raise CheckpointError(
+            found.path, f"unsupported file type {found.path.suffix!r}; this wplus reads {sorted(READERS)}"
+        )
+    G = reader(found.path, torch.device(device))
+    return LoadedGenerator(
+        G=G, path=found.path, model_id=found.model_id, sha256=file_sha256(found.path), shipped=found.shipped
+    )
+
+
+def model_file(name: str) -> Path:
+    """Where the file of a name from ``wplus weights list`` lives, or will live once downloaded.
+
+    Raises:
+        WplusError: ``name`` is neither the shipped model nor registered.
+    """
+    from wplus.hub import cached_path
+
+    return shipped_generator_path() if name == SHIPPED_MODEL else cached_path(name)
+
+
+def verify_model(name: str) -> Path:
+    """Check the local copy of a name from ``wplus weights list`` against its SHA-256, downloading nothing.
+
+    The shipped model is compared with :data:`~wplus.shipped.SHIPPED_SHA256`; registered files with the registry's
+    digest or, where none is published, the one recorded at their first download.
+
+    Returns:
+        The verified file.
+
+    Raises:
+        ChecksumMismatchError: The file's SHA-256 differs.
+        OfflineError: A registered file is not in the cache.
+        WplusError: ``name`` is unknown.
+    """
+    from wplus.hub import fetch
+
+    if name != SHIPPED_MODEL:
+        return fetch(name, allow_download=False)
+    path = shipped_generator_path()
+    actual = file_sha256(path)
+    if actual != SHIPPED_SHA256:
+        raise ChecksumMismatchError(path, f"SHA-256 is {actual}, expected {SHIPPED_SHA256}; reinstall wplus")
+    return path
+
+
+def is_generator_name(name: str) -> bool:
+    """Whether a name from ``wplus weights list`` is a generator (``load_generator`` reads it)."""
+    from wplus.hub import REGISTRY
+
+    spec: WeightSpec | None = REGISTRY.get(name)
+    return name == SHIPPED_MODEL or (spec is not None and spec.kind in GENERATOR_KINDS)
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Foreign checkpoints (NVIDIA / TF pickles, rosinality .pt), registry names and URLs.
+# Foreign checkpoints (NVIDIA / TF pickles, rosinality .pt).
 
 
 def _foreign_reader(path: Path, device: torch.device) -> torch.nn.Module:
@@ -67,18 +228,3 @@ def _foreign_reader(path: Path, device: torch.device) -> torch.nn.Module:
 
 
 READERS.update({".pkl": _foreign_reader, ".pt": _foreign_reader, ".pth": _foreign_reader})
-
-
-def _resolve_remote(source: str | Path) -> tuple[Path, str] | None:
-    """(cached file, model id) for a registry name or a URL; None for a local path."""
-    from wplus.hub import REGISTRY, download
-    from wplus.hub.remote import url_spec
-
-    text = str(source)
-    if isinstance(source, str) and "://" in text:
-        spec = url_spec(text)
-        return download(spec), spec.name
-    # Names also arrive as Path objects (click.Path options such as --model).
-    if text in REGISTRY and not Path(text).exists():
-        return download(text), text
-    return None

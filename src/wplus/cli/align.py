@@ -36,9 +36,9 @@ def expand_inputs(paths: tuple[Path, ...] | list[Path]) -> list[Path]:
 @click.option("--size", type=click.IntRange(1), default=None, help="Output side [default: --model's, else 1024].")
 @click.option(
     "--model",
-    type=click.Path(path_type=Path),
+    type=str,
     default=None,
-    help="Generator whose resolution sets --size.",
+    help="Generator whose resolution sets --size: a file, a registered name, a URL or cartoon-faces-64 (shipped).",
 )
 @click.option("--transform-size", type=click.IntRange(1), default=4096, help="Side of the intermediate QUAD warp.")
 @click.option("--no-padding", is_flag=True, help="Fill outside the photo with black, not blurred reflection.")
@@ -51,7 +51,7 @@ def align_cmd(
     images: tuple[Path, ...],
     outdir: Path,
     size: int | None,
-    model: Path | None,
+    model: str | None,
     transform_size: int,
     no_padding: bool,
     no_rotate: bool,
@@ -76,9 +76,9 @@ def align_cmd(
     if size is None:
         size = 1024
         if model is not None:
-            from wplus.loading import load_generator_info
+            from wplus.loading import load_generator
 
-            size = load_generator_info(model).G.img_resolution
+            size = load_generator(model).img_resolution
     files = expand_inputs(images)
     if not files:
         raise click.UsageError("no image files found in the given folders")

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import torch
 from click.core import ParameterSource
 
 from wplus.errors import WplusError
+
+if TYPE_CHECKING:
+    from wplus.loading import LoadedGenerator
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,19 +42,48 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def parse_int_ranges(text: str) -> list[int]:
-    """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11] (non-negative integers)."""
-    out: list[int] = []
+MAX_RANGE_COUNT = 1_000_000  # parse_int_ranges refuses more numbers than this (a typo must not fill the memory)
+
+
+def parse_int_ranges(
+    text: str, *, param_hint: str | None = None, upper: int | None = None, upper_reason: str = ""
+) -> list[int]:
+    """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11] (non-negative integers, each below ``upper`` when given).
+
+    Raises:
+        click.BadParameter: naming ``param_hint`` (the flag): a part that is not a number or a rising range
+            ('5-2'), a number >= ``upper`` (``upper_reason`` says why that bound), or more than
+            :data:`MAX_RANGE_COUNT` numbers in all (checked before any list is built).
+    """
+    spans: list[tuple[int, int]] = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
-        lo, _, hi = part.partition("-")
-        if not lo.isdigit() or (hi and not hi.isdigit()) or (hi and int(hi) < int(lo)):
-            raise click.BadParameter(f"{text!r}: expected non-negative integers and ranges such as '0-7,10'")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    if not out:
-        raise click.BadParameter(f"{text!r}: no numbers given")
-    return out
+        match = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", part)
+        if match is None:
+            raise click.BadParameter(
+                f"got {part!r} in {text!r}, expected non-negative integers and ranges such as '0-7,10'",
+                param_hint=param_hint,
+            )
+        first, last = int(match[1]), int(match[2] or match[1])
+        if last < first:
+            raise click.BadParameter(
+                f"got the range {part!r}, expected the smaller number first ('{last}-{first}')", param_hint=param_hint
+            )
+        if upper is not None and last >= upper:
+            raise click.BadParameter(
+                f"got {last} in {text!r}, expected numbers from 0 to {upper - 1}{upper_reason}", param_hint=param_hint
+            )
+        spans.append((first, last))
+    if not spans:
+        raise click.BadParameter(f"got {text!r}, expected at least one number such as '0-7,10'", param_hint=param_hint)
+    count = sum(last - first + 1 for first, last in spans)
+    if count > MAX_RANGE_COUNT:
+        raise click.BadParameter(
+            f"got {text!r}, {count:,} numbers; expected at most {MAX_RANGE_COUNT:,} in one run (split it)",
+            param_hint=param_hint,
+        )
+    return [n for first, last in spans for n in range(first, last + 1)]
 
 
 def one_line_errors(fn: F) -> F:
@@ -84,16 +117,9 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
-def open_model(model: str | None, *, device: torch.device) -> Any:
-    """``--model`` as the CLI means it: a file, registered name or URL; None is the default registry model, or the
-    shipped cartoon-face model (with a one-line notice) when that cannot be downloaded. Returns a LoadedGenerator.
-    """
+def open_model(model: str | None, *, device: torch.device) -> LoadedGenerator:
+    """``--model`` as every command means it (:func:`wplus.loading.resolve_model`); the fallback notice goes to
+    stderr once."""
     from wplus.loading import load_generator_info
-    from wplus.shipped import SHIPPED_MODEL, resolve_model, shipped_generator_path
 
-    if model is None:
-        path, _ = resolve_model(None, notice=err)
-        return load_generator_info(path, device=device)
-    if model == SHIPPED_MODEL:
-        return load_generator_info(shipped_generator_path(), device=device)
-    return load_generator_info(model, device=device)
+    return load_generator_info(model, device=device, notice=err)

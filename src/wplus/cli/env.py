@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import platform
+from collections.abc import Callable
 
 import click
 import torch
@@ -12,11 +12,21 @@ import torch
 from wplus.cli.common import echo_json
 
 
-def environment() -> dict[str, object]:
+def download_problem() -> str | None:
+    """Why nothing can be downloaded (None when the servers of the default model and of VGG-16 can be reached)."""
+    from wplus.hub import get_spec, network_problem
+    from wplus.shipped import DEFAULT_MODEL
+
+    return network_problem([get_spec(DEFAULT_MODEL).urls[0], get_spec("vgg16-imagenet").urls[0]])
+
+
+def environment(*, probe: Callable[[], str | None] = download_problem) -> dict[str, object]:
+    """Versions, devices, cache and extras; ``offline`` is True when ``probe`` says nothing can be downloaded."""
     from wplus import __version__
     from wplus.hub import cache_dir
 
     mps = getattr(torch.backends, "mps", None)
+    problem = probe()
     return {
         "wplus": __version__,
         "python": platform.python_version(),
@@ -27,7 +37,8 @@ def environment() -> dict[str, object]:
         "mps_available": bool(mps and mps.is_available()),
         "cpu_threads": torch.get_num_threads(),
         "cache_dir": str(cache_dir()),
-        "offline": os.environ.get("WPLUS_OFFLINE", "") == "1",
+        "offline": problem is not None,
+        "network": "downloads possible" if problem is None else problem,
         "extras": {
             name: importlib.util.find_spec(mod) is not None
             for name, mod in [("align (dlib)", "dlib"), ("video (imageio-ffmpeg)", "imageio_ffmpeg")]
@@ -38,7 +49,7 @@ def environment() -> dict[str, object]:
 @click.command("env")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def env_cmd(as_json: bool) -> None:
-    """Print versions, devices, cache folder and installed extras."""
+    """Print versions, devices, cache folder, whether downloads are possible (offline) and installed extras."""
     info = environment()
     if as_json:
         echo_json(info)

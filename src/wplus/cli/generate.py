@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -18,6 +19,19 @@ from wplus.cli.common import (
 )
 from wplus.io.images import save_image
 from wplus.io.latents import Latent, save_latent
+from wplus.seeds import SEED_LIMIT, ws_from_seed
+
+
+def _seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    return parse_int_ranges(
+        value, param_hint="--seeds", upper=SEED_LIMIT, upper_reason=" (what NumPy's RandomState takes)"
+    )
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"got {value}, expected a finite number such as 0.7", param_hint="--trunc")
+    return value
 
 
 @click.command("generate")
@@ -27,9 +41,27 @@ from wplus.io.latents import Latent, save_latent
     default=None,
     help=MODEL_HELP,
 )
-@click.option("--seeds", default="0-7", help="Seeds, e.g. '0-7,42'.")
-@click.option("--trunc", "truncation_psi", type=float, default=1.0, help="Truncation psi (0.7 is a common choice).")
-@click.option("--trunc-cutoff", type=click.IntRange(1), default=None, help="Truncate only the first N layers.")
+@click.option(
+    "--seeds",
+    default="0-7",
+    callback=_seeds,
+    help="Seeds, e.g. '0-7,42' (0 to 2**32-1). Seed s means z = np.random.RandomState(s).randn(1, z_dim), as in "
+    "NVIDIA's generate.py: the same seed and model give the same face there and here.",
+)
+@click.option(
+    "--trunc",
+    "truncation_psi",
+    type=float,
+    default=1.0,
+    callback=_finite,
+    help="Truncation psi: w = w_avg + psi * (w - w_avg) (0.7 is a common choice).",
+)
+@click.option(
+    "--trunc-cutoff",
+    type=click.IntRange(1),
+    default=None,
+    help="Truncate only the first N ws [default: all of them; the first 8 for StyleGAN v1, as TF's Gs.run].",
+)
 @click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const")
 @click.option("--class", "class_idx", type=click.IntRange(0), default=None, help="Class label (conditional models).")
 @click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path))
@@ -38,7 +70,7 @@ from wplus.io.latents import Latent, save_latent
 @one_line_errors
 def generate_cmd(
     model: str | None,
-    seeds: str,
+    seeds: list[int],
     truncation_psi: float,
     trunc_cutoff: int | None,
     noise_mode: str,
@@ -47,7 +79,7 @@ def generate_cmd(
     save_latents: bool,
     device: str,
 ) -> None:
-    """Render one image per seed: z ~ N(0, I) from the seed, then G.mapping and G.synthesis.
+    """Render one image per seed: z from the seed (NVIDIA's convention), then G.mapping and G.synthesis.
 
     \b
     Example:
@@ -59,13 +91,14 @@ def generate_cmd(
     c = None
     if G.c_dim:
         if class_idx is None or class_idx >= G.c_dim:
-            raise click.BadParameter(f"this model is conditional with {G.c_dim} classes: pass --class 0..{G.c_dim - 1}")
+            raise click.BadParameter(
+                f"this model is conditional with {G.c_dim} classes: pass --class 0..{G.c_dim - 1}", param_hint="--class"
+            )
         c = torch.zeros(1, G.c_dim, device=dev)
         c[0, class_idx] = 1
-    for seed in parse_int_ranges(seeds):
-        z = torch.randn([1, G.z_dim], generator=torch.Generator().manual_seed(seed)).to(dev)
+    for seed in seeds:
+        z, ws = ws_from_seed(G, seed, c=c, truncation_psi=truncation_psi, truncation_cutoff=trunc_cutoff)
         with torch.no_grad():
-            ws = G.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=trunc_cutoff)
             img = G.synthesis(ws, noise_mode=noise_mode)
         path = save_image(img, outdir / f"seed{seed:04d}.png")
         if save_latents:

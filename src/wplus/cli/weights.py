@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
+import torch
 
 from wplus.cli.common import err, one_line_errors
+from wplus.errors import ConfigError
 from wplus.io.checkpoint import save_generator
 from wplus.models.stylegan2 import StyleGAN2Config, count_parameters, random_generator
 
@@ -16,9 +19,36 @@ def weights_group() -> None:
     """Create, download and inspect weight files."""
 
 
+def _resolution(value: int) -> int:
+    """--resolution as the model config validates it, refused naming the flag."""
+    try:
+        StyleGAN2Config(img_resolution=value)
+    except ConfigError as e:
+        raise click.BadParameter(f"{e} (e.g. 16, 64, 256 or 1024)", param_hint="--resolution") from None
+    return value
+
+
+def _save(G: torch.nn.Module, out: Path, metadata: dict) -> None:
+    """save_generator, then the permissions every other output gets (0666 less the umask).
+
+    safetensors (0.5 and later) writes through a 0600 temporary file of its own and renames it over the one
+    wplus.io.atomic prepared, so the file would otherwise be readable by its owner only.
+    """
+    save_generator(G, out, metadata=metadata)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(out, 0o666 & ~umask)
+
+
 @weights_group.command("random")
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--resolution", type=int, default=256, help="Output side in pixels (power of two).")
+@click.option(
+    "--resolution",
+    type=int,
+    default=256,
+    callback=lambda c, p, v: _resolution(v),
+    help="Output side: a power of two >= 4.",
+)
 @click.option("--channel-base", type=click.IntRange(1), default=16384, help="channels(res) = min(base // res, max).")
 @click.option("--channel-max", type=click.IntRange(1), default=512)
 @click.option("--mapping-layers", type=click.IntRange(1), default=8)
@@ -56,7 +86,7 @@ def random_cmd(
         architecture=architecture,
     )
     G = random_generator(cfg, seed=seed, noise_strength=noise_strength)
-    save_generator(G, out, metadata={"source": f"wplus weights random --seed {seed}"})
+    _save(G, out, {"source": f"wplus weights random --seed {seed}"})
     err(f"wrote {out}: {resolution}px StyleGAN2, {count_parameters(G):,} parameters, num_ws={G.num_ws}")
 
 
@@ -97,7 +127,7 @@ def convert_cmd(source: str, out: Path) -> None:
         raise click.BadParameter(f"got {out.name!r}, expected a .safetensors output file", param_hint="OUT")
     info = load_generator_info(source)
     meta = {"converted_from": info.model_id, "source_file": info.path.name, "source_sha256": info.sha256}
-    save_generator(info.G, out, metadata=meta)
+    _save(info.G, out, meta)
     err(f"wrote {out}: {info.G.img_resolution}px {info.G.config.arch}, num_ws={info.G.num_ws} (from {info.path.name})")
 
 
@@ -105,12 +135,35 @@ def convert_cmd(source: str, out: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 @one_line_errors
 def list_cmd(as_json: bool) -> None:
-    """List the registered checkpoints (name, resolution, format, licence, cached or not)."""
+    """List the models and weights wplus knows: the shipped model, then the registry (`--model NAME` takes them)."""
     from wplus.cli.common import echo_json
     from wplus.hub import cached_path, list_specs
+    from wplus.shipped import (
+        SHIPPED_DESCRIPTION,
+        SHIPPED_LICENSE,
+        SHIPPED_MODEL,
+        SHIPPED_RESOLUTION,
+        SHIPPED_SHA256,
+        shipped_generator_path,
+    )
 
-    rows = []
+    rows = [
+        {
+            "name": SHIPPED_MODEL,
+            "kind": "stylegan2",
+            "resolution": SHIPPED_RESOLUTION,
+            "format": "wplus",
+            "license": SHIPPED_LICENSE,
+            "sha256": SHIPPED_SHA256,
+            "status": "shipped",
+            "cached": False,
+            "path": str(shipped_generator_path()),
+            "source": "docs/demo-model.md",
+            "description": SHIPPED_DESCRIPTION,
+        }
+    ]
     for spec in list_specs():
+        path = cached_path(spec)
         rows.append(
             {
                 "name": spec.name,
@@ -119,7 +172,9 @@ def list_cmd(as_json: bool) -> None:
                 "format": spec.format,
                 "license": spec.license,
                 "sha256": spec.sha256,
-                "cached": cached_path(spec).is_file(),
+                "status": "cached" if path.is_file() else "remote",
+                "cached": path.is_file(),
+                "path": str(path),
                 "source": spec.source,
                 "description": spec.description,
             }
@@ -127,10 +182,27 @@ def list_cmd(as_json: bool) -> None:
     if as_json:
         echo_json(rows)
         return
-    for r in rows:
-        res = str(r["resolution"] or "-")
-        mark = "*" if r["cached"] else " "
-        click.echo(f"{mark} {r['name']:<28} {r['kind']:<12} {res:>5}  {r['format'] or '-':<11} {r['description']}")
+    table = [["NAME", "STATUS", "KIND", "RES", "FORMAT", "LICENCE", "DESCRIPTION"]]
+    table += [
+        [
+            r["name"],
+            r["status"],
+            r["kind"],
+            str(r["resolution"] or "-"),
+            r["format"] or "-",
+            r["license"],
+            r["description"],
+        ]
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    click.echo(
+        "STATUS: shipped (inside wplus), cached (downloaded) or remote (fetched on first use, or by `wplus weights "
+        "download NAME`); RES: output side in px; LICENCE: of the weights, NC = non-commercial use only; "
+        "--json adds SHA-256, paths and sources."
+    )
 
 
 @weights_group.command("download")
@@ -138,36 +210,38 @@ def list_cmd(as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Download again even if cached.")
 @one_line_errors
 def download_cmd(names: tuple[str, ...], force: bool) -> None:
-    """Download registered checkpoints into the cache (verified; prints each path)."""
+    """Download registered checkpoints into the cache (verified) and print their paths (the shipped one: its file)."""
     from wplus.cli.common import progress_enabled
     from wplus.hub import download
+    from wplus.loading import model_file
+    from wplus.shipped import SHIPPED_MODEL
 
     for name in names:
-        click.echo(str(download(name, force=force, progress=progress_enabled())))
+        path = model_file(name) if name == SHIPPED_MODEL else download(name, force=force, progress=progress_enabled())
+        click.echo(str(path))
 
 
 @weights_group.command("path")
 @click.argument("name")
 @one_line_errors
 def path_cmd(name: str) -> None:
-    """Print where NAME lives (or would live) in the cache."""
-    from wplus.hub import cached_path
+    """Print where NAME lives (the shipped model's file, or the place in the cache, downloaded or not)."""
+    from wplus.loading import model_file
 
-    click.echo(str(cached_path(name)))
+    click.echo(str(model_file(name)))
 
 
 @weights_group.command("verify")
 @click.argument("names", nargs=-1, required=True)
 @one_line_errors
 def verify_cmd(names: tuple[str, ...]) -> None:
-    """Check cached files against their SHA-256 (registry or first-use record) and that generators load."""
-    from wplus.hub import fetch, get_spec
-    from wplus.loading import load_generator_info
+    """Check local files against their SHA-256 (registry, first-use record or shipped) and that generators load."""
+    from wplus.loading import is_generator_name, load_generator_info, verify_model
 
     for name in names:
-        path = fetch(name, allow_download=False)
+        path = verify_model(name)
         what = "checksum ok"
-        if get_spec(name).kind == "stylegan2":
+        if is_generator_name(name):
             load_generator_info(path)
             what += ", loads"
         click.echo(f"{name}: {what} ({path})")

@@ -6,7 +6,16 @@ Example:
 """
 
 from wplus.hub import zoo  # noqa: F401  (registers the model zoo)
-from wplus.hub.download import cache_dir, cached_path, download, fetch, is_offline, open_url, sha256_file
+from wplus.hub.download import (
+    cache_dir,
+    cached_path,
+    download,
+    fetch,
+    is_offline,
+    network_problem,
+    open_url,
+    sha256_file,
+)
 from wplus.hub.registry import REGISTRY, WeightSpec, get_spec, list_specs, register
 
 __all__ = [
@@ -19,6 +28,7 @@ __all__ = [
     "cached_path",
     "sha256_file",
     "is_offline",
+    "network_problem",
     "open_url",
     "download",
     "fetch",

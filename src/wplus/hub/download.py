@@ -18,8 +18,10 @@ import logging
 import os
 import sys
 import tempfile
+import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -28,7 +30,7 @@ from tqdm import tqdm
 from wplus.errors import CheckpointError, ChecksumMismatchError, OfflineError, WplusError
 from wplus.hub.registry import WeightSpec, get_spec
 
-__all__ = ["cache_dir", "cached_path", "sha256_file", "open_url", "download", "fetch", "is_offline"]
+__all__ = ["cache_dir", "cached_path", "sha256_file", "open_url", "download", "fetch", "is_offline", "network_problem"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ _CHUNK = 64 * 1024
 _TIMEOUT_S = 60.0
 _CHECKSUMS_FILE = "checksums.json"
 # CLI flags that take an explicit weights path, by spec kind; used only to word the error messages.
-_CLI_FLAGS = {"vgg16": "--vgg-weights"}
+_CLI_FLAGS = {"vgg16": "--vgg-weights", "lpips": "--lpips-weights", "stylegan2": "--model", "stylegan1": "--model"}
 
 
 class _NetworkError(Exception):
@@ -112,6 +114,33 @@ def open_url(url: str, *, timeout: float) -> BinaryIO:
     """
     request = urllib.request.Request(url, headers={"User-Agent": "wplus"})
     return urllib.request.urlopen(request, timeout=timeout)
+
+
+def network_problem(urls: Iterable[str], *, timeout: float = 3.0) -> str | None:
+    """Why nothing can be downloaded, or None when the server of one of ``urls`` answers.
+
+    Opens each URL with :func:`open_url` (so proxies are honoured and tests can replace it) and closes it after
+    the headers; any HTTP answer, an error status included, means the network works. Nothing is read or written.
+
+    Args:
+        urls: Addresses to try in turn.
+        timeout: Seconds to wait for each.
+
+    Returns:
+        None, ``'WPLUS_OFFLINE=1 ...'`` when downloads are switched off (nothing is tried), or the reasons.
+    """
+    if is_offline():
+        return "WPLUS_OFFLINE=1 forbids downloads"
+    reasons = []
+    for url in urls:
+        try:
+            with contextlib.closing(open_url(url, timeout=timeout)):
+                return None
+        except urllib.error.HTTPError:
+            return None  # the server answered
+        except (OSError, http.client.HTTPException) as exc:
+            reasons.append(f"cannot reach {urllib.parse.urlsplit(url).netloc} ({getattr(exc, 'reason', exc)})")
+    return "; ".join(reasons) or "no URL to try"
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -71,6 +71,7 @@ STYLEGAN1_SPECS = tuple(
             description=description,
             kind="stylegan1",
             resolution=resolution,
+            format="tf-pkl",
         )
     )
     for name, filename, drive_id, resolution, description in _ENTRIES
