@@ -23,12 +23,12 @@ from wplus.losses.perceptual import PAPER_LAYERS
 from wplus.projection.settings import (
     LOSS_KINDS,
     PRESETS,
-    SEED_LIMIT,
     ProjectionSettings,
     SettingError,
     build_loss,
     resolve_settings,
 )
+from wplus.seeds import SEED_LIMIT
 
 __all__ = ["OPTIONS", "ProjectionChoice", "projection_options", "settings_from_options", "flag_of"]
 

@@ -34,6 +34,7 @@ import torch
 
 from wplus.errors import ConfigError
 from wplus.losses.perceptual import PAPER_LAYERS, validate_layers
+from wplus.seeds import SEED_LIMIT  # one seed range everywhere: NVIDIA's (numpy RandomState's) 0 .. 2**32 - 1
 
 __all__ = [
     "ProjectionSettings",
@@ -46,7 +47,6 @@ __all__ = [
     "NoiseOpt",
     "NoiseInit",
     "OptimizerKind",
-    "SEED_LIMIT",
     "MIN_LOSS_RESIZE",
     "resolve_settings",
     "build_loss",
@@ -59,7 +59,6 @@ NoiseInit = Literal["const", "random"]
 OptimizerKind = Literal["adam", "lbfgs"]
 PresetName = Literal["image2stylegan", "nvidia", "course"]
 
-SEED_LIMIT = 2**32  # seeds are 32-bit unsigned integers, as in NVIDIA's tools (numpy RandomState)
 MIN_LOSS_RESIZE = 16  # LPIPS reads VGG's conv5_3, behind four 2x poolings: 16 px is the smallest input it sees
 
 # Loss kinds -> the terms they switch on. 'conv3_2' means the perceptual term on that layer alone; the first five
