@@ -281,3 +281,17 @@ def test_early_stopping_stops_and_still_writes_everything(tiny_generator, mse_lo
     # A constant target the generator cannot improve on beyond a plateau: patience ends the run.
     flat = project(G, target, loss=mse_loss, num_steps=400, lr=1e-9, patience=5)
     assert flat.metrics[0]["steps"] < 400 and "did not improve for 5 steps" in flat.stopped_early[0]
+
+
+def test_import_wplus_sets_a_passive_openmp_wait_unless_the_user_chose(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, wplus; print(os.environ.get('OMP_WAIT_POLICY'))"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from wplus.runtime import prefer_passive_openmp_wait
+
+prefer_passive_openmp_wait()  # before torch is first imported: idle OpenMP threads sleep instead of spinning
+
 from wplus.align import align_faces, paste_back
 from wplus.edits import (
     Direction,
