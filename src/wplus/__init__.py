@@ -42,12 +42,13 @@ from wplus.errors import (
 )
 from wplus.formats.latents import load_foreign_latents
 from wplus.io.latents import Latent, load_latent, save_latent
-from wplus.loading import load_generator, load_generator_info
+from wplus.loading import load_generator, load_generator_info, resolve_model
 from wplus.losses import ImageLoss, PerceptualLoss, load_lpips
 from wplus.models.stylegan2 import Generator, StyleGAN2Config, random_generator
 from wplus.models.vgg16 import load_vgg16
 from wplus.projection import PRESETS, ProjectionSettings, build_loss, project_generic, resolve_settings
 from wplus.projection.project import ProjectionResult, ProjectionStep, project
+from wplus.seeds import z_from_seed
 
 try:
     __version__ = version("wplus")
@@ -84,6 +85,8 @@ __all__ = [
     "OfflineError",
     "ShapeError",
     "load_generator_info",
+    "resolve_model",
+    "z_from_seed",
     "load_foreign_latents",
     "align_faces",
     "paste_back",
