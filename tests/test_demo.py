@@ -17,7 +17,7 @@ from wplus.errors import CheckpointError
 from wplus.io.checkpoint import save_generator
 from wplus.losses import DiscriminatorFeatures
 from wplus.models.stylegan2_discriminator import Discriminator, DiscriminatorConfig, save_discriminator
-from wplus.train.quality import CheckRun, held_out_faces, projection_psnr, smile_fraction
+from wplus.train.quality import CheckRun, held_out_faces, projection_psnr, smile_fraction, smile_fraction_steps
 
 
 @pytest.fixture
@@ -89,3 +89,18 @@ def test_quality_checks_run(fake_assets):
     one, _ = CheckRun(num_steps=3, chunk=3).project(G, faces, loss)
     split, _ = CheckRun(num_steps=3, chunk=1).project(G, faces, loss)
     torch.testing.assert_close(one, split, atol=1e-4, rtol=0)
+
+
+def test_quality_checks_report_every_step(fake_assets):
+    """The callback (check_demo_model's progress) is called as often as CheckRun.steps / smile_fraction_steps say."""
+    G = shipped.load_shipped_generator()
+    loss = DiscriminatorFeatures(shipped.load_shipped_discriminator())
+    calls = []
+    run = CheckRun(num_steps=2, chunk=2, callback=calls.append)
+    projection_psnr(G, loss, count=3, run=run)
+    assert len(calls) == run.steps(3) == 4
+    for method in ("shared", "independent"):
+        calls.clear()
+        smile = smile_fraction(G, loss, num_pairs=2, num_faces=3, method=method, run=run)
+        assert len(calls) == smile_fraction_steps(2, 3, method=method, run=run), method
+        assert smile.direction.shape == (G.num_ws, G.w_dim) and smile.direction_norm > 0
