@@ -1,5 +1,6 @@
 # Each target creates/uses .venv and installs what it needs. TORCH_SPEC picks the torch build
 # (default: the CPU wheel torch==2.13.0; e.g. TORCH_SPEC="torch==2.13.0 --index-url ..." for CUDA).
+# `make bench` prints the speed figures; `make bench QUALITY=1` adds the shipped model's quality check (long).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,10 +14,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
+	@echo "== installing into $(VENV): pip, $(TORCH_SPEC), wplus[$(EXTRAS)] (first run: a few minutes)"
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install --progress-bar off $(TORCH_SPEC)
+	$(BIN)/python -m pip install --progress-bar off -e ".[$(EXTRAS)]"
 	touch $@
+	@echo "== installed; run wplus as $(BIN)/wplus, or after 'source $(BIN)/activate' as wplus"
 
 install: $(STAMP)
 
@@ -27,7 +30,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py $(if $(QUALITY),--quality)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

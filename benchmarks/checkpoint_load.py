@@ -4,6 +4,7 @@ The files are written by the test writers (wplus.formats._testing) from a random
 (30.4 M parameters). Each load runs in its own subprocess so that its peak resident memory (VmHWM) is its own;
 "baseline" is the RSS of the same process after imports, before loading.
 Usage: python benchmarks/checkpoint_load.py [--workdir DIR] [--json OUT]
+Progress goes to stderr (a line every few seconds when that is not a terminal).
 """
 
 from __future__ import annotations
@@ -53,16 +54,24 @@ def main() -> None:
     from wplus.io.checkpoint import save_generator
     from wplus.loading import load_generator
     from wplus.models.stylegan2 import StyleGAN2Config, random_generator
+    from wplus.progress import progress
 
     torch.set_num_threads(1)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="wplus-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    G = random_generator(StyleGAN2Config(), seed=0, w_avg_samples=100)
-    W.write_nvidia_pickle(G, work / "nvidia.pkl")
-    W.write_nvidia_pickle(G, work / "nvidia-fp16.pkl", fp16_min_res=128)
-    W.write_tf_pickle(G, work / "tf.pkl")
-    W.write_rosinality(G, work / "rosinality.pt")
-    save_generator(G, work / "wplus.safetensors")
+    writers = {
+        "nvidia.pkl": lambda G, p: W.write_nvidia_pickle(G, p),
+        "nvidia-fp16.pkl": lambda G, p: W.write_nvidia_pickle(G, p, fp16_min_res=128),
+        "tf.pkl": W.write_tf_pickle,
+        "rosinality.pt": W.write_rosinality,
+        "wplus.safetensors": save_generator,
+    }
+    with progress(1 + len(writers), desc="writing the test checkpoints", unit="file") as bar:
+        G = random_generator(StyleGAN2Config(), seed=0, w_avg_samples=100)
+        bar.update()
+        for name, write in writers.items():
+            write(G, work / name)
+            bar.update()
     results = {}
     for name in FORMATS:
         out = subprocess.run([sys.executable, __file__, "--child", str(work / name)], capture_output=True, text=True)

@@ -3,6 +3,7 @@
 Each configuration runs in its own subprocess so that its peak resident memory (ru_maxrss) is its own.
 Usage: python benchmarks/projection_speed.py [--steps 3] [--configs 256x1,256x4,1024x1,1024x4] [--json OUT]
 Figures are meant as ratios to the probe (GFLOP/s of a 2048^2 float32 matmul on this machine).
+Progress goes to stderr (a line every few seconds when that is not a terminal).
 """
 
 from __future__ import annotations
@@ -39,22 +40,33 @@ def run_one(resolution: int, batch: int, steps: int, tune: bool) -> dict:
     from wplus.losses import PerceptualLoss
     from wplus.models.stylegan2 import StyleGAN2Config, random_generator
     from wplus.models.vgg16 import random_vgg16
+    from wplus.progress import progress
     from wplus.projection.project import project
 
     G = random_generator(StyleGAN2Config(**CONFIGS[resolution]), seed=0, w_avg_samples=1000)
     loss = PerceptualLoss(random_vgg16(0))
     target = torch.rand(batch, 3, resolution, resolution) * 2 - 1
     stamps: list[float] = []
-    project(G, target, loss=loss, num_steps=1)  # warm-up (allocations, oneDNN primitive caches)
-    t0 = time.perf_counter()
-    project(G, target, loss=loss, num_steps=steps, callback=lambda st: stamps.append(time.perf_counter()))
-    per_step = (stamps[-1] - stamps[0]) / (steps - 1) if steps > 1 else stamps[0] - t0
-    with FlopCounterMode(display=False) as fc:
-        project(G, target, loss=loss, num_steps=1)
-    # One projection step = one forward + backward + Adam update; final render/metrics add one forward each,
-    # so count only the step: total minus the no-grad tail measured separately.
-    with FlopCounterMode(display=False) as tail:
-        project(G, target, loss=loss, num_steps=0)
+    # Phases: the warm-up step, the timed steps, the counted step and the counted tail, one bar unit each step.
+    with progress(steps + 3, desc=f"  {resolution}px batch {batch}", unit="step") as bar:
+        project(G, target, loss=loss, num_steps=1)  # warm-up (allocations, oneDNN primitive caches)
+        bar.update()
+        t0 = time.perf_counter()
+
+        def on_step(_: object) -> None:
+            stamps.append(time.perf_counter())
+            bar.update()
+
+        project(G, target, loss=loss, num_steps=steps, callback=on_step)
+        per_step = (stamps[-1] - stamps[0]) / (steps - 1) if steps > 1 else stamps[0] - t0
+        with FlopCounterMode(display=False) as fc:
+            project(G, target, loss=loss, num_steps=1)
+        bar.update()
+        # One projection step = one forward + backward + Adam update; final render/metrics add one forward each,
+        # so count only the step: total minus the no-grad tail measured separately.
+        with FlopCounterMode(display=False) as tail:
+            project(G, target, loss=loss, num_steps=0)
+        bar.update()
     flops = fc.get_total_flops() - tail.get_total_flops()
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return dict(
@@ -86,7 +98,12 @@ def main() -> None:
     for cfg in args.configs.split(","):
         cmd = [sys.executable, __file__, "--one", cfg, "--steps", str(args.steps)]
         cmd += ["--no-tune"] if args.no_tune else []
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        print(
+            f"  measuring {cfg} (generator, warm-up, {args.steps} timed steps, FLOP count) ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)  # progress: stderr, passed through
         r = json.loads(out.stdout.strip().splitlines()[-1])
         r["step_x_probe"] = r["s_per_step"] * probe  # GFLOP-equivalents of probe time per step
         r["efficiency"] = r["achieved_gflops"] / probe

@@ -10,14 +10,16 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+import wplus.demo as demo
 import wplus.shipped as shipped
 from wplus.cli.main import cli
-from wplus.demo import demo_targets, run_demo
+from wplus.demo import demo_targets, even_picks, run_demo
+from wplus.edits import apply_direction, load_direction, render, save_direction
 from wplus.errors import CheckpointError
 from wplus.io.checkpoint import save_generator
 from wplus.losses import DiscriminatorFeatures
 from wplus.models.stylegan2_discriminator import Discriminator, DiscriminatorConfig, save_discriminator
-from wplus.train.quality import CheckRun, held_out_faces, projection_psnr, smile_fraction
+from wplus.train.quality import CheckRun, held_out_faces, projection_psnr, smile_fraction, smile_fraction_steps
 
 
 @pytest.fixture
@@ -27,7 +29,10 @@ def fake_assets(tmp_path, monkeypatch, tiny_generator):
     save_generator(tiny_generator, folder / f"{shipped.SHIPPED_MODEL}.safetensors")
     D = Discriminator(DiscriminatorConfig(img_resolution=16, channel_base=128, channel_max=16))
     save_discriminator(D, folder / f"{shipped.SHIPPED_MODEL}-D.safetensors")
+    smile = torch.randn(tiny_generator.num_ws, tiny_generator.w_dim, generator=torch.Generator().manual_seed(3))
+    save_direction(folder / demo.SMILE_DIRECTION_FILE, smile, metadata={"num_pairs": 8, "layers": None})
     monkeypatch.setattr(shipped, "_asset", lambda name: folder / name)
+    monkeypatch.setattr(demo, "shipped_smile_direction_path", lambda: folder / demo.SMILE_DIRECTION_FILE)
     return folder
 
 
@@ -54,11 +59,43 @@ def test_run_demo_writes_every_artifact(fake_assets, tmp_path):
     G = shipped.load_shipped_generator()
     loss = DiscriminatorFeatures(shipped.load_shipped_discriminator())
     res = run_demo(G, loss, tmp_path / "out", targets=demo_targets(16), loss_name="d", num_steps=2)
-    for key in ("reconstructions", "morph_gif", "style_mixing", "expression", "contact_sheet", "latent_a"):
+    for key in ("reconstructions", "morph_gif", "style_mixing", "expression", "contact_sheet", "latent_a", "target_a"):
         assert res.files[key].is_file(), key
     assert set(res.psnr) == {"a", "b", "target", "neutral", "smiling"}
     assert Image.open(res.files["morph_gif"]).n_frames == 12
-    assert json.loads((tmp_path / "out" / "summary.json").read_text())["num_steps"] == 2
+    assert Image.open(res.files["target_smiling"]).size == (16, 16)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["num_steps"] == 2 and "smile_direction" not in res.files  # no direction: the one-pair transfer
+    # The contact sheet's morph row starts on the first frame and ends on the last one.
+    assert res.extra["morph_sheet_t"][0] == 0.0 and res.extra["morph_sheet_t"][-1] == 1.0
+    assert summary["morph_sheet_t"] == res.extra["morph_sheet_t"]
+
+
+def test_even_picks_include_both_ends():
+    assert even_picks(12, 6) == [0, 2, 4, 7, 9, 11]
+    assert even_picks(3, 6) == [0, 1, 2] and even_picks(5, 1) == [4] and even_picks(2, 2) == [0, 1]
+    for count in range(2, 40):
+        picks = even_picks(count, 6)
+        assert picks[0] == 0 and picks[-1] == count - 1 and picks == sorted(set(picks))
+
+
+def test_run_demo_adds_the_smile_direction(fake_assets, tmp_path):
+    G = shipped.load_shipped_generator()
+    loss = DiscriminatorFeatures(shipped.load_shipped_discriminator())
+    smile = demo.load_shipped_smile(G)
+    res = run_demo(G, loss, tmp_path / "out", targets=demo_targets(16), loss_name="d", num_steps=2, smile=smile,
+                   smile_strengths=(0.0, 2.0))  # fmt: skip
+    saved = load_direction(res.files["smile_direction"], G)
+    torch.testing.assert_close(saved.vector, smile.vector)
+    assert "8 pairs projected jointly" in res.extra["expression"] and res.extra["strengths"] == [0.0, 2.0]
+    # expression.png holds target and target + 2 * smile, rendered from the saved target latent.
+    code = torch.from_numpy(np.load(res.files["latent_target"])["w"])
+    want = render(G, apply_direction(code, smile, [0.0, 2.0]))
+    strip = np.asarray(Image.open(res.files["expression"]), dtype=np.float32)
+    left, right = strip[2:18, 2:18], strip[2:18, 20:36]  # image_grid pads by 2 px
+    assert np.abs(left - np.asarray(want[0], dtype=np.float32)).max() <= 1
+    assert np.abs(right - np.asarray(want[1], dtype=np.float32)).max() <= 1
+    assert np.abs(left - right).mean() > 1  # the direction changed the face
 
 
 def test_demo_targets_pair_differs_only_in_the_mouth():
@@ -74,7 +111,11 @@ def test_cli_demo_offline(fake_assets, tmp_path):
     r = CliRunner().invoke(cli, ["demo", "--outdir", str(tmp_path / "d"), "--steps", "2", "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert "contact sheet" in r.output and (tmp_path / "d" / "contact_sheet.png").is_file()
-    assert "discriminator features" in json.loads((tmp_path / "d" / "summary.json").read_text())["loss"]
+    summary = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert "discriminator features" in summary["loss"] and "Smile direction" in summary["expression"]
+    assert (tmp_path / "d" / "smile.npz").is_file() and "smile: the shipped smile direction" in r.stderr
+    # stderr is not a terminal here: progress comes as whole lines (no carriage returns), the last at 2/2 steps.
+    assert "\r" not in r.stderr and "project: 2/2 step (100%)" in r.stderr
 
 
 def test_quality_checks_run(fake_assets):
@@ -89,3 +130,18 @@ def test_quality_checks_run(fake_assets):
     one, _ = CheckRun(num_steps=3, chunk=3).project(G, faces, loss)
     split, _ = CheckRun(num_steps=3, chunk=1).project(G, faces, loss)
     torch.testing.assert_close(one, split, atol=1e-4, rtol=0)
+
+
+def test_quality_checks_report_every_step(fake_assets):
+    """The callback (check_demo_model's progress) is called as often as CheckRun.steps / smile_fraction_steps say."""
+    G = shipped.load_shipped_generator()
+    loss = DiscriminatorFeatures(shipped.load_shipped_discriminator())
+    calls = []
+    run = CheckRun(num_steps=2, chunk=2, callback=calls.append)
+    projection_psnr(G, loss, count=3, run=run)
+    assert len(calls) == run.steps(3) == 4
+    for method in ("shared", "independent"):
+        calls.clear()
+        smile = smile_fraction(G, loss, num_pairs=2, num_faces=3, method=method, run=run)
+        assert len(calls) == smile_fraction_steps(2, 3, method=method, run=run), method
+        assert smile.direction.shape == (G.num_ws, G.w_dim) and smile.direction_norm > 0

@@ -1,15 +1,19 @@
-"""The demo behind ``wplus demo`` / ``make demo``: embed faces into W+, then morph, mix and transfer a smile.
+"""The demo behind ``wplus demo`` / ``make demo``: embed faces into W+, then morph, mix and add a smile.
 
 Offline it uses the shipped cartoon-face model, held-out faces of the built-in dataset (seeds the model never saw)
 and, because ImageNet VGG-16 weights cannot be downloaded, the shipped discriminator's features plus MSE as the
-perceptual loss (:class:`wplus.losses.DiscriminatorFeatures`). With a real checkpoint the first face is the
-astronaut photo (scikit-image) and the paper's VGG loss is used when its weights are present.
+perceptual loss (:class:`wplus.losses.DiscriminatorFeatures`). The smile comes from the shipped smile direction
+(``wplus/assets/cartoon-faces-64-smile.npz``, estimated from pairs of held-out faces projected jointly; see
+docs/demo-model.md): one pair is not enough to separate a smile from the person. With a real checkpoint the first
+face is the astronaut photo (scikit-image), the paper's VGG loss is used when its weights are present, and the smile
+is the paper's one-pair expression transfer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +21,69 @@ import torch
 from PIL import Image, ImageDraw
 
 from wplus.data.faces import HELD_OUT_SEED_BASE, draw_face, sample_attributes, with_attribute
-from wplus.edits import expression_transfer, interpolate, mix_styles, render, save_frames
+from wplus.edits import (
+    Direction,
+    apply_direction,
+    expression_transfer,
+    interpolate,
+    load_direction,
+    mix_styles,
+    render,
+    save_direction,
+    save_frames,
+)
+from wplus.errors import WplusError
 from wplus.io.atomic import write_json
 from wplus.io.images import center_crop_resize, image_grid, pil_to_tensor, save_image
 from wplus.io.latents import Latent, save_latent
 from wplus.metrics import psnr
 from wplus.projection.project import ProjectionLoss, ProjectionStep, project
 
-__all__ = ["DemoResult", "demo_targets", "run_demo", "astronaut_image"]
+__all__ = [
+    "DemoResult",
+    "demo_targets",
+    "run_demo",
+    "astronaut_image",
+    "shipped_smile_direction_path",
+    "load_shipped_smile",
+    "even_picks",
+]
 
 # The demo's faces: two to morph, one to receive the smile, and one person drawn neutral and smiling.
 DEMO_NAMES = ("a", "b", "target", "neutral", "smiling")
+
+#: The shipped smile direction of the shipped model (our direction format), in ``wplus/assets/``.
+SMILE_DIRECTION_FILE = "cartoon-faces-64-smile.npz"
+
+#: Strengths of the smile direction in the demo's expression step (1 = the average neutral -> smiling difference).
+SMILE_STRENGTHS = (0.0, 0.5, 1.0, 1.5, 2.0)
+
+
+def shipped_smile_direction_path() -> Path:
+    """Path of the shipped model's smile direction (``wplus.load_direction`` reads it)."""
+    path = Path(str(resources.files("wplus") / "assets" / SMILE_DIRECTION_FILE))
+    if not path.is_file():
+        raise WplusError(f"{path}: the shipped smile direction is missing from this wplus installation; reinstall it")
+    return path
+
+
+def load_shipped_smile(G: torch.nn.Module | None = None) -> Direction:
+    """The shipped smile direction, checked against ``G`` when given (ShapeError if it does not fit)."""
+    return load_direction(shipped_smile_direction_path(), G)
+
+
+def even_picks(count: int, k: int) -> list[int]:
+    """``k`` indices spread evenly over ``range(count)``, always including the first and the last.
+
+    Example:
+        >>> even_picks(12, 6)
+        [0, 2, 4, 7, 9, 11]
+    """
+    if count <= k:
+        return list(range(count))
+    if k == 1:
+        return [count - 1]
+    return [round(i * (count - 1) / (k - 1)) for i in range(k)]
 
 
 @dataclass
@@ -88,10 +144,12 @@ def run_demo(
     loss_name: str,
     num_steps: int = 300,
     seed: int = 0,
+    smile: Direction | None = None,
+    smile_strengths: Sequence[float] = SMILE_STRENGTHS,
     callback: Callable[[ProjectionStep], None] | None = None,
 ) -> DemoResult:
-    """Project ``targets`` into W+ in one batch, then write reconstructions, a morph, a mixing grid, a smile transfer
-    strip and one contact sheet to ``outdir``.
+    """Project ``targets`` into W+ in one batch, then write the targets, reconstructions, a morph, a mixing grid, a
+    smile strip and one contact sheet to ``outdir``.
 
     Args:
         G: The generator.
@@ -101,6 +159,10 @@ def run_demo(
         loss_name: How the loss is described in ``summary.json`` and the contact sheet.
         num_steps: Projection steps.
         seed: Projection seed.
+        smile: A smile direction for G (e.g. :func:`load_shipped_smile`): the expression step is then
+            ``target + s * smile`` for each of ``smile_strengths``, and the direction is copied to
+            ``outdir/smile.npz``. None: the paper's one-pair transfer ``target + s * (smiling - neutral)``.
+        smile_strengths: Strengths of the smile direction.
         callback: Progress callback of :func:`wplus.project`.
     """
     import time
@@ -115,6 +177,7 @@ def run_demo(
     scores = psnr(result.images, batch)
     files: dict[str, Path] = {}
     for n in names:
+        files[f"target_{n}"] = save_image(targets[n], outdir / "targets" / f"{n}.png")
         files[f"latent_{n}"] = save_latent(
             outdir / "latents" / f"{n}.npz",
             Latent(ws=ws[n].cpu(), space="w+", noise=[x.cpu() for x in result.noise], source=f"demo face {n}"),
@@ -123,6 +186,7 @@ def run_demo(
     files["reconstructions"] = save_image(
         image_grid([targets[n] for n in names] + recon, cols=len(names), pad=2), outdir / "reconstructions.png"
     )
+    scale = 3 if recon[0].width <= 128 else 1
     # Morph a -> b in W+ (linear interpolation, Image2StyleGAN sec. 4.1).
     ts = [i / 11 for i in range(12)]
     frames = render(G, torch.cat([interpolate(ws["a"], ws["b"], t) for t in ts]))
@@ -139,23 +203,36 @@ def run_demo(
     for ci, c in enumerate(contents):
         tiles += [recon[names.index(c)]] + mix_rows["middle,fine"][ci * len(styles) : (ci + 1) * len(styles)]
     files["style_mixing"] = save_image(image_grid(tiles, cols=len(styles) + 1, pad=2), outdir / "style_mixing.png")
-    # Expression transfer (sec. 4.3): target + lambda * (smiling - neutral).
-    strengths = [0.0, 0.5, 1.0, 1.5]
-    expr = render(G, expression_transfer(ws["target"], ws["neutral"], ws["smiling"], strength=strengths, threshold=0))
+    if smile is not None:
+        # The shipped direction: many pairs projected jointly, so it moves the mouth and little else.
+        strengths = [float(s) for s in smile_strengths]
+        expr = render(G, apply_direction(ws["target"], smile, strengths))
+        files["smile_direction"] = save_direction(outdir / "smile.npz", smile.vector, metadata=smile.metadata)
+        pairs = smile.metadata.get("num_pairs")
+        expr_title = f"Smile direction ({pairs or 'several'} pairs projected jointly): target + s * smile"
+        expr_first = [_labelled(targets["target"], "target", scale)]
+        expr_labels = [f"s={s:g}" for s in strengths]
+    else:
+        # Expression transfer (sec. 4.3) from the one demo pair: target + lambda * (smiling - neutral).
+        strengths = [0.0, 0.5, 1.0, 1.5]
+        expr = render(
+            G, expression_transfer(ws["target"], ws["neutral"], ws["smiling"], strength=strengths, threshold=0)
+        )
+        expr_title = "Expression transfer: target + l * (smiling - neutral)"
+        expr_first = [_labelled(targets["neutral"], "neutral", scale), _labelled(targets["smiling"], "smiling", scale)]
+        expr_labels = [f"l={s:g}" for s in strengths]
     files["expression"] = save_image(image_grid(expr, cols=len(expr), pad=2), outdir / "expression.png")
-    # One contact sheet with everything.
-    scale = 3 if recon[0].width <= 128 else 1
+    # One contact sheet with everything; the morph row shows 6 of its frames, the first and the last included.
+    picks = even_picks(len(frames), 6)
     psnr_d = {n: float(scores[i]) for i, n in enumerate(names)}
     sections = [
         ("Targets (held-out faces) and their W+ reconstructions, PSNR in dB",
          [_labelled(targets[n], n, scale) for n in names]
          + [_labelled(r, f"{psnr_d[n]:.1f} dB", scale) for n, r in zip(names, recon, strict=True)]),
-        ("Morph a -> b in W+", [_labelled(f, f"t={t:.2f}", scale) for f, t in zip(frames[::2], ts[::2], strict=True)]),
+        ("Morph a -> b in W+", [_labelled(frames[i], f"t={ts[i]:.2f}", scale) for i in picks]),
         ("Style mixing: a, b with middle+fine layers from target, smiling",
          [_labelled(mix_rows["middle,fine"][k], f"{contents[k // 2]}+{styles[k % 2]}", scale) for k in range(4)]),
-        ("Expression transfer: target + l * (smiling - neutral)",
-         [_labelled(targets["neutral"], "neutral", scale), _labelled(targets["smiling"], "smiling", scale)]
-         + [_labelled(e, f"l={s}", scale) for e, s in zip(expr, strengths, strict=True)]),
+        (expr_title, expr_first + [_labelled(e, s, scale) for e, s in zip(expr, expr_labels, strict=True)]),
     ]  # fmt: skip
     width = max(image_grid(t, cols=len(t), pad=4).width for _, t in sections)
     parts = [_section(title, tiles, width) for title, tiles in sections]
@@ -166,10 +243,13 @@ def run_demo(
         sheet.paste(p, (0, y))
         y += p.height
     files["contact_sheet"] = save_image(sheet, outdir / "contact_sheet.png")
-    res = DemoResult(outdir=outdir, files=files, psnr=psnr_d, loss_name=loss_name, seconds=time.perf_counter() - t0)
+    extra = {"morph_sheet_t": [ts[i] for i in picks], "expression": expr_title, "strengths": strengths}
+    res = DemoResult(
+        outdir=outdir, files=files, psnr=psnr_d, loss_name=loss_name, seconds=time.perf_counter() - t0, extra=extra
+    )
     write_json(
         outdir / "summary.json",
         {"loss": loss_name, "num_steps": num_steps, "psnr_db": psnr_d, "seconds": round(res.seconds, 1),
-         "files": {k: str(v) for k, v in files.items()}},
+         **extra, "files": {k: str(v) for k, v in files.items()}},
     )  # fmt: skip
     return res

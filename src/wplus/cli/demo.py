@@ -1,4 +1,4 @@
-"""``wplus demo`` (``make demo``): embed faces into W+, morph them, mix styles and transfer a smile, offline."""
+"""``wplus demo`` (``make demo``): embed faces into W+, morph them, mix styles and add a smile, offline."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from pathlib import Path
 
 import click
 import torch
-from tqdm.auto import tqdm
 
-from wplus.cli.common import DEVICE_CHOICES, err, one_line_errors, progress_enabled, resolve_device
-from wplus.demo import astronaut_image, demo_targets, run_demo
+from wplus.cli.common import DEVICE_CHOICES, err, one_line_errors, resolve_device
+from wplus.demo import DEMO_NAMES, astronaut_image, demo_targets, load_shipped_smile, run_demo
 from wplus.errors import OfflineError
 from wplus.loading import load_generator
 from wplus.losses import DiscriminatorFeatures, PerceptualLoss
+from wplus.progress import progress
 from wplus.projection.project import ProjectionStep
 from wplus.shipped import SHIPPED_MODEL, load_shipped_discriminator, resolve_model
 
@@ -38,8 +38,9 @@ D_LOSS_NAME = "shipped discriminator features + MSE (offline stand-in for VGG-16
 def demo_cmd(
     outdir: Path, model: str, vgg_weights: Path | None, steps: int, seed: int, threads: int | None, device: str
 ) -> None:
-    """Embed a few faces into W+, then write reconstructions, a morph GIF, a style-mixing grid, a smile-transfer
-    strip and one contact sheet to OUTDIR. Needs no network: the shipped model and its discriminator are used.
+    """Embed a few faces into W+, then write reconstructions, a morph GIF, a style-mixing grid, a smile strip and
+    one contact sheet to OUTDIR. Needs no network: the shipped model, its discriminator and its smile direction are
+    used. Progress goes to stderr (a line every few seconds when that is not a terminal).
 
     \b
     Examples:
@@ -51,10 +52,11 @@ def demo_cmd(
     dev = resolve_device(device)
     path, shipped = resolve_model(model, notice=err)
     G = load_generator(path, device=dev)
-    first = None
+    first = smile = None
     if shipped:
         loss = DiscriminatorFeatures(load_shipped_discriminator(device=dev)).to(dev)
         loss_name = D_LOSS_NAME
+        smile = load_shipped_smile(G)
     else:
         first = astronaut_image()
         try:
@@ -66,8 +68,10 @@ def demo_cmd(
             err(f"VGG-16 weights unavailable ({str(e).splitlines()[0][:100]}); using pixel MSE only")
             loss = PerceptualLoss(None, perceptual_weight=0.0)
             loss_name = "pixel MSE only (no VGG-16 weights)"
-    click.echo(f"model: {path}\nloss: {loss_name}", err=True)
-    bar = tqdm(total=steps, desc="project", unit="step", disable=not progress_enabled())
+    smile_name = "the shipped smile direction" if smile is not None else "one-pair expression transfer (the paper's)"
+    click.echo(f"model: {path}\nloss: {loss_name}\nsmile: {smile_name}", err=True)
+    err(f"projecting {len(DEMO_NAMES)} faces into W+ ({steps} steps)")
+    bar = progress(steps, desc="project", unit="step")
 
     def on_step(st: ProjectionStep) -> None:
         bar.update(1)
@@ -77,10 +81,13 @@ def demo_cmd(
     try:
         targets = demo_targets(G.img_resolution, first=first)
         res = run_demo(G, loss, outdir, targets=targets, loss_name=loss_name, num_steps=steps, seed=seed,
-                       callback=on_step)  # fmt: skip
+                       smile=smile, callback=on_step)  # fmt: skip
     finally:
         bar.close()
     psnrs = ", ".join(f"{k} {v:.1f}" for k, v in res.psnr.items())
     click.echo(f"W+ reconstructions PSNR (dB): {psnrs}")
     click.echo(f"demo done in {time.perf_counter() - t0:.0f} s; contact sheet: {res.files['contact_sheet']}")
-    click.echo(f"all results in {outdir}/ (reconstructions.png, morph.gif, style_mixing.png, expression.png)")
+    click.echo(
+        f"all results in {outdir}/ (reconstructions.png, morph.gif, style_mixing.png, expression.png; "
+        "latents/*.npz and targets/*.png to try the other commands on)"
+    )

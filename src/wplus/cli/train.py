@@ -8,16 +8,9 @@ from pathlib import Path
 
 import click
 import torch
-from tqdm.auto import tqdm
 
-from wplus.cli.common import (
-    DEVICE_CHOICES,
-    echo_json,
-    explicit_options,
-    one_line_errors,
-    progress_enabled,
-    resolve_device,
-)
+from wplus.cli.common import DEVICE_CHOICES, echo_json, explicit_options, one_line_errors, resolve_device
+from wplus.progress import progress
 from wplus.train.trainer import (
     CHECKPOINT_NAME,
     TrainConfig,
@@ -127,17 +120,17 @@ def train_cmd(
             raise click.BadParameter(f"{dataset}: not a folder; expected an image folder or '{CARTOON_FACES}'")
         images = load_image_folder(dataset, res)
         info = {"name": str(dataset), "num_images": len(images)}
-    bar = tqdm(total=round(kimg * 1000), unit="img", desc="train", disable=not progress_enabled(), smoothing=0.05)
+    total = round(kimg * 1000)
+    bar = progress(total, unit="img", desc="train")  # a tqdm bar on a terminal, a line every few seconds in a log
 
     def on_step(st: TrainStep) -> None:
-        bar.n = min(st.nimg, bar.total)
         post = {"G": f"{st.loss_G:.3f}", "D": f"{st.loss_D:.3f}", "s/step": f"{st.sec_per_step:.2f}"}
         if st.r1 is not None:
             post["r1"] = f"{st.r1:.3f}"
         if st.pl is not None:
             post["pl"] = f"{st.pl:.3f}"
         bar.set_postfix(post, refresh=False)
-        bar.update(0)
+        bar.update(min(st.nimg, total) - bar.n)  # nimg counts from the resumed position
 
     t0 = time.perf_counter()
     try:

@@ -1,4 +1,4 @@
-"""Quality checks of a generator trained on the built-in cartoon faces (the shipped model's bars, issue 8).
+"""Quality checks of a generator trained on the built-in cartoon faces (the shipped model's bars, docs/demo-model.md).
 
 * :func:`projection_psnr`: PSNR of held-out dataset faces projected into W+ (bar: median >= 28 dB in 500 steps).
 * :func:`smile_fraction`: the smile direction, the mean of ``w(smiling) - w(neutral)`` over projected pairs of the
@@ -13,8 +13,9 @@ Held-out faces use seeds from :data:`wplus.data.faces.HELD_OUT_SEED_BASE`, which
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 
@@ -25,7 +26,7 @@ from wplus.metrics import psnr
 from wplus.projection.pairs import project_pairs
 from wplus.projection.project import ProjectionLoss, project
 
-__all__ = ["projection_psnr", "smile_fraction", "SmileCheck", "CheckRun", "held_out_faces"]
+__all__ = ["projection_psnr", "smile_fraction", "smile_fraction_steps", "SmileCheck", "CheckRun", "held_out_faces"]
 
 
 def held_out_faces(offset: int, count: int, resolution: int, **changes: float) -> torch.Tensor:
@@ -42,17 +43,28 @@ def held_out_faces(offset: int, count: int, resolution: int, **changes: float) -
 @dataclass(frozen=True)
 class CheckRun:
     """How the checks embed faces: W+ projection with the paper's Adam settings, ``chunk`` images at a time (a
-    batch is independent single runs, so chunking only bounds memory: a 64 px batch of 48 needs ~13 GB)."""
+    batch is independent single runs, so chunking only bounds memory: a 64 px batch of 48 needs ~13 GB).
+
+    ``callback`` is called after every optimisation step of every chunk (and of the paired projection) with the
+    step's record; :meth:`steps` and :func:`smile_fraction_steps` say how many calls a check makes.
+    """
 
     num_steps: int = 500
     seed: int = 0
     chunk: int = 16
+    callback: Callable[[Any], None] | None = field(default=None, compare=False)
+
+    def steps(self, num_images: int) -> int:
+        """How many steps (callback calls) :meth:`project` takes for ``num_images`` targets."""
+        return math.ceil(num_images / self.chunk) * self.num_steps
 
     def project(self, G: torch.nn.Module, targets: torch.Tensor, loss: ProjectionLoss) -> tuple[torch.Tensor, ...]:
         """W+ codes [N, num_ws, w_dim] and renderings [N, C, R, R] of ``targets``."""
         ws, images = [], []
         for part in targets.split(self.chunk):
-            r = project(G, part, loss=loss, space="w+", num_steps=self.num_steps, seed=self.seed)
+            r = project(
+                G, part, loss=loss, space="w+", num_steps=self.num_steps, seed=self.seed, callback=self.callback
+            )
             ws.append(r.ws)
             images.append(r.images)
         return torch.cat(ws), torch.cat(images)
@@ -71,7 +83,7 @@ def projection_psnr(
 class SmileCheck:
     fractions: list[float]  # per face: share of the squared change inside the mouth box
     mouth_change: list[float]  # per face: the squared change inside the mouth box (how strong the smile is)
-    direction_norm: float
+    direction: torch.Tensor  # [num_ws, w_dim] the estimated smile direction
     pair_psnr: list[float]
     before: torch.Tensor  # [F, C, R, R] the other faces as projected
     after: torch.Tensor  # [F, C, R, R] the same with the smile direction added
@@ -79,6 +91,19 @@ class SmileCheck:
     @property
     def mean(self) -> float:
         return sum(self.fractions) / len(self.fractions)
+
+    @property
+    def direction_norm(self) -> float:
+        return float(self.direction.norm())
+
+
+def smile_fraction_steps(
+    num_pairs: int, num_faces: int, *, method: Literal["shared", "independent"] = "shared", run: CheckRun = CheckRun()
+) -> int:
+    """How many steps (``run.callback`` calls) :func:`smile_fraction` takes with these arguments."""
+    if method == "shared":
+        return run.num_steps + run.steps(num_faces)  # project_pairs reports once per step, all chunks together
+    return run.steps(2 * num_pairs + num_faces)
 
 
 def _box_mask(box: tuple[float, float, float, float], size: int) -> torch.Tensor:
@@ -117,7 +142,9 @@ def smile_fraction(
     smiling = held_out_faces(1000, num_pairs, res, smile=1.0).to(device)
     others = held_out_faces(2000, num_faces, res, smile=0.0).to(device)
     if method == "shared":
-        pairs = project_pairs(G, neutral, smiling, loss=loss, num_steps=run.num_steps, chunk=max(1, run.chunk // 2))
+        pairs = project_pairs(
+            G, neutral, smiling, loss=loss, num_steps=run.num_steps, chunk=max(1, run.chunk // 2), callback=run.callback
+        )
         direction = pairs.delta[None]
         pair_psnr = pairs.psnr_before + pairs.psnr_after
         ws_o, _ = run.project(G, others, loss)
@@ -137,7 +164,7 @@ def smile_fraction(
     return SmileCheck(
         fractions=fractions,
         mouth_change=inside,
-        direction_norm=float(direction.norm()),
+        direction=direction[0].cpu(),
         pair_psnr=pair_psnr,
         before=before.cpu(),
         after=after.cpu(),
