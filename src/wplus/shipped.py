@@ -8,7 +8,6 @@ decided in one place: :func:`wplus.loading.resolve_model`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -27,7 +26,6 @@ __all__ = [
     "shipped_discriminator_path",
     "load_shipped_generator",
     "load_shipped_discriminator",
-    "resolve_model",
 ]
 
 SHIPPED_MODEL = "cartoon-faces-64"
@@ -69,16 +67,3 @@ def load_shipped_discriminator(*, device: str | torch.device = "cpu") -> torch.n
     from wplus.models.stylegan2_discriminator import load_discriminator
 
     return load_discriminator(shipped_discriminator_path(), device=device)
-
-
-def resolve_model(
-    model: str | Path | None,
-    *,
-    notice: Callable[[str], None] | None = None,
-    allow_download: bool = True,
-) -> tuple[Path, bool]:
-    """``(path, is_shipped)`` of :func:`wplus.loading.resolve_model`, the form ``wplus demo`` unpacks."""
-    from wplus.loading import resolve_model as resolve
-
-    found = resolve(model, notice=notice, allow_download=allow_download)
-    return found.path, found.shipped

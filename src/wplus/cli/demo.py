@@ -11,11 +11,11 @@ import torch
 from wplus.cli.common import DEVICE_CHOICES, err, one_line_errors, resolve_device
 from wplus.demo import DEMO_NAMES, astronaut_image, demo_targets, load_shipped_smile, run_demo
 from wplus.errors import OfflineError
-from wplus.loading import load_generator
+from wplus.loading import load_generator, resolve_model
 from wplus.losses import DiscriminatorFeatures, PerceptualLoss
 from wplus.progress import progress
 from wplus.projection.project import ProjectionStep
-from wplus.shipped import SHIPPED_MODEL, load_shipped_discriminator, resolve_model
+from wplus.shipped import SHIPPED_MODEL, load_shipped_discriminator
 
 D_LOSS_NAME = "shipped discriminator features + MSE (offline stand-in for VGG-16)"
 
@@ -50,7 +50,8 @@ def demo_cmd(
     if threads is not None:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
-    path, shipped = resolve_model(model, notice=err)
+    found = resolve_model(model, notice=err)
+    path, shipped = found.path, found.shipped
     G = load_generator(path, device=dev)
     first = smile = None
     if shipped:

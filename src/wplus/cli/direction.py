@@ -8,9 +8,8 @@ from typing import Any, TypeVar
 
 import click
 import torch
-from tqdm.auto import tqdm
 
-from wplus.cli.common import echo_json, err, one_line_errors, progress_enabled
+from wplus.cli.common import echo_json, err, one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options
 from wplus.cli.projection_options import flag_of
 from wplus.edits.crossover import parse_layers
@@ -18,6 +17,7 @@ from wplus.edits.directions import direction_from_pairs, load_direction, save_di
 from wplus.edits.render import save_strip
 from wplus.errors import ConfigError, ImageError
 from wplus.io.images import tensor_to_pil
+from wplus.progress import progress
 from wplus.projection.pairs import DELTA_LR, PairStep, project_pairs
 from wplus.projection.settings import ProjectionSettings
 
@@ -176,7 +176,7 @@ def from_images_cmd(
     s = ctx.settings
     steps = s.num_steps
     err(f"projecting {len(used)} pairs jointly ({steps} steps, W+, shared offset)")
-    bar = tqdm(total=steps, desc="pairs", unit="step", disable=not progress_enabled())
+    bar = progress(steps, desc="pairs", unit="step")
 
     def on_step(st: PairStep) -> None:
         bar.update(1)

@@ -20,6 +20,7 @@ from wplus.io.atomic import write_json
 from wplus.io.images import center_crop_resize, load_image, pil_to_tensor
 from wplus.io.latents import Latent
 from wplus.loading import LoadedGenerator, file_sha256
+from wplus.progress import progress
 from wplus.projection.project import project
 from wplus.projection.settings import ProjectionSettings
 
@@ -83,7 +84,8 @@ class EditContext:
         loss, lpips = self.projection.loss(self.device)
         target = self.read_target(path)
         err(f"projecting {path} ({s.total_steps} steps, {s.space}{', preset ' + s.preset if s.preset else ''})")
-        r = project(self.G, target, loss=loss, settings=s, lpips=lpips)
+        with progress(s.total_steps, desc=path.name[:40], unit="step", leave=False) as bar:
+            r = project(self.G, target, loss=loss, settings=s, lpips=lpips, callback=lambda st: bar.update(1))
         return r.latent(0, model_id=self.info.model_id, model_sha256=self.info.sha256, source=str(path))
 
     def load(self, path: Path, role: str) -> Latent:

@@ -14,7 +14,6 @@ from typing import Any
 
 import click
 import torch
-from tqdm.auto import tqdm
 
 from wplus.cli.common import DEVICE_CHOICES, MODEL_HELP, echo_json, err, one_line_errors, open_model, resolve_device
 from wplus.cli.naming import face_name, unique_dirs
@@ -23,6 +22,7 @@ from wplus.errors import ConfigError, WplusError
 from wplus.io.images import center_crop_resize, load_image, pil_to_tensor
 from wplus.io.masks import load_mask, split_alpha
 from wplus.loading import LoadedGenerator, file_sha256
+from wplus.progress import progress
 from wplus.projection.outputs import ProgressVideo, write_projection_folder
 from wplus.projection.project import ProjectionStep, project
 
@@ -207,7 +207,7 @@ def project_cmd(
         names = ", ".join(j.path.name for j in batch)
         masks = torch.cat([j.mask for j in batch]).to(dev) if batch[0].mask is not None else None
         video = ProgressVideo(targets, settings.total_steps) if save_video else None
-        bar = tqdm(total=settings.total_steps, desc=names[:40], unit="step", leave=False, dynamic_ncols=True)
+        bar = progress(settings.total_steps, desc=names[:40], unit="step", leave=False)
         t0 = time.perf_counter()
 
         def on_step(st: ProjectionStep, bar=bar, video=video) -> None:
