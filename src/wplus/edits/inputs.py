@@ -15,11 +15,10 @@ import numpy as np
 import torch
 
 from wplus.errors import ConfigError, ShapeError, WplusError
+from wplus.io.images import IMAGE_SUFFIXES
 from wplus.io.latents import Latent, load_latent
 
 __all__ = ["load_code", "check_code", "IMAGE_SUFFIXES", "LATENT_READERS", "Projector"]
-
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
 Projector = Callable[[Path], Latent]
 LatentReader = Callable[[Path, torch.nn.Module], Latent]

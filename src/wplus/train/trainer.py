@@ -49,7 +49,7 @@ from torch import nn
 from wplus.errors import CheckpointError, ConfigError
 from wplus.io.atomic import atomic_write, write_json
 from wplus.io.checkpoint import save_generator
-from wplus.io.images import image_grid, save_image, tensor_to_pil
+from wplus.io.images import IMAGE_SUFFIXES, image_grid, save_image, tensor_to_pil
 from wplus.models.stylegan2 import Generator, StyleGAN2Config
 from wplus.models.stylegan2_discriminator import Discriminator, DiscriminatorConfig, save_discriminator
 
@@ -539,9 +539,9 @@ def load_image_folder(folder: str | Path, resolution: int) -> torch.Tensor:
     from wplus.io.images import center_crop_resize, load_image
 
     folder = Path(folder)
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp", ".bmp"})
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
-        raise ConfigError(f"{folder}: no images found (expected .png/.jpg/.jpeg/.webp/.bmp files)")
+        raise ConfigError(f"{folder}: no images found (expected {', '.join(sorted(IMAGE_SUFFIXES))} files)")
     arrays = [np.asarray(center_crop_resize(load_image(p), resolution)) for p in paths]
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
