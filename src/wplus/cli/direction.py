@@ -17,6 +17,7 @@ from wplus.edits.directions import direction_from_pairs, load_direction, save_di
 from wplus.edits.render import save_strip
 from wplus.errors import ConfigError, ImageError
 from wplus.io.images import tensor_to_pil
+from wplus.io.latents import check_finite
 from wplus.projection.pairs import DELTA_LR, PairStep, project_pairs
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -136,6 +137,7 @@ def from_images_cmd(
       wplus direction from-images n1.png s1.png n2.png s2.png --steps 500 --name smile --model G.safetensors --outdir d/
       wplus direction from-images --pairs-file pairs.txt --model ffhq.safetensors --outdir dirs/
     """
+    check_finite(delta_lr, "--delta-lr", max_abs=None)
     if ctx.projection["proj_space"] != "w+":
         raise ConfigError("direction from-images projects into W+ (the shared offset is a W+ code); drop --space")
     pairs = _collect_pairs(images, pairs_file, "IMAGES (BEFORE AFTER)")

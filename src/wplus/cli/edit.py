@@ -11,7 +11,7 @@ from wplus.cli.edit_common import EditContext, edit_options, parse_floats
 from wplus.edits.crossover import parse_layers
 from wplus.edits.directions import apply_direction, load_direction
 from wplus.edits.render import latent_noise, render, save_frames
-from wplus.io.latents import Latent, save_latent
+from wplus.io.latents import Latent, check_finite, save_latent
 from wplus.loading import file_sha256
 
 
@@ -51,7 +51,9 @@ def edit_cmd(
       wplus edit me.npz --direction ffhq_pca.pt --component 0 --strength -2:2:9 --layers 0-4 \
         --model m.safetensors --outdir e/
     """
+    check_finite(fps, "--fps", max_abs=None)  # click's FloatRange lets nan through
     steps = parse_floats(strength, "--strength")
+    check_finite(steps, "--strength")
     code = ctx.load(latent, "latent")
     d = load_direction(direction_path, ctx.G, component=component)
     rows = parse_layers(layers, ctx.G.num_ws) if layers else None

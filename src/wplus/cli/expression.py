@@ -10,7 +10,7 @@ from wplus.cli.common import one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options, parse_floats
 from wplus.edits.expression import clean_difference, expression_transfer
 from wplus.edits.render import latent_noise, render, save_frames
-from wplus.io.latents import Latent, save_latent
+from wplus.io.latents import Latent, check_finite, save_latent
 
 
 @click.command("expression")
@@ -55,7 +55,10 @@ def expression_cmd(
     Example:
       wplus expression me.npz neutral.npz smile.npz --strength 0:1.5:7 --model ffhq.safetensors --outdir expr/
     """
+    check_finite(fps, "--fps", max_abs=None)  # click's FloatRange lets nan through
     lambdas = parse_floats(strength, "--strength")
+    check_finite(lambdas, "--strength")
+    check_finite(threshold, "--threshold", max_abs=None)
     w1, w2, w3 = ctx.load(target, "target"), ctx.load(neutral, "neutral"), ctx.load(expressive, "expressive")
     cleaned = clean_difference(w3.ws - w2.ws, threshold=threshold, norm=norm, normalize=normalize)
     ws = expression_transfer(w1.ws, w2.ws, w3.ws, strength=lambdas, threshold=threshold, norm=norm, normalize=normalize)

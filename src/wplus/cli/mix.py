@@ -11,7 +11,7 @@ from wplus.cli.edit_common import EditContext, edit_options
 from wplus.edits.crossover import mix_styles, parse_layers, style_mixing_grid, style_morph
 from wplus.edits.render import render, save_frames
 from wplus.io.images import save_image
-from wplus.io.latents import Latent, save_latent
+from wplus.io.latents import Latent, check_finite, save_latent
 
 
 @click.command("mix")
@@ -50,6 +50,7 @@ def mix_cmd(
       wplus mix me/latent.npz painting/latent.npz --layers 9-17 --model ffhq.safetensors --outdir mix/
       wplus mix a.npz s1.npz s2.npz s3.npz --content b.npz --layers fine --video --model m.safetensors --outdir mix/
     """
+    check_finite(fps, "--fps", max_abs=None)  # click's FloatRange lets nan through
     rows = parse_layers(layers, ctx.G.num_ws)
     contents = [ctx.load(p, f"content{i}") for i, p in enumerate((content, *more_content))]
     style_codes = [ctx.load(p, f"style{j}") for j, p in enumerate(styles)]

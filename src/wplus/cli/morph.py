@@ -11,6 +11,7 @@ from wplus.cli.edit_common import EditContext, edit_options
 from wplus.edits.morph import morph
 from wplus.edits.render import pingpong as make_pingpong
 from wplus.edits.render import render, save_frames, save_strip
+from wplus.io.latents import check_finite
 
 
 @click.command("morph")
@@ -40,6 +41,7 @@ def morph_cmd(
       wplus morph a/latent.npz b/latent.npz --model ffhq.safetensors --frames 30 --outdir morph/
       wplus morph a.npz b.npz c.npz --model m.safetensors --frames 61 --pingpong --outdir morph/
     """
+    check_finite(fps, "--fps", max_abs=None)  # click's FloatRange lets nan through
     if len(keys) < 2:
         raise click.UsageError("morph needs at least two inputs")
     codes = [ctx.load(p, f"key{i}") for i, p in enumerate(keys)]
