@@ -14,9 +14,9 @@ import wplus.shipped as shipped
 from wplus.cli.main import cli
 from wplus.demo import demo_targets, run_demo
 from wplus.errors import CheckpointError
-from wplus.io.checkpoint import save_generator
+from wplus.io.checkpoint import save_discriminator, save_generator
 from wplus.losses import DiscriminatorFeatures
-from wplus.models.stylegan2_discriminator import Discriminator, DiscriminatorConfig, save_discriminator
+from wplus.models.stylegan2_discriminator import Discriminator, DiscriminatorConfig
 from wplus.train.quality import CheckRun, held_out_faces, projection_psnr, smile_fraction
 
 
