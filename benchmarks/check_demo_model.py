@@ -20,10 +20,9 @@ import torch
 from wplus.data.faces import HELD_OUT_SEED_BASE
 from wplus.edits.directions import save_direction
 from wplus.hub.download import sha256_file
-from wplus.io.checkpoint import load_native_generator
+from wplus.io.checkpoint import load_discriminator, load_native_generator
 from wplus.io.images import image_grid, save_image, tensor_to_pil
 from wplus.losses import DiscriminatorFeatures
-from wplus.models.stylegan2_discriminator import load_discriminator
 from wplus.progress import progress
 from wplus.projection.pairs import DELTA_LR
 from wplus.shipped import shipped_discriminator_path, shipped_generator_path

@@ -16,9 +16,10 @@ from wplus.cli.main import cli
 from wplus.demo import demo_targets, even_picks, run_demo
 from wplus.edits import apply_direction, load_direction, render, save_direction
 from wplus.errors import CheckpointError
-from wplus.io.checkpoint import save_generator
+from wplus.io.checkpoint import save_discriminator, save_generator
+from wplus.loading import resolve_model
 from wplus.losses import DiscriminatorFeatures
-from wplus.models.stylegan2_discriminator import Discriminator, DiscriminatorConfig, save_discriminator
+from wplus.models.stylegan2_discriminator import Discriminator, DiscriminatorConfig
 from wplus.train.quality import CheckRun, held_out_faces, projection_psnr, smile_fraction, smile_fraction_steps
 
 
@@ -40,13 +41,14 @@ def test_resolve_model_falls_back_to_the_shipped_model_offline(fake_assets, tmp_
     monkeypatch.setenv("WPLUS_OFFLINE", "1")
     monkeypatch.setenv("WPLUS_CACHE", str(tmp_path / "cache"))
     notices = []
-    path, is_shipped = shipped.resolve_model(None, notice=notices.append, allow_download=False)
-    assert is_shipped and path.name == f"{shipped.SHIPPED_MODEL}.safetensors"
+    found = resolve_model(None, notice=notices.append, allow_download=False)
+    assert found.shipped and found.path.name == f"{shipped.SHIPPED_MODEL}.safetensors"
     assert len(notices) == 1 and shipped.DEFAULT_MODEL in notices[0] and shipped.SHIPPED_MODEL in notices[0]
     own = fake_assets / f"{shipped.SHIPPED_MODEL}.safetensors"
-    assert shipped.resolve_model(own) == (own, False)
+    found = resolve_model(own)
+    assert (found.path, found.shipped) == (own, False)
     with pytest.raises(CheckpointError, match="no-such-model"):
-        shipped.resolve_model("no-such-model")
+        resolve_model("no-such-model")
 
 
 def test_shipped_loaders(fake_assets):

@@ -338,8 +338,6 @@ def test_mp4_written_with_video_extra(tmp_path, tiny_generator):
 
 
 def test_rosinality_projector_latent_is_an_edit_input(tiny_generator, tmp_path):
-    from wplus.edits.inputs import load_code
-
     G = tiny_generator
     w = G.mapping(torch.randn(1, G.z_dim))[0]
     noise = [n[0] for n in G.noise_maps()]

@@ -10,15 +10,9 @@ from click.testing import CliRunner
 
 from wplus.cli.main import cli
 from wplus.errors import CheckpointError, ConfigError, ShapeError
-from wplus.io.checkpoint import load_native_generator
+from wplus.io.checkpoint import load_discriminator, load_native_generator, save_discriminator
 from wplus.losses import DiscriminatorFeatures
-from wplus.models.stylegan2_discriminator import (
-    Discriminator,
-    DiscriminatorConfig,
-    load_discriminator,
-    minibatch_stddev,
-    save_discriminator,
-)
+from wplus.models.stylegan2_discriminator import Discriminator, DiscriminatorConfig, minibatch_stddev
 from wplus.train.trainer import (
     TrainConfig,
     _path_length_step,
@@ -150,7 +144,10 @@ def test_save_checkpoint_is_pickle_free(tmp_path):
     state = build_networks(TrainConfig(**TINY))
     path = save_checkpoint(state, tmp_path / "c.safetensors")
     assert path.read_bytes()[:8] != b"\x80\x04\x95"[:8]
-    with pytest.raises(CheckpointError, match="expected a `wplus train` checkpoint"):
+    with pytest.raises(
+        CheckpointError,
+        match="got arch .stylegan2_discriminator., expected a training checkpoint written by `wplus train`",
+    ):
         save_discriminator(tiny_d(), tmp_path / "d.safetensors")
         load_checkpoint(tmp_path / "d.safetensors")
 

@@ -64,6 +64,6 @@ def load_shipped_generator(*, device: str | torch.device = "cpu") -> torch.nn.Mo
 
 def load_shipped_discriminator(*, device: str | torch.device = "cpu") -> torch.nn.Module:
     """The shipped model's discriminator (for :class:`wplus.losses.DiscriminatorFeatures`)."""
-    from wplus.models.stylegan2_discriminator import load_discriminator
+    from wplus.io.checkpoint import load_discriminator
 
     return load_discriminator(shipped_discriminator_path(), device=device)

@@ -296,6 +296,7 @@ def align_faces(
     transform_size: int = 4096,
     enable_padding: bool = True,
     rotate: bool = True,
+    max_pixels: int | None = None,
 ) -> list[AlignedFace]:
     """Detect every face in a photo (or file) and align each, largest first.
 
@@ -303,6 +304,8 @@ def align_faces(
         image: an RGB image, or a path read with :func:`wplus.io.images.load_image` (EXIF orientation, any mode).
         detector: a :class:`LandmarkDetector` to reuse (its models load once); default: a new one.
         face: ``"all"`` or ``"largest"``.
+        max_pixels: a file with more pixels is refused before decoding (default
+            :data:`wplus.io.images.MAX_PIXELS`).
 
     Returns:
         One AlignedFace per face; ``transform.face_index`` is 1, 2, ... in that order.
@@ -316,7 +319,7 @@ def align_faces(
     source: str | None = None
     if isinstance(image, str | Path):
         source = str(image)
-        image = load_image(image)
+        image = load_image(image, max_pixels=max_pixels)
     elif not isinstance(image, Image.Image):
         raise ImageError(None, f"got {type(image).__name__}, expected a PIL image or a path")
     detector = detector or LandmarkDetector()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -25,6 +26,16 @@ MODEL_HELP = (
     "Generator: a file (.safetensors, NVIDIA/TF .pkl, rosinality .pt), a registered name, a URL, or "
     "cartoon-faces-64 (shipped). Default: stylegan2-ffhq-1024, or the shipped model when that cannot be downloaded."
 )
+
+
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses nan and +-inf (click's range checks let nan through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return rv
 
 
 def resolve_device(name: str) -> torch.device:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import click
 import torch
 
-from wplus.cli.common import echo_json, err, one_line_errors
+from wplus.cli.common import FiniteFloatRange, echo_json, err, one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options
 from wplus.cli.projection_options import flag_of
 from wplus.edits.crossover import parse_layers
@@ -127,7 +127,7 @@ def _check_pair_settings(s: ProjectionSettings) -> None:
 @_pair_options("BEFORE AFTER", "OUTDIR/<name>.npz, <name>.json, <name>_pairs.png")
 @click.option(
     "--delta-lr",
-    type=click.FloatRange(0, min_open=True),
+    type=FiniteFloatRange(0, min_open=True),
     default=DELTA_LR,
     show_default=True,
     help="Adam learning rate of the shared offset (the codes use 0.01).",

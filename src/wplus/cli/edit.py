@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from wplus.cli.common import one_line_errors
+from wplus.cli.common import FiniteFloatRange, one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options, parse_floats
 from wplus.edits.crossover import parse_layers
 from wplus.edits.directions import apply_direction, load_direction
@@ -28,7 +28,7 @@ from wplus.loading import file_sha256
 @click.option("--strength", default="-3,0,3", help="Steps along the direction: '-3,0,3' or 'start:stop:count'.")
 @click.option("--layers", default=None, help="Rows to edit (default: the file's own; toolkit 0-7, else all).")
 @click.option("--component", type=click.IntRange(0), default=None, help="GANSpace component (step = strength·std).")
-@click.option("--fps", type=click.FloatRange(0, min_open=True), default=5.0)
+@click.option("--fps", type=FiniteFloatRange(0, min_open=True), default=5.0)
 @one_line_errors
 @edit_options
 def edit_cmd(

@@ -14,11 +14,10 @@ import torch
 
 from wplus.cli.common import DEVICE_CHOICES, MODEL_HELP, err, open_model, resolve_device
 from wplus.cli.projection_options import ProjectionChoice, projection_options
-from wplus.edits.inputs import IMAGE_SUFFIXES, load_code
 from wplus.errors import ConfigError
 from wplus.io.atomic import write_json
-from wplus.io.images import center_crop_resize, load_image, pil_to_tensor
-from wplus.io.latents import Latent
+from wplus.io.images import IMAGE_SUFFIXES, center_crop_resize, load_image, pil_to_tensor
+from wplus.io.latents import Latent, check_finite, load_code
 from wplus.loading import LoadedGenerator, file_sha256
 from wplus.progress import progress
 from wplus.projection.project import project
@@ -140,4 +139,5 @@ def parse_floats(text: str, flag: str) -> list[float]:
         raise ConfigError(f"{flag} {text!r}: expected numbers such as '-3,0,3' or a sweep 'start:stop:count'") from None
     if not out:
         raise ConfigError(f"{flag} {text!r}: no values given")
+    check_finite(torch.tensor(out, dtype=torch.float64), flag)
     return out

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from wplus.cli.common import one_line_errors
+from wplus.cli.common import FiniteFloatRange, one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options, parse_floats
 from wplus.edits.expression import clean_difference, expression_transfer
 from wplus.edits.render import latent_noise, render, save_frames
@@ -18,7 +18,7 @@ from wplus.io.latents import Latent, save_latent
 @click.argument("neutral", type=click.Path(path_type=Path))
 @click.argument("expressive", type=click.Path(path_type=Path))
 @click.option("--strength", default="0:1:5", help="λ values: '1', '-1,0,1,2' or a sweep 'start:stop:count'.")
-@click.option("--threshold", type=click.FloatRange(0), default=1.0, help="Rows of w3 - w2 below this are zeroed.")
+@click.option("--threshold", type=FiniteFloatRange(0), default=1.0, help="Rows of w3 - w2 below this are zeroed.")
 @click.option(
     "--norm",
     type=click.Choice(["l2", "rms"]),
@@ -31,7 +31,7 @@ from wplus.io.latents import Latent, save_latent
     default="none",
     help="Scale the cleaned difference: none, global (unit Frobenius norm) or rows (unit norm per kept row).",
 )
-@click.option("--fps", type=click.FloatRange(0, min_open=True), default=5.0)
+@click.option("--fps", type=FiniteFloatRange(0, min_open=True), default=5.0)
 @one_line_errors
 @edit_options
 def expression_cmd(

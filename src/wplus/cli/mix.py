@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from wplus.cli.common import one_line_errors
+from wplus.cli.common import FiniteFloatRange, one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options
 from wplus.edits.crossover import mix_styles, parse_layers, style_mixing_grid, style_morph
 from wplus.edits.render import render, save_frames
@@ -26,7 +26,7 @@ from wplus.io.latents import Latent, save_latent
 @click.option("--content", "more_content", multiple=True, type=click.Path(path_type=Path), help="More grid rows.")
 @click.option("--video", is_flag=True, help="Also a video where the style morphs through STYLES (needs >= 2).")
 @click.option("--frames", type=click.IntRange(2), default=60, help="Frames of the style video.")
-@click.option("--fps", type=click.FloatRange(0, min_open=True), default=15.0)
+@click.option("--fps", type=FiniteFloatRange(0, min_open=True), default=15.0)
 @one_line_errors
 @edit_options
 def mix_cmd(

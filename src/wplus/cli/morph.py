@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from wplus.cli.common import one_line_errors
+from wplus.cli.common import FiniteFloatRange, one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options
 from wplus.edits.morph import morph
 from wplus.edits.render import pingpong as make_pingpong
@@ -24,7 +24,7 @@ from wplus.edits.render import render, save_frames, save_strip
     help="auto: in Z when every input carries a z (then mapped), else in W / W+.",
 )
 @click.option("--pingpong", is_flag=True, help="Play forwards then backwards (loops smoothly).")
-@click.option("--fps", type=click.FloatRange(0, min_open=True), default=15.0)
+@click.option("--fps", type=FiniteFloatRange(0, min_open=True), default=15.0)
 @one_line_errors
 @edit_options
 def morph_cmd(

@@ -19,7 +19,7 @@ from wplus.cli.common import DEVICE_CHOICES, MODEL_HELP, echo_json, err, one_lin
 from wplus.cli.naming import face_name, unique_dirs
 from wplus.cli.projection_options import ProjectionChoice, projection_options
 from wplus.errors import ConfigError, WplusError
-from wplus.io.images import center_crop_resize, load_image, pil_to_tensor
+from wplus.io.images import MAX_PIXELS, center_crop_resize, load_image, pil_to_tensor
 from wplus.io.masks import load_mask, split_alpha
 from wplus.loading import LoadedGenerator, file_sha256
 from wplus.progress import progress
@@ -37,50 +37,59 @@ class Job:
     transform: Any = None  # wplus.align.AlignTransform when the target is an aligned face
 
 
-def _prepare_jobs(
-    paths: list[Path],
-    outdir: Path,
-    resolution: int,
-    *,
-    align: bool,
-    crop: str,
-    mask_from_alpha: bool,
-    shared_mask: torch.Tensor | None,
-) -> list[Job]:
+@dataclass(frozen=True)
+class _Inputs:
+    """How input files become targets."""
+
+    resolution: int
+    align: bool
+    crop: str
+    mask_path: Path | None
+    mask_from_alpha: bool
+    max_pixels: int
+
+
+def _prepare_jobs(paths: list[Path], outdir: Path, how: _Inputs) -> list[Job]:
     """Turn each input file into targets: one centre-cropped (or squashed) image, or one aligned face per face."""
     detector = None
-    if align:
+    if how.align:
         from wplus.align import LandmarkDetector
 
         detector = LandmarkDetector()
     jobs: list[Job] = []
     for path, d in zip(paths, unique_dirs(paths, outdir), strict=True):
         try:
-            jobs.extend(_jobs_of(path, d, resolution, detector, crop, mask_from_alpha, shared_mask))
+            jobs.extend(_jobs_of(path, d, how, detector))
         except WplusError as e:
             jobs.append(Job(path, d, error=str(e)))
             err(f"skipped: {e}")
     return jobs
 
 
-def _jobs_of(path, d, resolution, detector, crop, mask_from_alpha, shared_mask) -> list[Job]:
+def _jobs_of(path: Path, d: Path, how: _Inputs, detector: Any) -> list[Job]:
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder; pass the image files in it (e.g. {path}/*.png)")
+    res, limit = how.resolution, how.max_pixels
     if detector is not None:
         from wplus.align import align_faces
 
-        faces = align_faces(path, detector=detector, output_size=resolution)
+        faces = align_faces(path, detector=detector, output_size=res, max_pixels=limit)
+        mask = None  # an aligned face is square: the mask must be too
+        if how.mask_path is not None:
+            mask = load_mask(how.mask_path, res, image_size=(res, res), image_path=path, max_pixels=limit)
         return [
             Job(path, d.with_name(face_name(d.name, f.transform.face_index)), pil_to_tensor(f.image),
-                mask=shared_mask, transform=f.transform)
+                mask=mask, transform=f.transform)
             for f in faces
         ]  # fmt: skip
-    if mask_from_alpha:
-        pil, mask = split_alpha(path, resolution)
-    else:
-        img = load_image(path)
-        pil = center_crop_resize(img, resolution) if crop == "center" else img.resize((resolution,) * 2)
-        mask = shared_mask
+    if how.mask_from_alpha:
+        pil, mask = split_alpha(path, res, crop=how.crop, max_pixels=limit)
+        return [Job(path, d, target=pil_to_tensor(pil), mask=mask)]
+    img = load_image(path, max_pixels=limit)
+    pil = center_crop_resize(img, res) if how.crop == "center" else img.resize((res,) * 2)
+    mask = None
+    if how.mask_path is not None:  # per image: the mask must have the image's aspect ratio to line up
+        mask = load_mask(how.mask_path, res, image_size=img.size, image_path=path, crop=how.crop, max_pixels=limit)
     return [Job(path, d, target=pil_to_tensor(pil), mask=mask)]
 
 
@@ -88,7 +97,7 @@ def _start_code(path: Path, G: torch.nn.Module, space: str) -> torch.Tensor:
     """The code of ``--init-latent``: [1, num_ws, w_dim], checked against ``G`` (W+ / W only)."""
     if space == "z":
         raise click.UsageError("--init-latent holds a w code; use it with --space w+ or w (Z has no inverse of w)")
-    from wplus.edits.inputs import load_code
+    from wplus.io.latents import load_code
 
     return load_code(path, G).ws
 
@@ -128,6 +137,13 @@ def _provenance(model: LoadedGenerator, **fields: Any) -> dict[str, Any]:
     help="Without --align: centre-crop to a square, or resize the whole image.",
 )
 @click.option("--paste-back", is_flag=True, help="With --align: also write pasted.png (projection in the photo).")
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(1),
+    default=MAX_PIXELS,
+    show_default=True,
+    help="Refuse input images with more pixels (decompression bombs); raise it for huge photos.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @projection_options
 @one_line_errors
@@ -144,6 +160,7 @@ def project_cmd(
     align: bool,
     crop: str,
     paste_back: bool,
+    max_pixels: int,
     as_json: bool,
     projection: ProjectionChoice,
 ) -> None:
@@ -176,7 +193,6 @@ def project_cmd(
     dev = resolve_device(device)
     model_info = open_model(model, device=dev)
     G = model_info.G
-    shared_mask = load_mask(mask_path, G.img_resolution) if mask_path is not None else None
     start_code = _start_code(init_latent, G, settings.space).to(dev) if init_latent is not None else None
     loss, lpips = projection.loss(dev)
     provenance = _provenance(
@@ -190,15 +206,8 @@ def project_cmd(
         lpips_weights=None if projection.lpips_weights is None else str(projection.lpips_weights),
     )
 
-    jobs = _prepare_jobs(
-        list(images),
-        outdir,
-        G.img_resolution,
-        align=align,
-        crop=crop,
-        mask_from_alpha=mask_from_alpha,
-        shared_mask=shared_mask,
-    )
+    how = _Inputs(G.img_resolution, align, crop, mask_path, mask_from_alpha, max_pixels)
+    jobs = _prepare_jobs(list(images), outdir, how)
     ready = [j for j in jobs if j.error is None]
     summary: list[dict[str, Any]] = []
     for start in range(0, len(ready), batch_size):

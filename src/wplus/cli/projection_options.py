@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import click
 import torch
 
+from wplus.cli.common import FiniteFloatRange
 from wplus.losses.perceptual import PAPER_LAYERS
 from wplus.projection.settings import (
     LOSS_KINDS,
@@ -71,7 +72,7 @@ class _Option:
 
 
 def _nonneg(positive: bool = False) -> click.FloatRange:
-    return click.FloatRange(0, min_open=positive)
+    return FiniteFloatRange(0, min_open=positive)
 
 
 OPTIONS: tuple[_Option, ...] = (
@@ -84,10 +85,10 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("seed", "--seed", click.IntRange(0, SEED_LIMIT - 1), "Seed of the initialisation and noise."),
     _Option("w_avg_samples", "--w-avg-samples", click.IntRange(1), "Samples for w_avg / w_std when needed."),
     _Option("optimizer", "--optimizer", click.Choice(["adam", "lbfgs"]), "Optimiser."),
-    _Option("lr_rampup", "--lr-rampup", click.FloatRange(0, 1), "Linear warm-up, fraction of steps."),
-    _Option("lr_rampdown", "--lr-rampdown", click.FloatRange(0, 1), "Cosine ramp-down, fraction of steps."),
+    _Option("lr_rampup", "--lr-rampup", FiniteFloatRange(0, 1), "Linear warm-up, fraction of steps."),
+    _Option("lr_rampdown", "--lr-rampdown", FiniteFloatRange(0, 1), "Cosine ramp-down, fraction of steps."),
     _Option("w_noise", "--w-noise", _nonneg(), "Initial w-noise factor of w_std (NVIDIA 0.05)."),
-    _Option("w_noise_ramp", "--w-noise-ramp", click.FloatRange(0, 1), "Fraction of steps w-noise lasts."),
+    _Option("w_noise_ramp", "--w-noise-ramp", FiniteFloatRange(0, 1), "Fraction of steps w-noise lasts."),
     _Option("latent_reg_weight", "--latent-reg", _nonneg(), "Weight of ||w - w_avg||^2 (Z: ||z||^2)."),
     _Option(
         "optimize_noise",

@@ -9,7 +9,14 @@ from pathlib import Path
 import click
 import torch
 
-from wplus.cli.common import DEVICE_CHOICES, echo_json, explicit_options, one_line_errors, resolve_device
+from wplus.cli.common import (
+    DEVICE_CHOICES,
+    FiniteFloatRange,
+    echo_json,
+    explicit_options,
+    one_line_errors,
+    resolve_device,
+)
 from wplus.progress import progress
 from wplus.train.trainer import (
     CHECKPOINT_NAME,
@@ -27,7 +34,7 @@ CARTOON_FACES = "cartoon-faces"
 @click.command("train")
 @click.argument("dataset", type=str)
 @click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder.")
-@click.option("--kimg", type=click.FloatRange(min=0.001), default=200.0, help="Run length: thousands of images shown.")
+@click.option("--kimg", type=FiniteFloatRange(min=0.001), default=200.0, help="Run length: thousands of images shown.")
 @click.option("--resume/--no-resume", default=True, help="Continue from OUTDIR/checkpoint.safetensors if present.")
 @click.option("--resolution", type=click.Choice(["16", "32", "64", "128", "256"]), default="64")
 @click.option("--batch", "batch_size", type=click.IntRange(min=2), default=16)
@@ -37,17 +44,17 @@ CARTOON_FACES = "cartoon-faces"
 @click.option("--g-channel-max", type=click.IntRange(min=8), default=192)
 @click.option("--d-channel-base", type=click.IntRange(min=16), default=2048)
 @click.option("--d-channel-max", type=click.IntRange(min=8), default=128)
-@click.option("--gamma", "r1_gamma", type=click.FloatRange(min=0), default=None, help="R1 weight (default: heuristic).")
+@click.option("--gamma", "r1_gamma", type=FiniteFloatRange(min=0), default=None, help="R1 weight (default: heuristic).")
 @click.option(
     "--pl-weight",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=2.0,
     help="Path length regularisation weight (StyleGAN2: 2; 0 turns it off). May be changed when resuming.",
 )
 @click.option("--mirror/--no-mirror", "xflip", default=True, help="Random horizontal flips of the reals.")
 @click.option("--num-images", type=click.IntRange(min=8), default=20000, help="Faces drawn for cartoon-faces.")
 @click.option("--seed", type=int, default=0)
-@click.option("--snapshot-minutes", type=click.FloatRange(min=0), default=5.0)
+@click.option("--snapshot-minutes", type=FiniteFloatRange(min=0), default=5.0)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads (default: torch's).")
 @click.option("--device", type=DEVICE_CHOICES, default="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
-import torch
 
 from wplus.cli.common import err, one_line_errors
 from wplus.errors import ConfigError
@@ -26,18 +24,6 @@ def _resolution(value: int) -> int:
     except ConfigError as e:
         raise click.BadParameter(f"{e} (e.g. 16, 64, 256 or 1024)", param_hint="--resolution") from None
     return value
-
-
-def _save(G: torch.nn.Module, out: Path, metadata: dict) -> None:
-    """save_generator, then the permissions every other output gets (0666 less the umask).
-
-    safetensors (0.5 and later) writes through a 0600 temporary file of its own and renames it over the one
-    wplus.io.atomic prepared, so the file would otherwise be readable by its owner only.
-    """
-    save_generator(G, out, metadata=metadata)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(out, 0o666 & ~umask)
 
 
 @weights_group.command("random")
@@ -86,7 +72,7 @@ def random_cmd(
         architecture=architecture,
     )
     G = random_generator(cfg, seed=seed, noise_strength=noise_strength)
-    _save(G, out, {"source": f"wplus weights random --seed {seed}"})
+    save_generator(G, out, metadata={"source": f"wplus weights random --seed {seed}"})
     err(f"wrote {out}: {resolution}px StyleGAN2, {count_parameters(G):,} parameters, num_ws={G.num_ws}")
 
 
@@ -127,7 +113,7 @@ def convert_cmd(source: str, out: Path) -> None:
         raise click.BadParameter(f"got {out.name!r}, expected a .safetensors output file", param_hint="OUT")
     info = load_generator_info(source)
     meta = {"converted_from": info.model_id, "source_file": info.path.name, "source_sha256": info.sha256}
-    _save(info.G, out, meta)
+    save_generator(info.G, out, metadata=meta)
     err(f"wrote {out}: {info.G.img_resolution}px {info.G.config.arch}, num_ws={info.G.num_ws} (from {info.path.name})")
 
 

@@ -4,16 +4,17 @@
 - :mod:`~wplus.edits.crossover` — style transfer by crossover, style-mixing grids and style videos;
 - :mod:`~wplus.edits.expression` — expression transfer with the paper's row clean-up;
 - :mod:`~wplus.edits.directions` — attribute direction files (toolkit, InterFaceGAN, e4e, GANSpace, ours);
-- :mod:`~wplus.edits.render` — rendering codes with their noise, strips, GIF / MP4;
-- :mod:`~wplus.edits.inputs` — ``load_code``: the one way an edit reads its inputs.
+- :mod:`~wplus.edits.render` — rendering codes with their noise, strips, GIF / MP4.
+
+Every edit reads its inputs with :func:`wplus.io.latents.load_code` (re-exported here).
 """
 
 from wplus.edits.crossover import mix_styles, named_layer_ranges, parse_layers, style_mixing_grid, style_morph
 from wplus.edits.directions import Direction, apply_direction, direction_from_pairs, load_direction, save_direction
 from wplus.edits.expression import ExpressionDelta, clean_difference, expression_transfer
-from wplus.edits.inputs import check_code, load_code
 from wplus.edits.morph import MorphResult, interpolate, morph, slerp
 from wplus.edits.render import render, save_frames, save_strip
+from wplus.io.latents import check_code, load_code
 
 __all__ = [
     "interpolate",

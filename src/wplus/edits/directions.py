@@ -16,13 +16,15 @@ GANSpace ``ffhq_pca.pt``  {mean, comp [K, 1, w_dim],  every row; ``component`` p
 ========================  ==========================  =========================================================
 
 ``.pt`` files are read with ``torch.load(weights_only=True)`` (tensors and plain containers only, no code) and
-``.npy`` / ``.npz`` with ``allow_pickle=False``. An edit is additive: ``w[rows] += strength · d[rows]`` (for GANSpace
+``.npy`` / ``.npz`` with ``allow_pickle=False``; NaN, infinite or absurd values (:func:`wplus.io.latents.check_finite`)
+and empty files are refused. An edit is additive: ``w[rows] += strength · d[rows]`` (for GANSpace
 this is a relative step along the component, not e4e's absolute coordinate).
 """
 
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +33,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from wplus.edits.inputs import read_float_npy
 from wplus.errors import ConfigError, ShapeError, WplusError
 from wplus.io.atomic import atomic_write
+from wplus.io.latents import check_finite, check_not_empty, read_float_npy
 
 __all__ = ["Direction", "load_direction", "save_direction", "apply_direction", "direction_from_pairs"]
 
@@ -79,14 +81,20 @@ def _toolkit_layers(rows: int) -> list[int]:
 
 
 def _read_npz(path: Path) -> Direction:
+    expected = "our direction .npz (wplus direction ...)"
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise WplusError(f"{path}: holds a single array, not an .npz archive; expected {expected}")
+        with data:
             if "direction" not in data:
-                raise WplusError(f"{path}: no 'direction' array; expected our direction .npz (wplus direction ...)")
+                raise WplusError(f"{path}: no 'direction' array; expected {expected}")
             vec = torch.from_numpy(np.array(data["direction"], dtype=np.float32))
             meta = json.loads(str(data["metadata"])) if "metadata" in data else {}
-    except (OSError, ValueError) as e:
-        raise WplusError(f"{path}: cannot read direction file ({e})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise WplusError(f"{path}: cannot read direction file ({e}); expected {expected}") from None
+    if not isinstance(meta, dict):
+        raise WplusError(f"{path}: 'metadata' holds a JSON {type(meta).__name__}, expected a JSON object")
     layers = meta.get("layers")
     return Direction(_as_rows(vec, path, "wplus"), "ours", layers, str(path), meta)
 
@@ -138,11 +146,13 @@ def load_direction(path: str | Path, G: torch.nn.Module | None = None, *, compon
         component: GANSpace component index (required for GANSpace files, ignored otherwise).
 
     Raises:
-        WplusError: unreadable file; ShapeError: wrong shape (for ``G``); ConfigError: missing GANSpace component.
+        WplusError: missing, empty or unreadable file; ShapeError: wrong shape (for ``G``); ConfigError: missing
+        GANSpace component, or NaN / infinite / absurd values.
     """
     path = Path(path)
     if not path.is_file():
         raise WplusError(f"{path}: no such file; expected a direction (.npz, .npy or .pt)")
+    check_not_empty(path, "direction", "a direction (.npz, .npy or .pt)")
     suffix = path.suffix.lower()
     if suffix == ".npz":
         d = _read_npz(path)
@@ -152,6 +162,7 @@ def load_direction(path: str | Path, G: torch.nn.Module | None = None, *, compon
         d = _read_pt(path, component)
     else:
         raise ConfigError(f"{path}: unknown direction file type {suffix!r}; expected .npz, .npy or .pt")
+    check_finite(d.vector, f"{d.kind} direction", path)
     if G is not None:
         d.broadcast(G.num_ws, G.w_dim)
         if d.layers is not None and max(d.layers) >= G.num_ws:
@@ -194,7 +205,8 @@ def apply_direction(
         [S, num_ws, w_dim].
 
     Raises:
-        ShapeError: the direction does not fit ``ws``; ConfigError: a row outside the code.
+        ShapeError: the direction does not fit ``ws``; ConfigError: a row outside the code, or a NaN, infinite or
+        absurd strength (``|s| > 1e4``).
     """
     if ws.ndim != 3 or ws.shape[0] != 1:
         raise ShapeError(f"apply_direction takes one code [1, num_ws, w_dim], got {list(ws.shape)}")
@@ -210,6 +222,7 @@ def apply_direction(
     strengths = [float(strength)] if isinstance(strength, int | float) else [float(s) for s in strength]
     if not strengths:
         raise ConfigError("strength: give at least one value")
+    check_finite(strengths, "strength")
     return torch.cat([ws + s * mask * full for s in strengths])
 
 

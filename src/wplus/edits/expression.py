@@ -23,6 +23,7 @@ from typing import Literal
 import torch
 
 from wplus.errors import ConfigError, ShapeError
+from wplus.io.latents import check_finite
 
 __all__ = ["clean_difference", "expression_transfer", "ExpressionDelta", "row_norms"]
 
@@ -67,8 +68,8 @@ def clean_difference(
     Returns:
         An :class:`ExpressionDelta`.
     """
-    if threshold < 0:
-        raise ConfigError(f"threshold must be >= 0, got {threshold}")
+    if not math.isfinite(threshold) or threshold < 0:
+        raise ConfigError(f"threshold must be a finite number >= 0, got {threshold}")
     if normalize not in ("none", "global", "rows"):
         raise ConfigError(f"normalize must be 'none', 'global' or 'rows', got {normalize!r}")
     norms = row_norms(delta, norm)
@@ -116,4 +117,5 @@ def expression_transfer(
     strengths = [float(strength)] if isinstance(strength, int | float) else [float(s) for s in strength]
     if not strengths:
         raise ConfigError("strength: give at least one value")
+    check_finite(strengths, "strength")
     return torch.cat([target + s * cleaned for s in strengths])

@@ -99,7 +99,7 @@ def morph(
     Args:
         G: the generator (used to map Z codes and for its constant noise).
         keys: keyframes, each a :class:`~wplus.io.latents.Latent` with ws [1, num_ws, w_dim] (see
-            :func:`wplus.edits.inputs.load_code`).
+            :func:`wplus.io.latents.load_code`).
         frames: number of frames along the whole path (including both ends).
         mode: 'linear' or 'slerp' (slerp needs Z codes).
         space: 'auto' (Z when every key has a z, else W+), 'z' or 'w+'.

@@ -16,7 +16,7 @@ from PIL import Image
 from wplus.errors import ShapeError
 from wplus.io.images import image_grid, save_image, tensor_to_pil
 from wplus.io.latents import Latent
-from wplus.io.video import save_animation
+from wplus.io.video import check_fps, save_animation
 
 __all__ = ["latent_noise", "blend_noise", "render", "save_strip", "save_frames", "pingpong"]
 
@@ -82,6 +82,7 @@ def save_strip(images: list[Image.Image], path: str | Path, *, cols: int | None 
 
 def save_frames(frames: list[Image.Image], stem: str | Path, *, fps: float = 10, strip: bool = True) -> list[Path]:
     """Write ``<stem>.png`` (strip), ``<stem>.gif`` and ``<stem>.mp4`` (with the video extra). Returns the paths."""
+    check_fps(fps)  # before the strip is written: a bad rate leaves no half set of outputs
     stem = Path(stem)
     out = [save_strip(frames, stem.with_suffix(".png"), cols=min(len(frames), 12))] if strip else []
     return out + save_animation(frames, stem, fps=fps)

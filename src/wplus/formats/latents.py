@@ -14,7 +14,8 @@ wplus                       ``latent.npz`` (:mod:`wplus.io.latents`)        ``w`
 
 ``.npy``/``.npz`` are opened with ``allow_pickle=False`` and ``.pt`` with ``torch.load(weights_only=True)``, so
 object arrays (ReStyle's pickled dicts) are refused rather than unpickled. Every code is checked against the
-generator's ``num_ws`` and ``w_dim``; a single w ([w_dim] or [1, w_dim]) is broadcast to all layers.
+generator's ``num_ws`` and ``w_dim``; a single w ([w_dim] or [1, w_dim]) is broadcast to all layers. Codes and noise
+maps pass :func:`wplus.io.latents.check_finite` (no NaN, infinite or absurd values).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 
 from wplus.errors import CheckpointError, ShapeError
 from wplus.formats.rosinality import torch_load_safe
-from wplus.io.latents import Latent
+from wplus.io.latents import Latent, check_finite
 
 __all__ = ["load_foreign_latents"]
 
@@ -37,6 +38,7 @@ _NPZ_KEYS = ("w", "dlatents", "ws", "latent", "latents")
 def _as_ws(x: torch.Tensor, num_ws: int, w_dim: int, path: Path, what: str) -> torch.Tensor:
     """[w_dim] | [1, w_dim] | [num_ws, w_dim] | [N, num_ws, w_dim] -> [N, num_ws, w_dim] float32."""
     x = x.detach().to(torch.float32).cpu()
+    check_finite(x, what, path)
     shape = list(x.shape)
     if x.ndim == 1 and x.shape[0] == w_dim:
         x = x[None, None].expand(1, num_ws, w_dim)
@@ -54,7 +56,15 @@ def _as_ws(x: torch.Tensor, num_ws: int, w_dim: int, path: Path, what: str) -> t
     return x.contiguous()
 
 
+def _noise(x: torch.Tensor, path: Path, what: str) -> torch.Tensor:
+    x = x.float()
+    check_finite(x, what, path)
+    return x
+
+
 def _np_load(path: Path) -> np.ndarray | dict[str, np.ndarray]:
+    if path.stat().st_size == 0:
+        raise CheckpointError(path, "the file is empty (0 bytes); expected a numpy latent file (.npz or .npy)")
     try:
         data = np.load(path, allow_pickle=False)
         if isinstance(data, np.ndarray):
@@ -86,7 +96,8 @@ def load_foreign_latents(path: str | Path, *, num_ws: int, w_dim: int = 512) -> 
         noise maps and the image path in ``source``.
 
     Raises:
-        CheckpointError: unreadable file or one that needs pickle. ShapeError: codes of the wrong shape.
+        CheckpointError: empty or unreadable file, or one that needs pickle. ShapeError: codes of the wrong shape.
+        ConfigError: NaN, infinite or absurd values.
     """
     path = Path(path)
     if not path.is_file():
@@ -99,7 +110,7 @@ def load_foreign_latents(path: str | Path, *, num_ws: int, w_dim: int = 512) -> 
             if key is None:
                 raise CheckpointError(path, f"got arrays {sorted(data)}, expected one named 'w' [N, num_ws, w_dim]")
             ws = _as_ws(torch.from_numpy(data[key]), num_ws, w_dim, path, f"array {key!r}")
-            noise = [torch.from_numpy(data[k]).float() for k in sorted(data) if k.startswith("noise_")]
+            noise = [_noise(torch.from_numpy(data[k]), path, k) for k in sorted(data) if k.startswith("noise_")]
         else:
             ws, noise = _as_ws(torch.from_numpy(data), num_ws, w_dim, path, "the array"), []
         return [Latent(ws=w[None], noise=noise, source=str(path)) for w in ws]
@@ -111,7 +122,7 @@ def load_foreign_latents(path: str | Path, *, num_ws: int, w_dim: int = 512) -> 
             out = []
             for name, entry in obj.items():  # rosinality projector: {image path: {img, latent, noise}}
                 ws = _as_ws(torch.as_tensor(entry["latent"]), num_ws, w_dim, path, f"latent of {name!r}")
-                noise = [torch.as_tensor(n).float() for n in entry.get("noise") or []]
+                noise = [_noise(torch.as_tensor(n), path, f"noise of {name!r}") for n in entry.get("noise") or []]
                 out.append(Latent(ws=ws, noise=noise, source=str(name)))
             return out
         if isinstance(obj, dict) and isinstance(obj.get("w"), torch.Tensor):

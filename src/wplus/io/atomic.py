@@ -27,12 +27,14 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     )
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
     # Keep the real extension last: writers such as PIL and numpy pick the format from it.
     real_tmp = tmp_path.with_name(tmp_path.name[: -len(".tmp")])
     tmp_path.rename(real_tmp)
     try:
         yield real_tmp
+        # mkstemp makes 0600 files, and some writers (safetensors) replace the file with their own 0600 one:
+        # set the usual permissions of new files (0666 less the umask) on whatever the writer left.
+        os.chmod(real_tmp, 0o666 & ~_umask())
         os.replace(real_tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -6,16 +6,42 @@ rounded and clamped.
 
 from __future__ import annotations
 
+import contextlib
+import re
+import threading
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from wplus.errors import ImageError
+from wplus.errors import ConfigError, ImageError
 from wplus.io.atomic import atomic_write
 
-__all__ = ["load_image", "to_rgb", "center_crop_resize", "pil_to_tensor", "tensor_to_pil", "save_image", "image_grid"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "MAX_PIXELS",
+    "load_image",
+    "to_rgb",
+    "center_crop_resize",
+    "pil_to_tensor",
+    "tensor_to_pil",
+    "save_image",
+    "image_grid",
+]
+
+# The file names every command treats as images (a folder argument, an edit input to project first, a training set).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
+
+# Largest image load_image decodes: 100 megapixels is more than any camera photo (phones give 12-50 MP, a 60 MP
+# full-frame body 9504x6336) and 300 MB as RGB, while a 30000x30000 "decompression bomb" (a few KB of PNG) would need
+# 2.7 GB. The size is read from the file header before anything is decoded. Raise it per call (``max_pixels=``,
+# ``--max-pixels``) or for the whole process by assigning this name, as with Pillow's ``Image.MAX_IMAGE_PIXELS``.
+MAX_PIXELS = 100_000_000
+
+_PIL_LIMIT_LOCK = threading.Lock()
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -38,24 +64,83 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
 
 
-def load_image(path: str | Path, *, keep_alpha: bool = False) -> Image.Image:
+def load_image(path: str | Path, *, keep_alpha: bool = False, max_pixels: int | None = None) -> Image.Image:
     """Read an image file, apply its EXIF orientation and convert it to RGB (or RGBA with ``keep_alpha``).
 
+    Args:
+        path: any file Pillow reads.
+        keep_alpha: keep an alpha channel (RGBA) instead of compositing it on white.
+        max_pixels: refuse images with more pixels than this (width x height from the header, checked before
+            decoding); default :data:`MAX_PIXELS`.
+
     Raises:
-        ImageError: the file is missing, not an image, or truncated; the message names the file.
+        ImageError: the file is missing, not an image, truncated or larger than ``max_pixels``; the message names
+            the file.
     """
     path = Path(path)
     if not path.is_file():
         raise ImageError(path, "no such file")
+    limit = _pixel_limit(max_pixels)
     try:
-        with Image.open(path) as im:
+        with _pil_allows(limit), Image.open(path) as im:
+            _check_pixels(path, im.size, limit)
             im.load()
             im = ImageOps.exif_transpose(im)
+    except Image.DecompressionBombError as e:  # Pillow's own limit, met before ours could look at the header
+        raise ImageError(path, _too_large(_pixels_in(str(e)), limit)) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageError(path, f"cannot read image ({e}); expected a complete PNG/JPEG/... file") from None
     if keep_alpha and im.mode in ("RGBA", "LA", "PA", "P"):
         return im.convert("RGBA")
     return to_rgb(im)
+
+
+def _pixel_limit(max_pixels: int | None) -> int:
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigError(f"max_pixels must be a positive integer, got {limit!r}")
+    return limit
+
+
+def _check_pixels(path: Path, size: tuple[int, int], limit: int) -> None:
+    w, h = size
+    if w * h > limit:
+        raise ImageError(path, _too_large(w * h, limit, f"{w}x{h} = "))
+
+
+def _too_large(pixels: int | None, limit: int, size: str = "") -> str:
+    got = f"{size}{pixels:,} pixels" if pixels is not None else "an image size Pillow refuses"
+    return (
+        f"{got}, more than the limit of {limit:,}; if it really is a photo, raise the limit with --max-pixels "
+        "(max_pixels= in Python), else it is a decompression bomb"
+    )
+
+
+def _pixels_in(message: str) -> int | None:
+    found = re.search(r"\((\d+) pixels\)", message)
+    return int(found.group(1)) if found else None
+
+
+@contextlib.contextmanager
+def _pil_allows(limit: int) -> Iterator[None]:
+    """Let Pillow open images up to ``limit`` pixels: our limit, checked on the header, is the one that counts.
+
+    Pillow warns above ``Image.MAX_IMAGE_PIXELS`` and refuses above twice that (179 MP by default). The warning is
+    silenced here; the refusal is lifted, for the duration of one open, only when the caller raised our limit past
+    it (Pillow reads its limit from a module global, so the change is made under a lock and undone).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        pil = Image.MAX_IMAGE_PIXELS
+        if pil is None or limit <= 2 * pil:
+            yield
+            return
+        with _PIL_LIMIT_LOCK:
+            Image.MAX_IMAGE_PIXELS = limit
+            try:
+                yield
+            finally:
+                Image.MAX_IMAGE_PIXELS = pil
 
 
 def center_crop_resize(img: Image.Image, size: int | tuple[int, int]) -> Image.Image:

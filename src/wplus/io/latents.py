@@ -1,4 +1,4 @@
-"""Latent files we write (and read back): ``latent.npz`` and ``latent.npy``.
+"""Latent files: the ones we write, and every reader of a code an edit or ``--init-latent`` starts from.
 
 ``latent.npz`` — what NVIDIA's tools read plus what we need to render exactly the same image again:
   ``w``      float32 [1, num_ws, w_dim]  (the key and shape NVIDIA's ``generate.py --projected-w`` reads)
@@ -7,20 +7,48 @@
   ``noise_00`` ... float32 [1, 1, r, r], one per conv layer: the noise the image was rendered with
 ``latent.npy`` — float32 [num_ws, w_dim], the layout the StyleGAN2 projecting toolkit reads.
 Neither needs pickle: they are loaded with ``allow_pickle=False``.
+
+:func:`load_code` reads a code for a generator from any latent file (ours, a bare ``.npy``, foreign ``.pt`` through
+:mod:`wplus.formats.latents`, or a format registered in ``LATENT_READERS``) or projects an image first.
+
+Every value read from a latent or direction file passes :func:`check_finite`: NaN and infinite values are refused,
+and so are magnitudes above :data:`MAX_ABS_VALUE` (1e4). A trained mapping network gives w values within about ±20,
+projections drift to a few tens, z is standard normal and shared directions are unit-sized, so 1e4 leaves a wide
+margin; at 1e15 and beyond the synthesis network's float32 arithmetic overflows and renders grey frames.
 """
 
 from __future__ import annotations
 
+import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from wplus.errors import ShapeError, WplusError
+from wplus.errors import ConfigError, ShapeError, WplusError
 from wplus.io.atomic import atomic_write
+from wplus.io.images import IMAGE_SUFFIXES
 
-__all__ = ["Latent", "save_latent", "load_latent"]
+__all__ = [
+    "Latent",
+    "save_latent",
+    "load_latent",
+    "load_code",
+    "check_code",
+    "check_finite",
+    "check_not_empty",
+    "read_float_npy",
+    "LATENT_READERS",
+    "MAX_ABS_VALUE",
+    "Projector",
+]
+
+MAX_ABS_VALUE = 1e4
+
+# What a damaged numpy file raises: np.load of an empty file raises EOFError (which click reports as "Aborted!").
+_NUMPY_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
 
 
 @dataclass
@@ -34,6 +62,66 @@ class Latent:
     model_id: str = ""
     model_sha256: str = ""
     source: str = ""
+
+
+Projector = Callable[[Path], Latent]
+LatentReader = Callable[[Path, torch.nn.Module], Latent]
+
+
+def check_finite(
+    values: torch.Tensor | np.ndarray | Sequence[float] | float,
+    what: str,
+    path: str | Path | None = None,
+    *,
+    max_abs: float | None = MAX_ABS_VALUE,
+) -> None:
+    """Refuse NaN, infinite and absurdly large values (``|x| > max_abs``; None: no bound).
+
+    The one check every latent and direction reader runs; option values (``--strength``) use it too.
+
+    Args:
+        values: a tensor, array, list of numbers or one number.
+        what: what the values are ('latent w', 'direction', '--strength'): the message starts with it.
+        path: the file they came from, named first in the message.
+        max_abs: the largest magnitude accepted, default :data:`MAX_ABS_VALUE`.
+
+    Raises:
+        ConfigError: one line: the file, what, how many bad values, what was expected.
+
+    Example:
+        >>> check_finite([1.0, float("nan")], "--strength")
+        Traceback (most recent call last):
+        ...
+        wplus.errors.ConfigError: --strength holds 1 NaN and 0 infinite values of 2 (1, nan); expected finite numbers
+    """
+    t = torch.as_tensor(values).detach()
+    if not t.is_floating_point() or t.numel() == 0:
+        return
+    t = t.to("cpu", torch.float64)
+    where = f"{path}: " if path is not None else ""
+    shown = f" ({', '.join(f'{v:g}' for v in t.flatten().tolist())})" if t.numel() <= 8 else ""
+    finite = torch.isfinite(t)
+    if not bool(finite.all()):
+        nan = int(torch.isnan(t).sum())
+        inf = int((~finite).sum()) - nan
+        fix = "; re-create the file (a projection that diverged writes such codes)" if path is not None else ""
+        raise ConfigError(
+            f"{where}{what} holds {nan} NaN and {inf} infinite values of {t.numel()}{shown}; expected finite "
+            f"numbers{fix}"
+        )
+    if max_abs is not None and float(t.abs().max()) > max_abs:
+        fix = " (codes of a trained StyleGAN stay below ~100); is it a latent or direction file?" if path else ""
+        raise ConfigError(
+            f"{where}{what} has values up to {float(t.abs().max()):.3g}, expected |x| <= {max_abs:g}{fix}"
+        )
+
+
+def check_not_empty(path: Path, what: str, expected: str) -> None:
+    """Refuse a 0-byte file with a message that says so (numpy and torch would raise EOFError)."""
+    if path.stat().st_size == 0:
+        raise WplusError(
+            f"{path}: {what} file is empty (0 bytes); expected {expected}; was it cut short by an interrupted run?"
+        )
 
 
 def save_latent(path: str | Path, latent: Latent, *, npy: bool = True) -> Path:
@@ -68,12 +156,23 @@ def save_latent(path: str | Path, latent: Latent, *, npy: bool = True) -> Path:
 
 
 def load_latent(path: str | Path) -> Latent:
-    """Read a ``latent.npz`` written by :func:`save_latent` (no pickle)."""
+    """Read a ``latent.npz`` written by :func:`save_latent` or NVIDIA's projector (no pickle).
+
+    Raises:
+        WplusError: missing, empty or unreadable file, or no 'w' array; ConfigError: NaN, infinite or absurd values.
+    """
     path = Path(path)
+    expected = "a latent .npz with key 'w' [1, num_ws, w_dim]"
+    if not path.is_file():
+        raise WplusError(f"{path}: no such file; expected {expected}")
+    check_not_empty(path, "latent", expected)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise WplusError(f"{path}: holds a single array, not an .npz archive; expected {expected}")
+        with data:
             if "w" not in data:
-                raise WplusError(f"{path}: no 'w' array; expected a latent .npz with key 'w' [1, num_ws, w_dim]")
+                raise WplusError(f"{path}: no 'w' array; expected {expected}")
             ws = torch.from_numpy(np.array(data["w"], dtype=np.float32))
             noise_keys = sorted(k for k in data.files if k.startswith("noise_"))
             noise = [torch.from_numpy(np.array(data[k], dtype=np.float32)) for k in noise_keys]
@@ -81,8 +180,141 @@ def load_latent(path: str | Path) -> Latent:
             space = str(data["space"]) if "space" in data else "w+"
             model_id = str(data["model_id"]) if "model_id" in data else ""
             sha = str(data["model_sha256"]) if "model_sha256" in data else ""
-    except (OSError, ValueError) as e:
-        raise WplusError(f"{path}: cannot read latent file ({e})") from None
+    except _NUMPY_READ_ERRORS as e:
+        raise WplusError(f"{path}: cannot read latent file ({e}); expected {expected}") from None
+    check_finite(ws, "latent w", path)
+    if z is not None:
+        check_finite(z, "latent z", path)
+    for k, n in zip(noise_keys, noise, strict=True):
+        check_finite(n, f"noise map {k!r}", path)
     if ws.ndim == 2:
         ws = ws[None]
     return Latent(ws=ws, space=space, noise=noise, z=z, model_id=model_id, model_sha256=sha, source=str(path))
+
+
+def read_float_npy(path: Path, what: str, expected: str) -> torch.Tensor:
+    """A float ``.npy`` as a float32 tensor, read without pickle and checked by :func:`check_finite`.
+
+    Errors name the file, ``what`` it should be and the ``expected`` shape.
+    """
+    check_not_empty(path, what, f"a float .npy {expected}")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except _NUMPY_READ_ERRORS as e:
+        raise WplusError(f"{path}: cannot read {what} .npy ({e}); expected a float array {expected}") from None
+    if not isinstance(arr, np.ndarray):
+        arr.close()
+        raise WplusError(f"{path}: is an .npz archive, not an .npy array; expected a float array {expected}")
+    if arr.dtype.kind != "f":
+        raise ShapeError(f"{path}: {what} .npy has dtype {arr.dtype}, expected a float array {expected}")
+    check_finite(arr, what, path)
+    return torch.from_numpy(np.array(arr, dtype=np.float32))
+
+
+def _read_npy(path: Path) -> Latent:
+    ws = arr = read_float_npy(path, "latent", "[num_ws, w_dim]")
+    if ws.ndim == 1:
+        ws = ws[None]
+    if ws.ndim == 3 and ws.shape[0] == 1:
+        ws = ws[0]
+    if ws.ndim != 2:
+        raise ShapeError(f"{path}: latent .npy has shape {list(arr.shape)}, expected [num_ws, w_dim] or [1, w_dim]")
+    return Latent(ws=ws[None], space="w+" if ws.shape[0] > 1 else "w", source=str(path))
+
+
+def _read_torch_latent(path: Path, G: torch.nn.Module) -> Latent:
+    """rosinality projector / e4e / PTI ``.pt`` latents (read without pickle by wplus.formats.latents)."""
+    from wplus.formats.latents import load_foreign_latents  # formats imports this module: import on use
+
+    codes = load_foreign_latents(path, num_ws=G.num_ws, w_dim=G.w_dim)
+    if len(codes) != 1:
+        raise ConfigError(
+            f"{path}: holds {len(codes)} codes, expected one per input; split it in Python with "
+            "wplus.load_foreign_latents(path, num_ws=..., w_dim=...) and wplus.save_latent"
+        )
+    return codes[0]
+
+
+# Suffix -> reader of a latent file (NVIDIA's projected_w.npz is read by load_latent: its key 'w' is ours too).
+LATENT_READERS: dict[str, LatentReader] = {
+    ".npz": lambda p, G: load_latent(p),
+    ".npy": lambda p, G: _read_npy(p),
+    ".pt": _read_torch_latent,
+    ".pth": _read_torch_latent,
+}
+
+
+def check_code(latent: Latent, G: torch.nn.Module, *, name: str = "latent") -> Latent:
+    """Broadcast a one-row code to ``G.num_ws`` rows and check it fits ``G``; drop noise maps that do not fit.
+
+    Raises:
+        ShapeError: the code has the wrong width or number of rows for ``G``. ConfigError: non-finite values.
+    """
+    ws = latent.ws
+    if ws.ndim == 2:
+        ws = ws[None]
+    if ws.ndim != 3 or ws.shape[0] != 1 or ws.shape[2] != G.w_dim or ws.shape[1] not in (1, G.num_ws):
+        raise ShapeError(
+            f"{name}: code has shape {list(latent.ws.shape)}, expected [1, {G.num_ws}, {G.w_dim}] or [1, 1, {G.w_dim}] "
+            f"for this generator (num_ws={G.num_ws}, w_dim={G.w_dim}); was it made with another model?"
+        )
+    check_finite(ws, "code", name)
+    ws = ws.expand(1, G.num_ws, G.w_dim).clone()
+    noise = list(latent.noise)
+    if noise:
+        want = [tuple(n.shape[-2:]) for n in G.noise_maps()]
+        if [tuple(n.shape[-2:]) for n in noise] != want:
+            raise ShapeError(
+                f"{name}: {len(noise)} noise maps of sizes {[tuple(n.shape[-2:]) for n in noise]}, expected {want} "
+                "for this generator; was it made with another model?"
+            )
+        noise = [n.reshape(1, 1, *n.shape[-2:]).float() for n in noise]
+    z = latent.z
+    if z is not None and z.numel() != G.z_dim:
+        raise ShapeError(f"{name}: z has {z.numel()} values, expected z_dim={G.z_dim} for this generator")
+    return Latent(
+        ws=ws,
+        space=latent.space,
+        noise=noise,
+        z=None if z is None else z.reshape(1, -1).float(),
+        model_id=latent.model_id,
+        model_sha256=latent.model_sha256,
+        source=latent.source,
+    )
+
+
+def load_code(path: str | Path, G: torch.nn.Module, *, projector: Projector | None = None) -> Latent:
+    """Read a code for ``G`` from a latent file, or project an image file with ``projector``.
+
+    Args:
+        path: ``latent.npz`` / ``.npy`` (or a format registered in ``LATENT_READERS``), or an image file
+            (a suffix in :data:`wplus.io.images.IMAGE_SUFFIXES`).
+        G: the generator the code will be rendered with (its num_ws / w_dim are checked).
+        projector: called with an image path, returns a :class:`Latent` (e.g. a closure around
+            :func:`wplus.project`); without one, image inputs are an error.
+
+    Returns:
+        A :class:`Latent` with ``ws`` [1, num_ws, w_dim] and the noise it renders with (possibly empty: then the
+        generator's constant noise is used).
+
+    Raises:
+        WplusError: missing, empty or unreadable file; ShapeError: a code for another generator; ConfigError: an
+        image without a projector, an unknown suffix, or NaN / infinite / absurd values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WplusError(f"{path}: no such file; expected a latent (.npz, .npy) or an image to project")
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        if projector is None:
+            raise ConfigError(f"{path}: is an image; pass a latent file or a projector to embed it first")
+        latent = projector(path)
+    elif suffix in LATENT_READERS:
+        latent = LATENT_READERS[suffix](path, G)
+    else:
+        raise ConfigError(
+            f"{path}: unknown input type {suffix!r}; expected a latent ({', '.join(sorted(LATENT_READERS))}) "
+            f"or an image ({', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
+    latent.source = latent.source or str(path)
+    return check_code(latent, G, name=str(path))

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from wplus.errors import WplusError
+from wplus.errors import ConfigError, WplusError
 from wplus.io.atomic import atomic_write
 
-__all__ = ["save_gif", "save_mp4", "mp4_available", "save_animation"]
+__all__ = ["save_gif", "save_mp4", "mp4_available", "save_animation", "check_fps"]
+
+
+def check_fps(fps: float) -> None:
+    """Refuse a frame rate that is not a finite number > 0 (ConfigError)."""
+    if not (math.isfinite(fps) and fps > 0):
+        raise ConfigError(f"fps must be a finite number > 0, got {fps}")
 
 
 def save_gif(frames: list[Image.Image], path: str | Path, *, fps: float = 10, loop: int = 0) -> Path:
     if not frames:
         raise WplusError(f"{path}: no frames to write")
+    check_fps(fps)
     duration = max(int(round(1000 / fps)), 20)
 
     def write(tmp: Path) -> None:
@@ -47,6 +55,7 @@ def save_mp4(frames: list[Image.Image], path: str | Path, *, fps: float = 10) ->
         import imageio_ffmpeg
     except ImportError:
         raise WplusError(f"{path}: MP4 needs imageio-ffmpeg; install it with pip install 'wplus[video]'") from None
+    check_fps(fps)
     w, h = frames[0].size
     w2, h2 = w + (w % 2), h + (h % 2)
 

@@ -31,7 +31,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from wplus.errors import ConfigError, ShapeError
-from wplus.models.config import ModelConfig
+from wplus.models.config import (
+    MAX_CHANNEL_BASE,
+    MAX_RESOLUTION,
+    MAX_WIDTH,
+    ModelConfig,
+    check_filter,
+    check_ranges,
+    check_resolution,
+)
 from wplus.models.stylegan2 import (
     Generator as _StyleGAN2Generator,
 )
@@ -78,13 +86,27 @@ class StyleGAN1Config(ModelConfig):
     arch: str = field(default="stylegan1", init=False)
 
     def __post_init__(self) -> None:
+        check_resolution(self, "img_resolution", 4)
         res = self.img_resolution
-        if res < 4 or res & (res - 1):
-            raise ConfigError(f"img_resolution must be a power of two >= 4, got {res}")
-        if self.mapping_layers < 1:
-            raise ConfigError(f"mapping_layers must be >= 1, got {self.mapping_layers}")
-        if not 0 <= 2 * self.letterbox_rows < res:
-            raise ConfigError(f"letterbox_rows must be in [0, {res // 2}), got {self.letterbox_rows}")
+        check_ranges(
+            self,
+            ints={
+                "z_dim": (1, MAX_WIDTH),
+                "w_dim": (1, MAX_WIDTH),
+                "img_channels": (1, 16),
+                "mapping_layers": (1, 32),
+                "mapping_fmaps": (1, MAX_WIDTH),
+                "fmap_base": (1, MAX_CHANNEL_BASE),
+                "fmap_max": (1, MAX_WIDTH),
+                "fused_upsampling_from": (0, 2 * MAX_RESOLUTION),
+                "truncation_cutoff": (0, 64),
+                "letterbox_rows": (0, (res - 1) // 2),
+            },
+            floats={"mapping_lr_multiplier": (1e-6, 1e3), "w_avg_beta": (0.0, 1.0), "truncation_psi": (-10.0, 10.0)},
+        )
+        check_filter(self, "blur_filter")
+        if self.channels(self.img_resolution) < 1:
+            raise ConfigError(f"fmap_base={self.fmap_base} gives 0 channels at {self.img_resolution} px; raise it")
 
     @property
     def num_ws(self) -> int:

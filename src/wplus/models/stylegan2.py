@@ -25,7 +25,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from wplus.errors import ConfigError, ShapeError
-from wplus.models.config import ModelConfig
+from wplus.models.config import (
+    MAX_CHANNEL_BASE,
+    MAX_WIDTH,
+    ModelConfig,
+    check_filter,
+    check_ranges,
+    check_resolution,
+)
 
 NoiseMode = Literal["const", "random", "none"]
 Architecture = Literal["orig", "skip", "resnet"]
@@ -63,13 +70,31 @@ class StyleGAN2Config(ModelConfig):
     arch: str = field(default="stylegan2", init=False)
 
     def __post_init__(self) -> None:
-        res = self.img_resolution
-        if res < 4 or res & (res - 1):
-            raise ConfigError(f"img_resolution must be a power of two >= 4, got {res}")
+        check_resolution(self, "img_resolution", 4)
+        check_ranges(
+            self,
+            ints={
+                "z_dim": (1, MAX_WIDTH),
+                "c_dim": (0, 100_000),
+                "w_dim": (1, MAX_WIDTH),
+                "img_channels": (1, 16),
+                "mapping_layers": (1, 32),
+                "embed_features": (0, MAX_WIDTH),
+                "layer_features": (1, MAX_WIDTH),
+                "channel_base": (1, MAX_CHANNEL_BASE),
+                "channel_max": (1, MAX_WIDTH),
+                "num_fp16_res": (0, 16),
+            },
+            floats={"mapping_lr_multiplier": (1e-6, 1e3), "w_avg_beta": (0.0, 1.0), "conv_clamp": (1e-6, 1e9)},
+            optional=("embed_features", "layer_features", "conv_clamp"),
+        )
+        check_filter(self, "resample_filter")
+        if self.channels(self.img_resolution) < 1:
+            raise ConfigError(
+                f"channel_base={self.channel_base} gives 0 channels at {self.img_resolution} px; raise it"
+            )
         if self.architecture not in ("orig", "skip", "resnet"):
             raise ConfigError(f"architecture must be 'orig', 'skip' or 'resnet', got {self.architecture!r}")
-        if self.mapping_layers < 1:
-            raise ConfigError(f"mapping_layers must be >= 1, got {self.mapping_layers}")
 
     @property
     def num_ws(self) -> int:

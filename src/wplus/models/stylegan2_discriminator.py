@@ -14,32 +14,36 @@ Shapes: images [B, img_channels, R, R] in [-1, 1] -> logits [B, 1].
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import nn
 
-from wplus.errors import CheckpointError, ConfigError, ShapeError
-from wplus.io.atomic import atomic_write
-from wplus.io.checkpoint import FORMAT_VERSION
+from wplus.errors import ConfigError, ShapeError
+from wplus.models.config import (
+    MAX_CHANNEL_BASE,
+    MAX_WIDTH,
+    ModelConfig,
+    check_filter,
+    check_ranges,
+    check_resolution,
+)
 from wplus.models.stylegan2 import setup_filter, upfirdn2d
 
-__all__ = ["DiscriminatorConfig", "Discriminator", "save_discriminator", "load_discriminator"]
+__all__ = ["DiscriminatorConfig", "Discriminator"]
 
 _SQRT2 = math.sqrt(2.0)
 
 
 @dataclass(frozen=True)
-class DiscriminatorConfig:
-    """Shape of a StyleGAN2 discriminator; ``channels(res) = min(channel_base // res, channel_max)``."""
+class DiscriminatorConfig(ModelConfig):
+    """Shape of a StyleGAN2 discriminator; ``channels(res) = min(channel_base // res, channel_max)``.
+
+    Saved and loaded by :mod:`wplus.io.checkpoint` (``save_discriminator`` / ``load_discriminator``).
+    """
 
     img_resolution: int = 64
     img_channels: int = 3
@@ -51,28 +55,29 @@ class DiscriminatorConfig:
     arch: str = field(default="stylegan2_discriminator", init=False)
 
     def __post_init__(self) -> None:
-        res = self.img_resolution
-        if res < 8 or res & (res - 1):
-            raise ConfigError(f"img_resolution must be a power of two >= 8, got {res}")
+        check_resolution(self, "img_resolution", 8)
+        check_ranges(
+            self,
+            ints={
+                "img_channels": (1, 16),
+                "channel_base": (1, MAX_CHANNEL_BASE),
+                "channel_max": (1, MAX_WIDTH),
+                "mbstd_group_size": (1, 256),
+                "mbstd_num_channels": (1, 16),
+            },
+        )
+        check_filter(self, "resample_filter")
+        if self.channels(self.img_resolution) < 1:
+            raise ConfigError(
+                f"channel_base={self.channel_base} gives 0 channels at {self.img_resolution} px; raise it"
+            )
+        if self.channels(4) < 1 or self.channels(4) % self.mbstd_num_channels:
+            raise ConfigError(
+                f"mbstd_num_channels={self.mbstd_num_channels} must divide the {self.channels(4)} channels at 4x4"
+            )
 
     def channels(self, res: int) -> int:
         return min(self.channel_base // res, self.channel_max)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["resample_filter"] = list(self.resample_filter)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DiscriminatorConfig:
-        known = {f.name for f in dataclasses.fields(cls) if f.init}
-        unknown = set(d) - known - {"arch"}
-        if unknown:
-            raise ConfigError(f"unknown discriminator config keys {sorted(unknown)}; expected some of {sorted(known)}")
-        kwargs = {k: v for k, v in d.items() if k in known}
-        if "resample_filter" in kwargs:
-            kwargs["resample_filter"] = tuple(int(v) for v in kwargs["resample_filter"])
-        return cls(**kwargs)
 
 
 class EqualConv2d(nn.Module):
@@ -206,33 +211,3 @@ class Discriminator(nn.Module):
 def _check_images(img: torch.Tensor, channels: int, resolution: int) -> None:
     if img.ndim != 4 or img.shape[1] != channels or img.shape[2] != resolution or img.shape[3] != resolution:
         raise ShapeError(f"images have shape {list(img.shape)}, expected [B, {channels}, {resolution}, {resolution}]")
-
-
-def save_discriminator(D: Discriminator, path: str | Path, *, metadata: dict[str, Any] | None = None) -> Path:
-    """Write ``D`` (weights and config) atomically as safetensors with our JSON metadata (no pickle)."""
-    meta = {"wplus_format": FORMAT_VERSION, "arch": D.config.arch, "config": json.dumps(D.config.to_dict())}
-    for k, v in (metadata or {}).items():
-        meta[k] = v if isinstance(v, str) else json.dumps(v)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in D.state_dict().items()}
-    return atomic_write(path, lambda p: save_file(tensors, str(p), metadata=meta))
-
-
-def load_discriminator(path: str | Path, *, device: str | torch.device = "cpu") -> Discriminator:
-    """Load a discriminator written by :func:`save_discriminator` (strict, eval mode, frozen)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, "no such file; expected a discriminator written by `wplus train`")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(path, f"not a readable safetensors file ({e})") from None
-    if meta.get("arch") != "stylegan2_discriminator":
-        raise CheckpointError(path, f"got arch {meta.get('arch')!r}, expected 'stylegan2_discriminator'")
-    try:
-        D = Discriminator(DiscriminatorConfig.from_dict(json.loads(meta["config"])))
-        D.load_state_dict(state, strict=True)
-    except (ValueError, TypeError, KeyError, RuntimeError) as e:
-        raise CheckpointError(path, f"weights do not match the stored discriminator config: {str(e)[:200]}") from None
-    return D.to(device).eval().requires_grad_(False)

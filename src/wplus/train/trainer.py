@@ -42,16 +42,22 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 from wplus.errors import CheckpointError, ConfigError
 from wplus.io.atomic import atomic_write, write_json
-from wplus.io.checkpoint import save_generator
-from wplus.io.images import image_grid, save_image, tensor_to_pil
+from wplus.io.checkpoint import (
+    json_field,
+    parse_config,
+    read_metadata,
+    read_tensors,
+    save_discriminator,
+    save_generator,
+    write_checkpoint,
+)
+from wplus.io.images import IMAGE_SUFFIXES, image_grid, save_image, tensor_to_pil
 from wplus.models.stylegan2 import Generator, StyleGAN2Config
-from wplus.models.stylegan2_discriminator import Discriminator, DiscriminatorConfig, save_discriminator
+from wplus.models.stylegan2_discriminator import Discriminator, DiscriminatorConfig
 
 log = logging.getLogger(__name__)
 
@@ -220,68 +226,89 @@ def _unflatten_optimizer(prefix: str, meta: dict[str, Any], tensors: dict[str, t
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+TRAIN_ARCH = "wplus_train_checkpoint"
+
+
 def save_checkpoint(state: TrainState, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
     """Write everything needed to resume to one safetensors file (atomically)."""
     tensors: dict[str, torch.Tensor] = {}
     for prefix, net in (("G", state.G), ("D", state.D), ("G_ema", state.G_ema)):
         for k, v in net.state_dict().items():
-            tensors[f"{prefix}.{k}"] = v.detach().cpu().contiguous()
+            tensors[f"{prefix}.{k}"] = v
     opt_meta = {
         "opt_G": _flatten_optimizer("opt_G", state.opt_G, tensors),
         "opt_D": _flatten_optimizer("opt_D", state.opt_D, tensors),
     }
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {
-        "wplus_format": "1",
-        "arch": "wplus_train_checkpoint",
-        "train_config": json.dumps(state.config.to_dict()),
-        "counters": json.dumps(
-            {"step": state.step, "nimg": state.nimg, "wall_s": state.wall_s, "pl_mean": state.pl_mean}
-        ),
-        "optimizers": json.dumps(opt_meta),
-        "extra": json.dumps(extra or {}),
+        "train_config": state.config.to_dict(),
+        "counters": {"step": state.step, "nimg": state.nimg, "wall_s": state.wall_s, "pl_mean": state.pl_mean},
+        "optimizers": opt_meta,
+        "extra": extra or {},
     }
-    return atomic_write(path, lambda p: save_file(tensors, str(p), metadata=meta))
+    return write_checkpoint(path, tensors, arch=TRAIN_ARCH, metadata=meta)
+
+
+_WHAT = "a training checkpoint written by `wplus train`"
 
 
 def read_checkpoint_config(path: str | Path) -> TrainConfig:
-    """The training config stored in a checkpoint."""
-    meta, _ = _read(Path(path), tensors=False)
-    return TrainConfig.from_dict(json.loads(meta["train_config"]))
+    """The training config stored in a checkpoint (its header only)."""
+    path = Path(path)
+    meta = read_metadata(path, arch=TRAIN_ARCH, what=_WHAT)
+    return _config(path, meta)
 
 
-def _read(path: Path, *, tensors: bool) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    if not path.is_file():
-        raise CheckpointError(path, "no such file; expected a training checkpoint written by `wplus train`")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            data = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(path, f"not a readable safetensors file ({e})") from None
-    if meta.get("arch") != "wplus_train_checkpoint":
-        raise CheckpointError(path, f"got arch {meta.get('arch')!r}, expected a `wplus train` checkpoint")
-    return meta, data
+def _config(path: Path, meta: dict[str, str]) -> TrainConfig:
+    config = parse_config(path, TrainConfig, json_field(path, meta, "train_config"), "training config")
+    try:  # the networks' own configs check their ranges
+        config.g_config(), config.d_config()
+    except ConfigError as e:
+        raise CheckpointError(path, f"invalid training config in its header: {e}") from None
+    return config
+
+
+def _expected_shapes(config: TrainConfig) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+    """Shapes of the networks' tensors (required) and of the Adam state and RNG (optional), from the meta device."""
+    required: dict[str, tuple[int, ...]] = {}
+    optional: dict[str, tuple[int, ...]] = {"rng.torch": tuple(torch.get_rng_state().shape)}
+    with torch.device("meta"):
+        nets = {"G": Generator(config.g_config()), "D": Discriminator(config.d_config())}
+    for prefix, net in nets.items():
+        shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+        for name in (prefix, "G_ema") if prefix == "G" else (prefix,):
+            required.update({f"{name}.{k}": shape for k, shape in shapes.items()})
+        for idx, p in enumerate(net.parameters()):  # Adam's state, keyed by parameter index
+            base = f"opt_{prefix}.state.{idx}."
+            optional.update({base + "step": (), base + "exp_avg": tuple(p.shape), base + "exp_avg_sq": tuple(p.shape)})
+    return required, optional
 
 
 def load_checkpoint(path: str | Path, *, device: torch.device | str = "cpu") -> TrainState:
-    """Rebuild a :class:`TrainState` from :func:`save_checkpoint`'s file (strict) and restore the RNG state."""
+    """Rebuild a :class:`TrainState` from :func:`save_checkpoint`'s file (strict) and restore the RNG state.
+
+    The stored tensors are checked against the shapes the stored config describes before anything is built.
+    """
     path = Path(path)
-    meta, tensors = _read(path, tensors=True)
-    config = TrainConfig.from_dict(json.loads(meta["train_config"]))
+    meta = read_metadata(path, arch=TRAIN_ARCH, what=_WHAT)
+    config = _config(path, meta)
+    required, optional = _expected_shapes(config)
+    tensors = read_tensors(path, required, optional=optional, what="the stored training config")
+    if "rng.torch" not in tensors:
+        raise CheckpointError(path, "no 'rng.torch' tensor; the file is damaged or not written by `wplus train`")
     state = build_networks(config, device=device)
     try:
         for prefix, net in (("G", state.G), ("D", state.D), ("G_ema", state.G_ema)):
             sub = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
             net.load_state_dict(sub, strict=True)
-        opts = json.loads(meta["optimizers"])
+        opts = json_field(path, meta, "optimizers")
         state.opt_G.load_state_dict(_unflatten_optimizer("opt_G", opts["opt_G"], tensors))
         state.opt_D.load_state_dict(_unflatten_optimizer("opt_D", opts["opt_D"], tensors))
-    except (RuntimeError, KeyError, ValueError) as e:
+        counters = json_field(path, meta, "counters")
+        state.step, state.nimg, state.wall_s = int(counters["step"]), int(counters["nimg"]), float(counters["wall_s"])
+        state.pl_mean = float(counters.get("pl_mean", 0.0))
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as e:
         raise CheckpointError(path, f"checkpoint does not match its stored config: {str(e)[:200]}") from None
-    counters = json.loads(meta["counters"])
-    state.step, state.nimg, state.wall_s = int(counters["step"]), int(counters["nimg"]), float(counters["wall_s"])
-    state.pl_mean = float(counters.get("pl_mean", 0.0))
     torch.set_rng_state(tensors["rng.torch"])
     return state
 
@@ -539,9 +566,9 @@ def load_image_folder(folder: str | Path, resolution: int) -> torch.Tensor:
     from wplus.io.images import center_crop_resize, load_image
 
     folder = Path(folder)
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp", ".bmp"})
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
-        raise ConfigError(f"{folder}: no images found (expected .png/.jpg/.jpeg/.webp/.bmp files)")
+        raise ConfigError(f"{folder}: no images found (expected {', '.join(sorted(IMAGE_SUFFIXES))} files)")
     arrays = [np.asarray(center_crop_resize(load_image(p), resolution)) for p in paths]
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
