@@ -60,12 +60,12 @@ def _dlib_landmarks(raw_dlib, img: Image.Image) -> np.ndarray:
 
 
 def _key_points(lm: np.ndarray) -> np.ndarray:
-    """Left eye centre, right eye centre, mouth centre (ALIGNMENT.md's landmark groups)."""
+    """Left eye centre, right eye centre, mouth centre (the FFHQ alignment script's landmark groups)."""
     return np.stack([lm[36:42].mean(0), lm[42:48].mean(0), (lm[48] + lm[54]) / 2])
 
 
 def _expected_output_positions(lm: np.ndarray, n: int) -> np.ndarray:
-    """Where the recipe puts the key points in an n x n output, written from ALIGNMENT.md's formulas.
+    """Where the recipe puts the key points in an n x n output, written from the FFHQ alignment script's formulas.
 
     The output square spans the quad c +- x +- y: a source point p lands at n * (1/2 + (p - c).x / (2|x|^2)) across and
     n * (1/2 + (p - c).y / (2|y|^2)) down (pixel-centre coordinates on both sides).

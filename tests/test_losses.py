@@ -10,7 +10,7 @@ from wplus.errors import ConfigError, ShapeError
 from wplus.losses import LossTarget, PerceptualLoss
 from wplus.models.vgg16 import VGG16Features, random_vgg16
 
-# torchvision `features` indices of conv1_1, conv1_2, conv3_2, conv4_2 and of their ReLUs (FORMATS.md 3.1).
+# torchvision `features` indices of conv1_1, conv1_2, conv3_2, conv4_2 and of their ReLUs (torchvision ``vgg16``).
 PRE_RELU = [0, 2, 12, 19]
 POST_RELU = [1, 3, 13, 20]
 LAYERS = ["conv1_1", "conv1_2", "conv3_2", "conv4_2"]

@@ -36,7 +36,7 @@ def tiny_config(resolution: int = 16, **overrides) -> StyleGAN1Config:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# A deliberately plain reference, straight from the formula list (FORMATS.md Part B 1.2-1.4), on TF-layout arrays.
+# A deliberately plain reference, straight from the formula list (NVlabs/stylegan ``training/networks_stylegan.py``), on TF-layout arrays.
 
 
 def _lrelu(x):

@@ -11,7 +11,7 @@ from torch import nn
 from wplus.errors import CheckpointError, ConfigError, OfflineError
 from wplus.models.vgg16 import VGG16_TAPS, VGG16Features, imagenet_normalize, load_vgg16, random_vgg16
 
-# torchvision vgg16 `features` (FORMATS.md section 3.1): (index, in_channels, out_channels) of the 13 convs.
+# torchvision vgg16 `features` (torchvision ``vgg16``): (index, in_channels, out_channels) of the 13 convs.
 TORCHVISION_CONVS = [
     (0, 3, 64),
     (2, 64, 64),

@@ -2,7 +2,7 @@
 
 The detector is dlib's HOG frontal-face detector called with ``upsample = 1`` and the landmarks come from
 ``shape_predictor_68_face_landmarks.dat`` as shipped by the ``face-recognition-models`` package (no download at
-run time). This is what FFHQ's landmarks were made with (ALIGNMENT.md, "Detector").
+run time). This is what FFHQ's landmarks were made with (the ffhq-dataset README names dlib's 68-point model).
 
 Large photographs are downscaled to ``detect_max_side`` for detection only; the face rectangles are mapped back and
 the landmark predictor runs on the full-resolution image, so landmark precision does not depend on that limit.

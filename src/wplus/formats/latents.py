@@ -1,4 +1,4 @@
-"""Latent files met in the wild (FORMATS.md b.5, PRIOR_ART.md), read without pickle.
+"""Latent files met in the wild (NVIDIA's projector, rosinality's projector, e4e, PTI), read without pickle.
 
 ==========================  ==============================================  =====================================
 producer                    file                                            content

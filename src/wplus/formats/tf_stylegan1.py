@@ -1,7 +1,7 @@
 """Reader of the original TF StyleGAN (v1) network pickles (``karras2019stylegan-*.pkl``), executing nothing.
 
 The file is a pickle of ``(G, D, Gs)``, three ``dnnlib.tflib.network.Network`` objects whose state is a dict
-(version, name, static_kwargs, components, build_module_src, build_func_name, variables); FORMATS.md Part B 1.6.
+(version, name, static_kwargs, components, build_module_src, build_func_name, variables) (dnnlib.tflib.Network's ``__getstate__``).
 Unpickling their real class would ``exec`` the stored ``build_module_src``; we map the few globals the format needs
 (1.7) to stand-ins through :func:`wplus.formats.safe_pickle.safe_load` and rebuild our module from ``Gs``'s
 variables. NVIDIA's own converter refuses these pickles (version < 4).
@@ -72,7 +72,7 @@ def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
 
 
 def allowed_globals(protocol: int) -> AllowList:
-    """The globals a StyleGAN v1 network pickle may ask for (FORMATS.md 1.7), mapped to safe stand-ins."""
+    """The globals a StyleGAN v1 network pickle may ask for (dnnlib.tflib), mapped to safe stand-ins."""
     allowed: dict[tuple[str, str], Any] = {
         ("dnnlib.tflib.network", "Network"): TFNetwork,
         ("dnnlib.util", "EasyDict"): _EasyDict,

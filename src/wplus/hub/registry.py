@@ -107,7 +107,7 @@ def list_specs() -> list[WeightSpec]:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Built-in entries. Checksums and sizes: /work/shared/reference/FORMATS.md section 3.
+# Built-in entries. Checksums and sizes: as published with each file (NVIDIA's READMEs, torchvision).
 
 register(
     WeightSpec(

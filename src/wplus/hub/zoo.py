@@ -85,7 +85,7 @@ ZOO_NAMES = [
        "TF StyleGAN2 LSUN Horse 256 px config-f", "tf-pkl", _CC, "config-f"),
 ]  # fmt: skip
 
-# NVIDIA's TorchScript VGG-16 of the ADA projector; SHA-256 from FORMATS.md 3.3 (recorded in qiuyu96/Carver).
+# NVIDIA's TorchScript VGG-16 of the ADA projector; SHA-256 as recorded in public code (qiuyu96/Carver).
 register(
     WeightSpec(
         name="vgg16-nvidia-metrics",

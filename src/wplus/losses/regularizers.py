@@ -1,6 +1,6 @@
 """Regularisers used by projection: NVIDIA's noise autocorrelation penalty and a pull toward the mean latent.
 
-Noise (StyleGAN2 projector, PRIOR_ART 1.1): for every noise map and every level of a 2x average-pool pyramid down to
+Noise (stylegan2-ada-pytorch ``projector.py``): for every noise map and every level of a 2x average-pool pyramid down to
 8x8, add the squared mean of (map x map shifted by one pixel) along x and along y; after each optimiser step every
 map is re-standardised to zero mean and unit RMS, so the optimiser cannot hide image content in the noise.
 """

@@ -1,6 +1,6 @@
 """StyleGAN (v1) generator (Karras et al., CVPR 2019), pure PyTorch: the network Image2StyleGAN embeds into.
 
-A faithful port of the TF ``G_style`` graph (format notes, FORMATS.md Part B 1.1-1.8):
+A faithful port of the TF ``G_style`` graph (NVlabs/stylegan ``training/networks_stylegan.py``):
 
 * mapping: pixel-norm of z (eps 1e-8), ``mapping_layers`` dense layers with lr multiplier 0.01 and lrelu(0.2) on
   **every** layer, the last included; the sqrt(2) gain lives in the weight multiplier, not after the activation.
@@ -65,7 +65,7 @@ class StyleGAN1Config(ModelConfig):
     """Everything needed to build a StyleGAN v1 generator; stored next to the weights.
 
     ``channels(res) = min(int(fmap_base / 2 ** (log2(res) - 1)), fmap_max)`` (TF ``nf(stage)``). The official models
-    differ only in ``img_resolution`` (FORMATS.md 1.1); tests shrink ``fmap_base``/``fmap_max`` and the mapping.
+    differ only in ``img_resolution`` (NVlabs/stylegan README); tests shrink ``fmap_base``/``fmap_max`` and the mapping.
     """
 
     z_dim: int = 512

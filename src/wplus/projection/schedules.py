@@ -1,4 +1,4 @@
-"""Per-step schedules of the NVIDIA projector (PRIOR_ART 1.1): learning rate and annealed w-noise.
+"""Per-step schedules of the NVIDIA projector (stylegan2-ada-pytorch ``projector.py``): learning rate and annealed w-noise.
 
 With ``t = step / num_steps``::
 
