@@ -36,7 +36,8 @@ def tiny_config(resolution: int = 16, **overrides) -> StyleGAN1Config:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# A deliberately plain reference, straight from the formula list (NVlabs/stylegan ``training/networks_stylegan.py``), on TF-layout arrays.
+# A deliberately plain reference, straight from the formula list (NVlabs/stylegan ``training/networks_stylegan.py``),
+# on TF-layout arrays.
 
 
 def _lrelu(x):

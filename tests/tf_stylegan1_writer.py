@@ -1,7 +1,8 @@
 """Writes StyleGAN (v1) TF network pickles in the original on-disk structure, for tests (no TensorFlow needed).
 
 The file is a pickle of ``(G, D, Gs)``: three ``dnnlib.tflib.network.Network`` objects whose state is the dict of
-dnnlib.tflib.Network's pickled state, with variables as numpy float32 arrays in TF layouts (dense [in, out], conv [kh, kw, in, out])
+dnnlib.tflib.Network's pickled state, with variables as numpy float32 arrays in TF layouts (dense [in, out], conv [kh,
+kw, in, out])
 named and shaped as in 1.5. The ``Network`` class lives in a fake ``dnnlib.tflib.network`` module that is put into
 ``sys.modules`` only while pickling, so the pickle refers to it by that exact name, like the real files.
 

@@ -1,6 +1,7 @@
 """FFHQ face alignment (Karras et al. 2019, the FFHQ dataset's ``recreate_aligned_images``), written from the recipe.
 
-Steps, as in the FFHQ dataset's face-alignment script (NVlabs/ffhq-dataset): landmark groups -> oriented quad -> shrink -> crop with border ->
+Steps, as in the FFHQ dataset's face-alignment script (NVlabs/ffhq-dataset): landmark groups -> oriented quad ->
+shrink -> crop with border ->
 reflect padding blended with blur and median -> QUAD transform at ``transform_size`` -> Lanczos to ``output_size``.
 
 Every aligned face carries an :class:`AlignTransform`: the quad in the source photo's continuous pixel coordinates

@@ -133,8 +133,9 @@ def parse_floats(text: str, flag: str) -> list[float]:
             k = int(n)
             if k < 1:
                 raise ValueError
-            return [float(a)] if k == 1 else [float(a) + (float(b) - float(a)) * i / (k - 1) for i in range(k)]
-        out = [float(x) for x in text.split(",") if x.strip()]
+            out = [float(a)] if k == 1 else [float(a) + (float(b) - float(a)) * i / (k - 1) for i in range(k)]
+        else:
+            out = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise ConfigError(f"{flag} {text!r}: expected numbers such as '-3,0,3' or a sweep 'start:stop:count'") from None
     if not out:

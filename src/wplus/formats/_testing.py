@@ -1,7 +1,8 @@
 """Writers of foreign checkpoint files in their real on-disk structure, from one of our generators.
 
 For tests and benchmarks only: they let the readers be checked without downloading real weights. Each writer
-produces the same reduce callables, class paths and state layout as the original tool (stylegan2-ada-pytorch's persistence, dnnlib.tflib, rosinality's checkpoints),
+produces the same reduce callables, class paths and state layout as the original tool (stylegan2-ada-pytorch's
+persistence, dnnlib.tflib, rosinality's checkpoints),
 by registering inert stand-in modules (``torch_utils.persistence``, ``dnnlib.tflib.network``, ``dnnlib.util``) in
 ``sys.modules`` only while pickling, so that pickle writes references to the real names.
 """

@@ -2,7 +2,8 @@
 
 The file is a pickled dict ``{G, D, G_ema, training_set_kwargs, augment_pipe}`` whose networks are persistence
 records: the reduce callable ``torch_utils.persistence._reconstruct_persistent_obj`` with one argument
-``meta = {type, version, module_src, class_name, state}`` (NVlabs/stylegan2-ada-pytorch ``torch_utils/persistence.py``). NVIDIA's loader ``exec``s
+``meta = {type, version, module_src, class_name, state}`` (NVlabs/stylegan2-ada-pytorch
+``torch_utils/persistence.py``). NVIDIA's loader ``exec``s
 ``module_src``; we map that callable to :class:`PersistentRecord`, which only keeps ``class_name`` and ``state``, and
 then walk ``state['_parameters' | '_buffers' | '_modules']`` to get ``G_ema``'s state dict. Tensor storages are
 nested legacy ``torch.save`` blobs, read with ``torch.load(weights_only=True)``.

@@ -1,7 +1,8 @@
 """rosinality stylegan2-pytorch checkpoints (``*.pt``: ``{'g_ema', 'latent_avg', 'args', ...}``).
 
 Read with ``torch.load(weights_only=True)``; ``argparse.Namespace`` (training checkpoints keep their ``args``) is
-the one extra class allowed. ``g_ema`` is mapped to NVIDIA names (rosinality/stylegan2-pytorch ``convert_weight.py``): ``style.{i+1}`` ->
+the one extra class allowed. ``g_ema`` is mapped to NVIDIA names (rosinality/stylegan2-pytorch ``convert_weight.py``):
+``style.{i+1}`` ->
 ``mapping.fc{i}``, ``input.input[0]`` -> ``b4.const``, ``conv1``/``convs.{n}`` -> ``b{r}.conv{j}``,
 ``to_rgb1``/``to_rgbs.{k}`` -> ``b{r}.torgb``, ``noises.noise_{i}`` -> ``noise_const``, ``latent_avg`` -> ``w_avg``.
 A bare state dict already in NVIDIA names (``torch.save(G_ema.state_dict())``) is accepted as well.

@@ -1,7 +1,8 @@
 """Build our StyleGAN2 :class:`Generator` from an NVIDIA-layout state dict, inferring the whole config from shapes.
 
 Every foreign reader (NVIDIA pickle, TF pickle, rosinality ``.pt``) first maps its file to NVIDIA ``G_ema`` names
-(NVlabs/stylegan2-ada-pytorch ``torch_utils/persistence.py``), then calls :func:`generator_from_state`. Shapes fix resolution, widths, mapping depth, label
+(NVlabs/stylegan2-ada-pytorch ``torch_utils/persistence.py``), then calls :func:`generator_from_state`. Shapes fix
+resolution, widths, mapping depth, label
 embedding and architecture; only values that leave no trace in the weights (``conv_clamp``, lr multiplier,
 ``w_avg_beta``, fp16 resolutions) come from the file's recorded kwargs as ``hints``.
 """

@@ -1,9 +1,10 @@
 """Reader of the original TF StyleGAN (v1) network pickles (``karras2019stylegan-*.pkl``), executing nothing.
 
 The file is a pickle of ``(G, D, Gs)``, three ``dnnlib.tflib.network.Network`` objects whose state is a dict
-(version, name, static_kwargs, components, build_module_src, build_func_name, variables) (dnnlib.tflib.Network's ``__getstate__``).
+(version, name, static_kwargs, components, build_module_src, build_func_name, variables) (dnnlib.tflib.Network's
+``__getstate__``).
 Unpickling their real class would ``exec`` the stored ``build_module_src``; we map the few globals the format needs
-(1.7) to stand-ins through :func:`wplus.formats.safe_pickle.safe_load` and rebuild our module from ``Gs``'s
+to stand-ins through :func:`wplus.formats.safe_pickle.safe_load` and rebuild our module from ``Gs``'s
 variables. NVIDIA's own converter refuses these pickles (version < 4).
 
 TF variable -> ``wplus.models.stylegan1`` parameter (TF layouts: dense [in, out], conv [kh, kw, in, out]):

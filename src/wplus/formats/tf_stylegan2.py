@@ -3,7 +3,8 @@
 The file is a pickled tuple ``(G, D, Gs)`` of ``dnnlib.tflib.network.Network`` objects whose ``__setstate__`` would
 ``exec`` the stored ``build_module_src``. We map that class to :class:`TFNetworkState`, which only keeps the state
 dict (``version``, ``name``, ``static_kwargs``, ``components``, ``build_func_name``, ``variables``), and convert
-``Gs``'s variables to NVIDIA ``G_ema`` layout (NVlabs/stylegan2-ada-pytorch ``legacy.py``): dense weights transposed, conv HWIO -> OIHW,
+``Gs``'s variables to NVIDIA ``G_ema`` layout (NVlabs/stylegan2-ada-pytorch ``legacy.py``): dense weights transposed,
+conv HWIO -> OIHW,
 ``Conv0_up`` / ``Skip`` kernels flipped spatially, ``mod_bias + 1``, ``Const[0]``, ``noise{i}[0, 0]``,
 ``dlatent_avg`` -> ``w_avg``.
 """

@@ -1,6 +1,7 @@
 """LPIPS v0.1 with the VGG-16 trunk (Zhang et al., "The Unreasonable Effectiveness of Deep Features", CVPR 2018).
 
-Facts used (richzhang/PerceptualSimilarity, LPIPS v0.1): taps relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 of torchvision's VGG-16 ``features``;
+Facts used (richzhang/PerceptualSimilarity, LPIPS v0.1): taps relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 of
+torchvision's VGG-16 ``features``;
 v0.1's scaling layer ``(x - shift) / scale`` on [-1, 1] input equals ImageNet mean/std normalisation of
 ``(x + 1) / 2``; each tap is unit-normalised across channels with ``f / (sqrt(sum_c f^2) + 1e-10)``, the squared
 difference is weighted per channel by the non-negative ``lin{k}`` head (a bias-free 1x1 conv) and averaged over

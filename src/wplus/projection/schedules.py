@@ -1,4 +1,5 @@
-"""Per-step schedules of the NVIDIA projector (stylegan2-ada-pytorch ``projector.py``): learning rate and annealed w-noise.
+"""Per-step schedules of the NVIDIA projector (stylegan2-ada-pytorch ``projector.py``): learning rate and annealed
+w-noise.
 
 With ``t = step / num_steps``::
 
