@@ -31,9 +31,9 @@ def fake_assets(tmp_path, monkeypatch, tiny_generator):
     D = Discriminator(DiscriminatorConfig(img_resolution=16, channel_base=128, channel_max=16))
     save_discriminator(D, folder / f"{shipped.SHIPPED_MODEL}-D.safetensors")
     smile = torch.randn(tiny_generator.num_ws, tiny_generator.w_dim, generator=torch.Generator().manual_seed(3))
-    save_direction(folder / demo.SMILE_DIRECTION_FILE, smile, metadata={"num_pairs": 8, "layers": None})
+    save_direction(folder / f"{shipped.SHIPPED_MODEL}-smile.npz", smile, metadata={"num_pairs": 8, "layers": None})
     monkeypatch.setattr(shipped, "_asset", lambda name: folder / name)
-    monkeypatch.setattr(demo, "shipped_smile_direction_path", lambda: folder / demo.SMILE_DIRECTION_FILE)
+    monkeypatch.setattr(demo, "shipped_smile_direction_path", lambda: folder / f"{shipped.SHIPPED_MODEL}-smile.npz")
     return folder
 
 

@@ -219,10 +219,12 @@ def test_strength_must_be_finite(workspace, text):
 
 def test_threshold_and_fps_must_be_finite(workspace):
     tmp, model, good, _ = workspace
-    res = _run(["expression", *good, "--model", model, "--threshold", "nan"], tmp / "out")
-    assert res.exit_code == 1 and "--threshold holds 1 NaN" in res.output
-    res = _run(["morph", *good[:2], "--model", model, "--fps", "nan"], tmp / "out")
-    assert res.exit_code == 1 and "--fps holds 1 NaN" in res.output
+    for args in (["expression", *good, "--threshold"], ["morph", *good[:2], "--fps"], ["mix", *good[:2], "--fps"]):
+        for value in ("nan", "inf"):
+            res = _run([*args, value, "--model", model], tmp / "out")
+            flag = args[-1]
+            assert res.exit_code == 2 and f"'{flag}'" in res.output and "not a finite number" in res.output
+            assert "Traceback" not in res.output
     assert not (tmp / "out").exists()
 
 

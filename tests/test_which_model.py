@@ -167,8 +167,7 @@ def test_align_model_takes_the_shipped_name(offline, tmp_path, monkeypatch):
     assert r.exit_code == 1 and "no-such-model: no such file or registered model" in r.output
 
 
-def test_shipped_resolve_model_is_the_library_resolver(offline):
-    notices: list[str] = []
-    assert shipped.resolve_model(None, notice=notices.append) == (shipped.shipped_generator_path(), True)
-    assert len(notices) == 1
-    assert shipped.resolve_model("cartoon-faces-64") == (shipped.shipped_generator_path(), True)
+def test_shipped_has_no_resolver_of_its_own():
+    """One answer to "which model": wplus.loading.resolve_model; wplus.shipped only knows its asset paths."""
+    assert not hasattr(shipped, "resolve_model")
+    assert resolve_model("cartoon-faces-64").path == shipped.shipped_generator_path()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +31,12 @@ from wplus.edits import (
     save_direction,
     save_frames,
 )
-from wplus.errors import WplusError
 from wplus.io.atomic import write_json
 from wplus.io.images import center_crop_resize, image_grid, pil_to_tensor, save_image
 from wplus.io.latents import Latent, save_latent
 from wplus.metrics import psnr
 from wplus.projection.project import ProjectionLoss, ProjectionStep, project
+from wplus.shipped import shipped_smile_direction_path
 
 __all__ = [
     "DemoResult",
@@ -53,18 +52,9 @@ __all__ = [
 DEMO_NAMES = ("a", "b", "target", "neutral", "smiling")
 
 #: The shipped smile direction of the shipped model (our direction format), in ``wplus/assets/``.
-SMILE_DIRECTION_FILE = "cartoon-faces-64-smile.npz"
 
 #: Strengths of the smile direction in the demo's expression step (1 = the average neutral -> smiling difference).
 SMILE_STRENGTHS = (0.0, 0.5, 1.0, 1.5, 2.0)
-
-
-def shipped_smile_direction_path() -> Path:
-    """Path of the shipped model's smile direction (``wplus.load_direction`` reads it)."""
-    path = Path(str(resources.files("wplus") / "assets" / SMILE_DIRECTION_FILE))
-    if not path.is_file():
-        raise WplusError(f"{path}: the shipped smile direction is missing from this wplus installation; reinstall it")
-    return path
 
 
 def load_shipped_smile(G: torch.nn.Module | None = None) -> Direction:

@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "shipped_generator_path",
     "shipped_discriminator_path",
+    "shipped_smile_direction_path",
     "load_shipped_generator",
     "load_shipped_discriminator",
 ]
@@ -53,6 +54,11 @@ def shipped_generator_path() -> Path:
 def shipped_discriminator_path() -> Path:
     """Path of the shipped generator's discriminator (the offline perceptual feature network)."""
     return _asset(f"{SHIPPED_MODEL}-D.safetensors")
+
+
+def shipped_smile_direction_path() -> Path:
+    """Path of the shipped model's smile direction (jointly projected pairs; ``wplus.load_direction`` reads it)."""
+    return _asset(f"{SHIPPED_MODEL}-smile.npz")
 
 
 def load_shipped_generator(*, device: str | torch.device = "cpu") -> torch.nn.Module:

@@ -47,7 +47,8 @@ def edit_cmd(
 
     \b
     Examples:
-      wplus edit me/latent.npz --direction smile.npy --strength -3,0,3 --layers 0-7 --model ffhq.safetensors --outdir e/
+      wplus edit me/latent.npz --direction smile.npy --strength -3,0,3 --layers coarse,middle \
+        --model ffhq.safetensors --outdir e/
       wplus edit me.npz --direction ffhq_pca.pt --component 0 --strength -2:2:9 --layers 0-4 \
         --model m.safetensors --outdir e/
     """

@@ -47,7 +47,7 @@ def mix_cmd(
 
     \b
     Examples:
-      wplus mix me/latent.npz painting/latent.npz --layers 9-17 --model ffhq.safetensors --outdir mix/
+      wplus mix me/latent.npz painting/latent.npz --layers paper --model ffhq.safetensors --outdir mix/
       wplus mix a.npz s1.npz s2.npz s3.npz --content b.npz --layers fine --video --model m.safetensors --outdir mix/
     """
     rows = parse_layers(layers, ctx.G.num_ws)

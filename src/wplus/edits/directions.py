@@ -1,6 +1,6 @@
 """Attribute directions: read the files people share, apply them to codes, learn one from pairs of latents.
 
-Formats read (see the format notes, table b.5):
+Formats read:
 
 ========================  ==========================  =========================================================
 file                      content                     applied to

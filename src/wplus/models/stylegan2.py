@@ -1,8 +1,9 @@
 """StyleGAN2 generator (Karras et al., CVPR 2020), pure PyTorch, with NVIDIA's ``G_ema`` parameter layout.
 
 Parameter and buffer names follow NVIDIA's stylegan2-ada-pytorch ``G_ema`` so that an official state dict loads with
-``strict=True``. The run-time conventions are the ones in the format notes (equalised-learning-rate gains applied at
-run time, mapping lr multiplier 0.01, 2nd-moment normalised z, modulated convolution with demodulation eps 1e-8,
+``strict=True``. The run-time conventions are those of stylegan2-ada-pytorch ``training/networks.py``
+(equalised-learning-rate gains applied at run time, mapping lr multiplier 0.01, 2nd-moment normalised z,
+modulated convolution with demodulation eps 1e-8,
 ToRGB styles scaled by 1/sqrt(in_channels), per-layer scalar noise strength, [1,3,3,1] FIR resampling,
 bias + lrelu * sqrt(2) + optional clamp, truncation with cutoff).
 
