@@ -15,6 +15,7 @@ from wplus.errors import CheckpointError
 from wplus.io.checkpoint import load_native_generator, save_generator
 from wplus.io.latents import load_latent
 from wplus.models.vgg16 import random_vgg16
+from wplus.projection.outputs import FOLDER_FILES
 
 
 @pytest.fixture(scope="module")
@@ -106,15 +107,7 @@ def test_project_cli_batch_with_a_bad_file(files, tmp_path):
     assert "broken.png" in res.output and "2 of 3 images projected" in res.output
     for stem in ("a", "b"):
         d = out / stem
-        for name in (
-            "target.png",
-            "projection.png",
-            "latent.npz",
-            "latent.npy",
-            "metrics.json",
-            "config.json",
-            "proj.gif",
-        ):
+        for name in (*FOLDER_FILES, "proj.gif"):
             assert (d / name).is_file(), name
         with np.load(d / "latent.npz", allow_pickle=False) as z:
             assert z["w"].shape == (1, 6, 32) and z["w"].dtype == np.float32
