@@ -63,6 +63,7 @@ NON_DEFAULT = {
     "mse_weight": ("3", 3.0),
     "l1_weight": ("4", 4.0),
     "lpips_weight": ("5", 5.0),
+    "dfeat_weight": ("6", 6.0),
     "layers": ("conv1_1,conv2_2", ("conv1_1", "conv2_2")),
     "taps": ("pre_relu", "pre_relu"),
     "loss_resize": ("0", None),
@@ -92,12 +93,13 @@ def test_each_option_reaches_its_setting(name):
     text, want = NON_DEFAULT[name]
     flag = flag_of(name)
     args = ["--no-noise-renormalize"] if name == "noise_renormalize" else [flag, text]
-    if name in ("l1_weight", "lpips_weight"):
-        args += ["--loss", "perceptual+mse+l1" if name == "l1_weight" else "lpips+mse"]
+    loss_for = {"l1_weight": "perceptual+mse+l1", "lpips_weight": "lpips+mse", "dfeat_weight": "dfeat+mse"}
+    if name in loss_for:
+        args += ["--loss", loss_for[name]]
     got = _settings_of(args)[name]
     want = list(want) if isinstance(want, tuple) else want
     assert got == (pytest.approx(want) if isinstance(want, float) else want)
-    assert got != _settings_of([])[name] or name in ("l1_weight", "lpips_weight")
+    assert got != _settings_of([])[name] or name in loss_for
 
 
 @pytest.mark.parametrize("command", PROJECTING_COMMANDS, ids=" ".join)
@@ -295,3 +297,63 @@ def test_import_wplus_sets_a_passive_openmp_wait_unless_the_user_chose(tmp_path)
     env["OMP_WAIT_POLICY"] = "ACTIVE"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ACTIVE"
+
+
+def _tiny_d(seed=0):
+    from wplus.models.stylegan2_discriminator import Discriminator, DiscriminatorConfig
+
+    torch.manual_seed(seed)
+    return Discriminator(DiscriminatorConfig(img_resolution=16, channel_base=256, channel_max=32)).eval()
+
+
+def test_dfeat_term_is_the_discriminator_feature_distance():
+    from wplus.losses import DiscriminatorFeatures, ImageLoss
+
+    D = _tiny_d()
+    gen = torch.Generator().manual_seed(3)
+    a, b = torch.rand(2, 3, 16, 16, generator=gen) * 2 - 1, torch.rand(1, 3, 16, 16, generator=gen) * 2 - 1
+    ref = DiscriminatorFeatures(D, mse_weight=0.0)
+    want = ref(a, ref.prepare_target(b))["perceptual"]
+    loss = ImageLoss(None, perceptual_weight=0.0, mse_weight=0.0, discriminator=D, dfeat_weight=2.0)
+    got = loss(a, loss.prepare_target(b))
+    assert torch.allclose(got["dfeat"], want, atol=1e-6) and torch.allclose(got["total"], 2 * want, atol=1e-6)
+    with pytest.raises(ConfigError, match="needs a discriminator"):
+        ImageLoss(None, perceptual_weight=0.0, dfeat_weight=1.0)
+
+
+@pytest.mark.parametrize("preset", [None, "image2stylegan", "nvidia", "course"])
+def test_every_preset_resolves_with_discriminator_features_in_place_of_vgg(preset):
+    s = resolve_settings(preset)
+    d = s.with_discriminator_features()
+    assert not d.needs_vgg and "dfeat" in d.terms and s.needs_vgg
+    assert [t for t in s.terms if t not in ("perceptual", "lpips")] == [t for t in d.terms if t != "dfeat"]
+    assert d.dfeat_weight == (s.lpips_weight if "lpips" in s.terms else s.perceptual_weight)
+    assert (d.space, d.num_steps, d.lr, d.optimize_noise) == (s.space, s.num_steps, s.lr, s.optimize_noise)
+
+
+def test_project_offline_uses_the_models_discriminator_and_records_it(model_file, tmp_path, monkeypatch):
+    from wplus.io.checkpoint import save_discriminator
+
+    save_discriminator(_tiny_d(), model_file / "tiny-D.safetensors")
+    monkeypatch.setenv("WPLUS_OFFLINE", "1")
+    monkeypatch.setenv("WPLUS_CACHE", str(tmp_path / "empty-cache"))
+    args = ["project", model_file / "a.png", "--model", model_file / "tiny.safetensors", "--steps", "30"]
+    args += ["--lr", "0.05", "--outdir", tmp_path / "o", "--device", "cpu"]
+    r = CliRunner().invoke(cli, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    assert "discriminator features instead (--loss dfeat+mse)" in r.output
+    config = json.loads((tmp_path / "o" / "a" / "config.json").read_text())
+    assert (config["loss"], config["perceptual_weight"], config["dfeat_weight"]) == ("dfeat+mse", 0.0, 1.0)
+    import csv
+
+    with open(tmp_path / "o" / "a" / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert "loss_dfeat" in rows[0] and float(rows[-1]["loss_total"]) < 0.8 * float(rows[0]["loss_total"])
+
+
+def test_dfeat_loss_without_a_discriminator_is_one_line(model_file, tmp_path):
+    (model_file / "tiny-D.safetensors").unlink(missing_ok=True)
+    args = ["project", model_file / "a.png", "--model", model_file / "tiny.safetensors", "--loss", "dfeat+mse"]
+    r = CliRunner().invoke(cli, [str(a) for a in [*args, "--outdir", tmp_path / "o", "--device", "cpu"]])
+    assert r.exit_code == 1 and "no discriminator found beside this generator" in r.output
+    assert "Traceback" not in r.output

@@ -71,16 +71,17 @@ class EditContext:
         return self.projection.settings
 
     def projection_loss(self) -> Any:
-        """The loss the projection options ask for (built once: VGG-16 weights are read on first use)."""
-        return self.projection.loss(self.device)[0]
+        """The loss the projection options ask for (built once: VGG-16 weights are read on first use; offline, a
+        model's discriminator features stand in, with a one-line notice)."""
+        return self.projection.loss(self.device, self.info, notice=err)[0]
 
     def read_target(self, path: Path) -> torch.Tensor:
         """An image file centre-cropped to the generator's resolution, [1, C, R, R] in [-1, 1] on the device."""
         return pil_to_tensor(center_crop_resize(load_image(path), self.G.img_resolution)).to(self.device)
 
     def _project(self, path: Path) -> Latent:
+        loss, lpips = self.projection.loss(self.device, self.info, notice=err)
         s = self.settings
-        loss, lpips = self.projection.loss(self.device)
         target = self.read_target(path)
         err(f"projecting {path} ({s.total_steps} steps, {s.space}{', preset ' + s.preset if s.preset else ''})")
         with progress(s.total_steps, desc=path.name[:40], unit="step", leave=False) as bar:

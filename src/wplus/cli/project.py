@@ -189,12 +189,12 @@ def project_cmd(
         raise click.UsageError("--mask-from-alpha cannot be combined with --align (the alpha is not aligned)")
     if mask_path is not None and mask_from_alpha:
         raise click.UsageError("give either --mask FILE or --mask-from-alpha, not both")
-    settings = projection.settings
     dev = resolve_device(device)
     model_info = open_model(model, device=dev)
     G = model_info.G
+    loss, lpips = projection.loss(dev, model_info, notice=err)
+    settings = projection.settings  # after the loss: an offline fallback to D features changes it
     start_code = _start_code(init_latent, G, settings.space).to(dev) if init_latent is not None else None
-    loss, lpips = projection.loss(dev)
     provenance = _provenance(
         model_info,
         batch_size=batch_size,

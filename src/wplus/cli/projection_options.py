@@ -20,6 +20,8 @@ import click
 import torch
 
 from wplus.cli.common import FiniteFloatRange
+from wplus.errors import ConfigError, OfflineError
+from wplus.loading import LoadedGenerator
 from wplus.losses.perceptual import PAPER_LAYERS
 from wplus.projection.settings import (
     LOSS_KINDS,
@@ -109,6 +111,7 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("mse_weight", "--mse-weight", _nonneg(), "lambda_mse of paper Eq. 1."),
     _Option("l1_weight", "--l1-weight", _nonneg(), "Weight of pixel L1 (when --loss has l1)."),
     _Option("lpips_weight", "--lpips-weight", _nonneg(), "Weight of LPIPS (when --loss has it)."),
+    _Option("dfeat_weight", "--dfeat-weight", _nonneg(), "Weight of the discriminator-feature term (dfeat losses)."),
     _Option("layers", "--vgg-layers", _Names(), f"VGG-16 layers of the perceptual term ({','.join(PAPER_LAYERS)})."),
     _Option("taps", "--taps", click.Choice(["post_relu", "pre_relu"]), "VGG features after or before the ReLU."),
     _Option(
@@ -152,22 +155,78 @@ class ProjectionChoice:
     lpips_weights: Path | None = None
     _built: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def loss(self, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module | None]:
-        """``(loss, lpips_or_None)`` from :func:`build_loss`, built once (VGG-16 is read on first use)."""
-        if "loss" not in self._built:
-            self._built["loss"] = build_loss(
-                self.settings,
-                vgg_weights=self.vgg_weights,
-                lpips_weights=self.lpips_weights,
-                lpips_metric=self.lpips_weights is not None,
-                device=device,
-            )
-        return self._built["loss"]
+    def loss(
+        self,
+        device: torch.device,
+        model: LoadedGenerator | None = None,
+        notice: Callable[[str], None] | None = None,
+    ) -> tuple[torch.nn.Module, torch.nn.Module | None]:
+        """``(loss, lpips_or_None)`` from :func:`build_loss`, built once (VGG-16 is read on first use).
+
+        When the loss needs VGG-16 weights that cannot be had (offline, not cached, no ``--vgg-weights``) and
+        ``model`` carries a discriminator, the recipe switches to its discriminator features
+        (:meth:`ProjectionSettings.with_discriminator_features`), says so in one line to ``notice``, and
+        ``self.settings`` (what ``config.json`` records) is updated: read the settings after calling this.
+        """
+        if "loss" in self._built:
+            return self._built["loss"]
+        D = None
+        if "dfeat" in self.settings.terms or self.settings.needs_vgg:
+            D = _discriminator_of(model, device, required="dfeat" in self.settings.terms)
+        try:
+            built = self._build(self.settings, D, device)
+        except OfflineError:
+            if D is None or not self.settings.needs_vgg or self.vgg_weights is not None:
+                raise
+            self.settings = self.settings.with_discriminator_features()
+            if notice is not None:
+                notice(
+                    f"VGG-16 weights are not cached and cannot be downloaded: the loss uses {model.model_id}'s "
+                    f"discriminator features instead (--loss {self.settings.loss}); --vgg-weights FILE gives the "
+                    "paper's VGG loss"
+                )
+            built = self._build(self.settings, D, device)
+        self._built["loss"] = built
+        return built
+
+    def _build(self, settings: ProjectionSettings, D: torch.nn.Module | None, device: torch.device) -> Any:
+        return build_loss(
+            settings,
+            vgg_weights=self.vgg_weights,
+            lpips_weights=self.lpips_weights,
+            lpips_metric=self.lpips_weights is not None,
+            discriminator=D if "dfeat" in settings.terms else None,
+            device=device,
+        )
 
     def record(self) -> dict[str, Any]:
         """The settings and weight files, JSON-ready (what an edit command records for projected inputs)."""
         files = {"vgg_weights": self.vgg_weights, "lpips_weights": self.lpips_weights}
         return {**self.settings.to_dict(), **{k: None if v is None else str(v) for k, v in files.items()}}
+
+
+def _discriminator_of(model: LoadedGenerator | None, device: torch.device, *, required: bool) -> Any:
+    """The discriminator that came with ``model`` (None if it has none; an error if ``required``)."""
+    from wplus.io.checkpoint import load_discriminator
+    from wplus.shipped import shipped_discriminator_path, shipped_generator_path
+
+    if model is not None:
+        path = Path(model.path)
+        candidates = [path.with_name(f"{path.stem}-D.safetensors")]
+        if path.name == "G_ema.safetensors":  # a `wplus train` run folder
+            candidates.append(path.with_name("D.safetensors"))
+        if path.resolve() == shipped_generator_path().resolve():
+            candidates.insert(0, shipped_discriminator_path())
+        for c in candidates:
+            if c.is_file():
+                return load_discriminator(c, device=device)
+    if required:
+        name = "no --model" if model is None else f"{model.path}"
+        raise ConfigError(
+            f"{name}: no discriminator found beside this generator (looked for <stem>-D.safetensors); the dfeat "
+            "losses need one: use the shipped model, a `wplus train` run, or a VGG loss with --vgg-weights"
+        )
+    return None
 
 
 def settings_from_options(preset: str | None, given: dict[str, Any]) -> ProjectionSettings:

@@ -76,7 +76,8 @@ class DiscriminatorFeatures(nn.Module):
         self.layer_weights = weights
         self.perceptual_weight, self.mse_weight = float(perceptual_weight), float(mse_weight)
 
-    def _features(self, images: Tensor) -> tuple[Tensor, ...]:
+    def block_features(self, images: Tensor) -> tuple[Tensor, ...]:
+        """The used blocks' activations of ``images`` [B, 3, R, R] (one tensor per entry of ``layers``)."""
         feats = self.D.features(images)
         return tuple(feats[i] for i in self.layers)
 
@@ -84,7 +85,7 @@ class DiscriminatorFeatures(nn.Module):
         """The target's features, computed once without gradients. Shape: target [B, 3, R, R] in [-1, 1]."""
         target = target.detach()
         with torch.no_grad():
-            feats = self._features(target)
+            feats = self.block_features(target)
         return DiscriminatorTarget(image=target, features=tuple(f.detach() for f in feats))
 
     def forward(self, images: Tensor, target: DiscriminatorTarget) -> dict[str, Tensor]:
@@ -100,7 +101,7 @@ class DiscriminatorFeatures(nn.Module):
         perceptual = images.new_zeros(images.shape[0])
         if self.perceptual_weight:
             for i, f, ft, w in zip(
-                self.layers, self._features(images), target.features, self.layer_weights, strict=True
+                self.layers, self.block_features(images), target.features, self.layer_weights, strict=True
             ):
                 terms[f"d{i}"] = (f - ft).square().flatten(1).mean(1)
                 perceptual = perceptual + w * terms[f"d{i}"]

@@ -1,7 +1,9 @@
 """A projection loss with every term the variants need, each optionally restricted to a mask.
 
 Terms (all per sample, [B]): the Image2StyleGAN perceptual sum over VGG-16 layers, pixel MSE, pixel L1 (the course
-write-up's L1 + perceptual loss) and LPIPS. With a mask M (1 = the loss sees this pixel), as in Image2StyleGAN++'s
+write-up's L1 + perceptual loss), LPIPS, and the same squared feature distance over a trained discriminator's blocks
+(``dfeat``: the offline stand-in for VGG, see :class:`~wplus.losses.DiscriminatorFeatures`).
+With a mask M (1 = the loss sees this pixel), as in Image2StyleGAN++'s
 masked embedding: both images are multiplied by M before they enter a network, so pixels under a zero mask cannot
 reach any feature, and M is resized to every feature map (and to the LPIPS maps) to weight the spatial averages;
 every masked average is divided by the mask's weight, so a term keeps its scale whatever the masked area.
@@ -31,6 +33,7 @@ class MaskedTarget:
     mask: Tensor | None  # [1|B, 1, H, W] in [0, 1]
     features: dict[str, Tensor]
     lpips_features: list[Tensor] | None
+    dfeat_features: tuple[Tensor, ...] | None = None
 
 
 def check_mask(mask: Tensor, target: Tensor) -> Tensor:
@@ -60,13 +63,15 @@ def check_mask(mask: Tensor, target: Tensor) -> Tensor:
 
 
 class ImageLoss(nn.Module):
-    """Weighted sum of perceptual, MSE, L1 and LPIPS terms with optional masks (a :class:`ProjectionLoss`).
+    """Weighted sum of perceptual, MSE, L1, LPIPS and D-feature terms with optional masks (a projection loss).
 
     Args:
         vgg: VGG-16 trunk for the perceptual term; may be None when ``perceptual_weight`` is 0.
         layers, taps, layer_weights, resize: as :class:`~wplus.losses.PerceptualLoss`.
         perceptual_weight, mse_weight, l1_weight, lpips_weight: term weights (>= 0; 0 switches a term off).
         lpips: an :class:`~wplus.losses.lpips.LPIPS` module; required when ``lpips_weight > 0``.
+        discriminator, dfeat_weight, dfeat_layers: a trained StyleGAN2 discriminator whose block features (indices
+            into ``D.features()``; 0 = FromRGB) make the ``dfeat`` term, weighted ``dfeat_weight``.
 
     Raises:
         ConfigError: bad weights or layers, or ``lpips_weight > 0`` without an LPIPS module.
@@ -91,6 +96,9 @@ class ImageLoss(nn.Module):
         lpips: LPIPS | None = None,
         lpips_weight: float = 0.0,
         resize: int | None = 256,
+        discriminator: nn.Module | None = None,
+        dfeat_weight: float = 0.0,
+        dfeat_layers: Sequence[int] = (0, 1, 2),
     ) -> None:
         super().__init__()
         # The VGG part (layers, taps, resize, validation) is PerceptualLoss's; this class adds terms and masks.
@@ -110,6 +118,14 @@ class ImageLoss(nn.Module):
         if self.lpips_weight > 0 and lpips is None:
             raise ConfigError("lpips_weight > 0 needs an LPIPS module, got lpips=None; pass load_lpips()")
         self.lpips = lpips
+        self.dfeat_weight = _check_weight("dfeat_weight", dfeat_weight)
+        if self.dfeat_weight > 0 and discriminator is None:
+            raise ConfigError("dfeat_weight > 0 needs a discriminator, got discriminator=None")
+        self.dfeat = None
+        if self.dfeat_weight > 0:
+            from wplus.losses.discriminator_features import DiscriminatorFeatures
+
+            self.dfeat = DiscriminatorFeatures(discriminator, layers=dfeat_layers, mse_weight=0.0)
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -137,7 +153,14 @@ class ImageLoss(nn.Module):
         with torch.no_grad():
             feats = self.perceptual.vgg_features(image) if self.perceptual.uses_vgg else {}
             lp = self.lpips.features(image) if self.lpips is not None and self.lpips_weight > 0 else None
-        return MaskedTarget(image=image, mask=m, features={k: v.detach() for k, v in feats.items()}, lpips_features=lp)
+            df = tuple(f.detach() for f in self.dfeat.block_features(image)) if self.dfeat is not None else None
+        return MaskedTarget(
+            image=image,
+            mask=m,
+            features={k: v.detach() for k, v in feats.items()},
+            lpips_features=lp,
+            dfeat_features=df,
+        )
 
     def forward(self, images: Tensor, target: MaskedTarget) -> dict[str, Tensor]:
         """Per-sample terms: one per VGG layer, 'perceptual', 'mse', 'l1' (if on), 'lpips' (if on), 'total'."""
@@ -164,5 +187,15 @@ class ImageLoss(nn.Module):
         if self.lpips is not None and self.lpips_weight > 0 and target.lpips_features is not None:
             terms["lpips"] = self.lpips.distance(self.lpips.features(x), target.lpips_features, m)
             total = total + self.lpips_weight * terms["lpips"]
+        if self.dfeat is not None and target.dfeat_features is not None:
+            dfeat = images.new_zeros(images.shape[0])
+            got = self.dfeat.block_features(x)
+            for i, f, ft, w in zip(
+                self.dfeat.layers, got, target.dfeat_features, self.dfeat.layer_weights, strict=True
+            ):
+                terms[f"d{i}"] = masked_spatial_mean((f - ft).square(), m)
+                dfeat = dfeat + w * terms[f"d{i}"]
+            terms["dfeat"] = dfeat
+            total = total + self.dfeat_weight * dfeat
         terms["total"] = total
         return terms

@@ -75,8 +75,20 @@ LOSS_KINDS: dict[str, tuple[str, ...]] = {
     "lpips": ("lpips",),
     "lpips+mse": ("lpips", "mse"),
     "lpips+l1": ("lpips", "l1"),
+    # A trained discriminator's block features in place of VGG: the loss that works offline with a model that has D.
+    "dfeat": ("dfeat",),
+    "dfeat+mse": ("dfeat", "mse"),
+    "dfeat+l1": ("dfeat", "l1"),
+    "dfeat+mse+l1": ("dfeat", "mse", "l1"),
 }
-_TERM_WEIGHT = {"perceptual": "perceptual_weight", "mse": "mse_weight", "l1": "l1_weight", "lpips": "lpips_weight"}
+_TERM_WEIGHT = {
+    "perceptual": "perceptual_weight",
+    "mse": "mse_weight",
+    "l1": "l1_weight",
+    "lpips": "lpips_weight",
+    "dfeat": "dfeat_weight",
+}
+VGG_TERMS = ("perceptual", "lpips")  # the terms that need ImageNet VGG-16 weights
 
 
 class SettingError(ConfigError):
@@ -115,7 +127,8 @@ class ProjectionSettings:
         stop_psnr: end a stage when every image's PSNR reached this many dB (None: never). Outputs are the same
             as for a full run; ``metrics.json`` counts the steps that ran.
         loss: which terms the loss has (a key of :data:`LOSS_KINDS`); used by :func:`build_loss`.
-        perceptual_weight, mse_weight, l1_weight, lpips_weight: weights of those terms.
+        perceptual_weight, mse_weight, l1_weight, lpips_weight, dfeat_weight: weights of those terms (``dfeat``: a
+            trained discriminator's block features, the stand-in for VGG where its weights cannot be had).
         layers: VGG-16 layers of the perceptual term (the paper's four by default).
         taps: VGG features after ('post_relu', the paper's reading) or before the ReLU.
         loss_resize: side of the images VGG / LPIPS see (None: the generator's resolution).
@@ -149,6 +162,7 @@ class ProjectionSettings:
     mse_weight: float = 1.0
     l1_weight: float = 1.0
     lpips_weight: float = 1.0
+    dfeat_weight: float = 1.0
     layers: tuple[str, ...] = field(default=PAPER_LAYERS)
     taps: Literal["post_relu", "pre_relu"] = "post_relu"
     loss_resize: int | None = 256
@@ -213,6 +227,29 @@ class ProjectionSettings:
         if self.optimize_noise != "stage2":
             return self.num_steps
         return self.num_steps + (self.num_steps if self.noise_steps is None else self.noise_steps)
+
+    @property
+    def needs_vgg(self) -> bool:
+        """Whether the loss has a term that needs ImageNet VGG-16 weights (perceptual or LPIPS)."""
+        return any(t in VGG_TERMS and getattr(self, _TERM_WEIGHT[t]) > 0 for t in self.terms)
+
+    def with_discriminator_features(self) -> ProjectionSettings:
+        """The same recipe with the discriminator-feature term in place of VGG's perceptual and LPIPS terms.
+
+        ``dfeat_weight`` takes the weight of the term it replaces; the other terms and settings stay.
+
+        Example:
+            >>> s = resolve_settings("course").with_discriminator_features()
+            >>> (s.loss, s.dfeat_weight, s.l1_weight)
+            ('dfeat+l1', 0.01, 10.0)
+        """
+        if not any(t in VGG_TERMS for t in self.terms):
+            return self
+        kept = [t for t in self.terms if t not in VGG_TERMS]
+        replaced = next(t for t in self.terms if t in VGG_TERMS)
+        kind = "+".join(["dfeat", *[t for t in ("mse", "l1") if t in kept]])
+        weights = {_TERM_WEIGHT[t]: 0.0 for t in VGG_TERMS}
+        return self.replace(loss=kind, dfeat_weight=getattr(self, _TERM_WEIGHT[replaced]), **weights)
 
     def replace(self, **changes: Any) -> ProjectionSettings:
         """A copy with ``changes`` applied (validated); unknown names are an error that lists the known ones."""
@@ -342,6 +379,7 @@ def build_loss(
     lpips_weights: str | Path | None = None,
     lpips_metric: bool = False,
     vgg: torch.nn.Module | None = None,
+    discriminator: torch.nn.Module | None = None,
     device: torch.device | str = "cpu",
 ) -> tuple[torch.nn.Module, torch.nn.Module | None]:
     """Build the :class:`~wplus.losses.ImageLoss` the settings describe, plus an LPIPS module when the loss uses it
@@ -349,6 +387,10 @@ def build_loss(
 
     Args:
         vgg: an already built trunk (tests pass ``random_vgg16``); else ``load_vgg16(vgg_weights)`` when needed.
+        discriminator: the trained discriminator a ``dfeat`` loss reads features from.
+
+    Raises:
+        ConfigError: a ``dfeat`` loss without a discriminator.
 
     Returns:
         ``(loss, lpips_or_None)``.
@@ -358,6 +400,11 @@ def build_loss(
     from wplus.models.vgg16 import load_vgg16
 
     weight = {t: getattr(settings, w) if t in settings.terms else 0.0 for t, w in _TERM_WEIGHT.items()}
+    if weight["dfeat"] > 0 and discriminator is None:
+        raise ConfigError(
+            f"loss {settings.loss!r} reads a discriminator's features, but none was given; use a model that carries "
+            "its discriminator (the shipped one, a training snapshot) or a VGG loss"
+        )
     need_lpips = weight["lpips"] > 0 or lpips_metric
     if vgg is None and (weight["perceptual"] > 0 or need_lpips):
         vgg = load_vgg16(vgg_weights, device=device)
@@ -372,5 +419,7 @@ def build_loss(
         lpips=lpips if weight["lpips"] > 0 else None,
         lpips_weight=weight["lpips"],
         resize=settings.loss_resize,
+        discriminator=discriminator if weight["dfeat"] > 0 else None,
+        dfeat_weight=weight["dfeat"],
     ).to(device)
     return loss, lpips
