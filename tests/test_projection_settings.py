@@ -20,7 +20,7 @@ from wplus.errors import ConfigError, ProjectionDivergedError
 from wplus.io.checkpoint import save_generator
 from wplus.io.latents import load_latent
 from wplus.projection import PRESETS, ProjectionSettings, SettingError, project, resolve_settings
-from wplus.projection.outputs import FOLDER_FILES, ProgressVideo, write_projection_folder
+from wplus.projection.outputs import FOLDER_FILES, ProgressVideo, write_history_plot, write_projection_folder
 from wplus.projection.settings import PresetName
 
 PROJECTING_COMMANDS = [
@@ -266,6 +266,11 @@ def test_history_csv_has_the_columns_and_monotone_seconds(tiny_generator, mse_lo
     assert float(rows[-1]["psnr"]) == pytest.approx(float(r.history["psnr"][-1, 0]), rel=1e-5)
     metrics = json.loads((tmp_path / "h" / "metrics.json").read_text())
     assert metrics["seconds_total"] >= seconds[-1] and metrics["steps"] == 5
+    write_history_plot(tmp_path / "h" / "history.png", r.history_rows(0), title="h")
+    img = np.asarray(Image.open(tmp_path / "h" / "history.png").convert("RGB"))
+    assert img.shape == (300, 1040, 3) and (img < 128).any() and (img == 255).mean() > 0.5
+    blue = (img[..., 2] > 150) & (img[..., 0] < 80)  # the PSNR curve's colour
+    assert blue[:, :520].sum() > 100
 
 
 def test_early_stopping_stops_and_still_writes_everything(tiny_generator, mse_loss, tmp_path):

@@ -126,6 +126,7 @@ def _provenance(model: LoadedGenerator, **fields: Any) -> dict[str, Any]:
 @click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True, help="Images optimised together.")
 @click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True)
 @click.option("--save-video", is_flag=True, help="Write proj.gif (and proj.mp4 with the video extra).")
+@click.option("--plot", is_flag=True, help="Write history.png: PSNR and loss against seconds.")
 @click.option("--mask", "mask_path", type=click.Path(path_type=Path), help="Mask image: white = loss looks here.")
 @click.option("--mask-from-alpha", is_flag=True, help="Use each RGBA input's alpha as its mask (scribbles).")
 @click.option("--align", is_flag=True, help="FFHQ-align each face first (align extra); one job per face.")
@@ -155,6 +156,7 @@ def project_cmd(
     batch_size: int,
     device: str,
     save_video: bool,
+    plot: bool,
     mask_path: Path | None,
     mask_from_alpha: bool,
     align: bool,
@@ -255,6 +257,7 @@ def project_cmd(
                     align_transform=job.transform,
                     pasted=pasted,
                     video=video,
+                    plot=plot,
                 )
             except (OSError, WplusError) as e:
                 job.error = f"{job.path}: cannot write results ({e})"

@@ -11,6 +11,7 @@ One folder per image (``wplus project`` writes ``OUTDIR/<stem>/``; any caller ma
     mask.png         the loss mask, when one was used
     align.json       the alignment transform, for aligned faces (``wplus paste`` reads it)
     pasted.png       the projection pasted back into the photo, when asked for
+    history.png      PSNR and loss against seconds, with ``plot=True`` (``wplus project --plot``)
     proj.gif/.mp4    target | current estimate over the run, when a :class:`ProgressVideo` recorded it
 
 Every file is written atomically.
@@ -31,7 +32,7 @@ from wplus.io.latents import save_latent
 from wplus.io.video import save_animation
 from wplus.projection.project import ProjectionResult, ProjectionStep
 
-__all__ = ["write_projection_folder", "write_history_csv", "ProgressVideo", "FOLDER_FILES"]
+__all__ = ["write_projection_folder", "write_history_csv", "write_history_plot", "ProgressVideo", "FOLDER_FILES"]
 
 FOLDER_FILES = (
     "target.png",
@@ -84,6 +85,16 @@ def write_history_csv(path: str | Path, rows: list[dict[str, float]]) -> Path:
     return atomic_write(path, write)
 
 
+def write_history_plot(path: str | Path, rows: list[dict[str, float]], *, title: str = "") -> Path:
+    """PSNR and total loss (log scale) against wall seconds, from :meth:`ProjectionResult.history_rows`."""
+    from wplus.io.plot import Panel, draw_panels
+
+    seconds = [r["seconds"] for r in rows]
+    psnr = Panel(f"{title} PSNR".strip(), "seconds", "dB", {"psnr": (seconds, [r["psnr"] for r in rows])})
+    loss = Panel("loss", "seconds", "log scale", {"total": (seconds, [r["loss_total"] for r in rows])}, log_y=True)
+    return draw_panels([psnr, loss], path)
+
+
 def write_projection_folder(
     folder: str | Path,
     result: ProjectionResult,
@@ -98,6 +109,7 @@ def write_projection_folder(
     pasted: Image.Image | torch.Tensor | None = None,
     video: ProgressVideo | None = None,
     fps: float = 10,
+    plot: bool = False,
 ) -> dict[str, Any]:
     """Write image ``i`` of ``result`` as a projection folder (the files listed in the module docstring).
 
@@ -112,6 +124,7 @@ def write_projection_folder(
         align_transform: a :class:`wplus.align.AlignTransform`, written as ``align.json``.
         pasted: the projection pasted into the source photo, written as ``pasted.png``.
         video: the :class:`ProgressVideo` that recorded the run; writes ``proj.gif`` (and ``proj.mp4``).
+        plot: also draw ``history.png``.
 
     Returns:
         The image's metrics (also in ``metrics.json``).
@@ -129,7 +142,10 @@ def write_projection_folder(
     save_latent(out / "latent.npz", result.latent(i, model_id=model_id, model_sha256=model_sha256))
     metrics = dict(result.metrics[i])
     write_json(out / "metrics.json", metrics)
-    write_history_csv(out / "history.csv", result.history_rows(i))
+    rows = result.history_rows(i)
+    write_history_csv(out / "history.csv", rows)
+    if plot:
+        write_history_plot(out / "history.png", rows, title=out.name)
     config = {"model": {"id": model_id, "sha256": model_sha256}, **(provenance or {}), **result.record()}
     write_json(out / "config.json", config)
     if video is not None and video.frames[i]:
