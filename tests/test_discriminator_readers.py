@@ -384,3 +384,35 @@ def test_no_d_error_names_the_file(tmp_path):
     p = Path(tmp_path / "missing.pkl")
     with pytest.raises(CheckpointError, match="missing.pkl"):
         load_foreign_discriminator(p)
+
+
+@pytest.mark.parametrize("writer", ["nvidia", "tf", "rosinality"])
+def test_weights_convert_writes_d_beside_the_generator(G, images, tmp_path, writer):
+    from click.testing import CliRunner
+
+    from wplus.cli.main import cli
+
+    src = W.random_discriminator(d_config(), seed=10)
+    write = {"nvidia": W.write_nvidia_pickle, "tf": W.write_tf_pickle, "rosinality": W.write_rosinality}[writer]
+    path = write(G, tmp_path / ("in.pt" if writer == "rosinality" else "in.pkl"), D=src)
+    out = tmp_path / "out.safetensors"
+    r = CliRunner().invoke(cli, ["weights", "convert", str(path), str(out)])
+    assert r.exit_code == 0, r.output
+    assert find_discriminator(out) == tmp_path / "out-D.safetensors"
+    with torch.no_grad():
+        a, b = load_discriminator_for(out).features(images), src.features(images)
+    assert all((x - y).abs().max() <= TOL for x, y in zip(a, b, strict=True))
+
+
+def test_weights_convert_of_a_g_only_file_says_so(G, tmp_path):
+    from click.testing import CliRunner
+
+    from wplus.cli.main import cli
+
+    path = W.write_nvidia_pickle(G, tmp_path / "g.pkl")
+    r = CliRunner().invoke(cli, ["weights", "convert", str(path), str(tmp_path / "o.safetensors")])
+    assert r.exit_code == 0 and "stores no discriminator" in r.output
+    assert not (tmp_path / "o-D.safetensors").exists()
+    with_d = W.write_nvidia_pickle(G, tmp_path / "d.pkl", D=W.random_discriminator(d_config()))
+    r = CliRunner().invoke(cli, ["weights", "convert", "--no-d", str(with_d), str(tmp_path / "p.safetensors")])
+    assert r.exit_code == 0 and not (tmp_path / "p-D.safetensors").exists()
