@@ -19,6 +19,7 @@ from wplus.formats import _testing as W
 from wplus.formats.dispatch import sniff_format
 from wplus.loading import load_generator, load_generator_info
 from wplus.models.stylegan2 import Generator, random_generator, seeded_init_
+from wplus.models.stylegan2_discriminator import DiscriminatorConfig
 
 TOL = 1e-5
 
@@ -79,10 +80,12 @@ def test_nvidia_fp16_layers_load_as_float32(G, tmp_path):
 
 def test_nvidia_uses_g_ema_not_g(G, tmp_path):
     other = random_generator(G.config, seed=99, noise_strength=0.2)
-    path = W.write_nvidia_pickle(G, tmp_path / "net.pkl")
+    D = W.random_discriminator(DiscriminatorConfig(img_resolution=16, channel_base=256, channel_max=32))
+    path = W.write_nvidia_pickle(G, tmp_path / "net.pkl", D=D)
     from wplus.formats.nvidia_pkl import read_nvidia_pickle
 
     assert set(read_nvidia_pickle(path)) == {"G", "D", "G_ema", "training_set_kwargs", "augment_pipe"}
+    assert_same_renders(G, load_generator(path))
     # A file whose G differs from G_ema must load G_ema.
     from wplus.formats._testing import _dump, _nvidia_record
 

@@ -96,17 +96,26 @@ def _generator_summary(info: object) -> dict:
 @weights_group.command("convert")
 @click.argument("source", metavar="IN")
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--with-d/--no-d",
+    default=True,
+    show_default=True,
+    help="Also write IN's discriminator, when it stores one, as OUT-stem-D.safetensors (found by the D loss).",
+)
 @one_line_errors
-def convert_cmd(source: str, out: Path) -> None:
+def convert_cmd(source: str, out: Path, with_d: bool) -> None:
     """Convert a checkpoint (NVIDIA .pkl, TF .pkl, rosinality .pt, registry name or URL) to OUT (.safetensors).
 
-    Nothing in IN is executed; OUT loads without pickle.
+    Nothing in IN is executed; OUT loads without pickle. A discriminator stored in IN (NVIDIA snapshots, TF
+    (G, D, Gs) pickles, rosinality training checkpoints) goes beside OUT as OUT-stem-D.safetensors.
 
     \b
     Examples:
       wplus weights convert ffhq.pkl ffhq.safetensors
       wplus weights convert stylegan2-ffhq-1024 ffhq1024.safetensors
     """
+    from wplus.formats.dispatch import load_discriminator_for
+    from wplus.io.checkpoint import save_discriminator
     from wplus.loading import load_generator_info
 
     if out.suffix.lower() != ".safetensors":
@@ -115,6 +124,14 @@ def convert_cmd(source: str, out: Path) -> None:
     meta = {"converted_from": info.model_id, "source_file": info.path.name, "source_sha256": info.sha256}
     save_generator(info.G, out, metadata=meta)
     err(f"wrote {out}: {info.G.img_resolution}px {info.G.config.arch}, num_ws={info.G.num_ws} (from {info.path.name})")
+    if not with_d:
+        return
+    D = load_discriminator_for(info.path)
+    if D is None:
+        err(f"{info.path.name} stores no discriminator; wrote no D file")
+        return
+    d_out = save_discriminator(D, out.with_name(f"{out.stem}-D.safetensors"), metadata=meta)
+    err(f"wrote {d_out}: {D.img_resolution}px discriminator (from {info.path.name})")
 
 
 @weights_group.command("list")

@@ -25,8 +25,19 @@ import numpy as np
 import torch
 
 from wplus.models.stylegan2 import Generator
+from wplus.models.stylegan2_discriminator import Discriminator, DiscriminatorConfig
 
-__all__ = ["write_nvidia_pickle", "write_tf_pickle", "write_rosinality", "fp16_rounded", "NUMPY_MODULE_SWAP"]
+__all__ = [
+    "write_nvidia_pickle",
+    "write_tf_pickle",
+    "write_rosinality",
+    "fp16_rounded",
+    "random_discriminator",
+    "nvidia_d_state",
+    "tf_d_variables",
+    "rosinality_d_state",
+    "NUMPY_MODULE_SWAP",
+]
 
 # numpy 2.x writes numpy._core.multiarray, numpy 1.x numpy.core.multiarray; the writers can emit the other one.
 NUMPY_MODULE_SWAP = {b"numpy._core.multiarray\n": b"numpy.core.multiarray\n"}
@@ -113,6 +124,98 @@ def fp16_rounded(G: Generator, min_res: int) -> Generator:
     return G
 
 
+def random_discriminator(config: DiscriminatorConfig, *, seed: int = 0) -> Discriminator:
+    """A discriminator with seeded N(0, 1) weights and small nonzero biases (so that every bias is exercised)."""
+    D = Discriminator(config)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in D.named_parameters():
+            lr_mul = config.mapping_lr_multiplier if name.startswith("mapping.fc") else 1.0
+            scale = 1.0 / lr_mul if name.endswith("weight") else 0.2
+            t.copy_(torch.randn(t.shape, generator=gen) * scale)
+    return D.eval().requires_grad_(False)
+
+
+def nvidia_d_state(D: Discriminator) -> dict[str, torch.Tensor]:
+    """``D``'s tensors under NVIDIA's names (``training/networks.py``), block-level filter buffers included."""
+    res = D.img_resolution
+    out: dict[str, torch.Tensor] = {}
+    for k, v in D.state_dict().items():
+        if k.startswith("fromrgb."):
+            k = f"b{res}.{k}"
+        elif k.startswith(("conv.", "fc.", "out.")):
+            k = f"b4.{k}"
+        out[k] = v.detach().clone()
+    for r in D.block_resolutions:
+        out[f"b{r}.resample_filter"] = out[f"b{r}.conv1.resample_filter"].clone()
+    return out
+
+
+_NVIDIA_D_CLASSES = {
+    "": "Discriminator",
+    "b4": "DiscriminatorEpilogue",
+    "b4.mbstd": "MinibatchStdLayer",
+    "mapping": "MappingNetwork",
+}
+
+
+def _class_for(prefix: str) -> str:
+    if prefix in _NVIDIA_D_CLASSES:
+        return _NVIDIA_D_CLASSES[prefix]
+    if prefix.count(".") == 0 and prefix.startswith("b"):
+        return "DiscriminatorBlock"
+    if prefix.endswith((".fc", ".out", ".embed")) or prefix.startswith("mapping."):
+        return "FullyConnectedLayer"
+    return "Conv2dLayer"
+
+
+def _module_tree(flat: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """Plain modules named like NVIDIA's classes, holding ``flat``'s tensors at their dotted names."""
+    classes: dict[str, type] = {}
+
+    def make(prefix: str) -> torch.nn.Module:
+        name = _class_for(prefix)
+        return classes.setdefault(name, type(name, (torch.nn.Module,), {}))()
+
+    root = make("")
+    for key, t in flat.items():
+        *mods, leaf = key.split(".")
+        m, prefix = root, ""
+        for name in mods:
+            prefix = f"{prefix}.{name}" if prefix else name
+            if name not in m._modules:
+                m.add_module(name, make(prefix))
+            m = m._modules[name]  # type: ignore[assignment]
+        if leaf == "resample_filter":
+            m.register_buffer(leaf, t.clone())
+        else:
+            m.register_parameter(leaf, torch.nn.Parameter(t.clone(), requires_grad=False))
+    if "b4" in root._modules:
+        root._modules["b4"].add_module("mbstd", make("b4.mbstd"))  # no tensors, as NVIDIA's MinibatchStdLayer
+    return root
+
+
+def _nvidia_d_record(D: Discriminator) -> _Record:
+    cfg = D.config
+    record = _nvidia_record(_module_tree(nvidia_d_state(D)), "", 0)
+    kwargs = _EasyDict(
+        c_dim=cfg.c_dim,
+        img_resolution=cfg.img_resolution,
+        img_channels=cfg.img_channels,
+        architecture=cfg.architecture,
+        channel_base=cfg.channel_base,
+        channel_max=cfg.channel_max,
+        num_fp16_res=4,
+        conv_clamp=cfg.conv_clamp,
+        cmap_dim=cfg.cmap_dim,
+        block_kwargs=_EasyDict(resample_filter=list(cfg.resample_filter)),
+        mapping_kwargs=_EasyDict(lr_multiplier=cfg.mapping_lr_multiplier) if cfg.c_dim else _EasyDict(),
+        epilogue_kwargs=_EasyDict(mbstd_group_size=cfg.mbstd_group_size, mbstd_num_channels=cfg.mbstd_num_channels),
+    )
+    record.meta["state"]["_init_kwargs"] = kwargs
+    return record
+
+
 def _block_res(name: str) -> int:
     parts = name.split(".")
     return int(parts[1][1:]) if len(parts) > 1 and parts[0] == "synthesis" and parts[1].startswith("b") else 0
@@ -164,6 +267,7 @@ def write_nvidia_pickle(
     G: Generator,
     path: str | Path,
     *,
+    D: Discriminator | None = None,
     flat_kwargs: bool = False,
     numpy1: bool = False,
     fp16_min_res: int = 0,
@@ -172,6 +276,8 @@ def write_nvidia_pickle(
     """Write ``G`` as an NVIDIA network pickle ``{G, D, G_ema, training_set_kwargs, augment_pipe}``.
 
     Args:
+        D: the discriminator, stored under NVIDIA's module names and ``_init_kwargs``; None writes a generator-only
+            pickle (no ``D`` key).
         flat_kwargs: stylegan3 repo layout (synthesis kwargs flat in ``_init_kwargs``) instead of ada-pytorch's
             nested ``synthesis_kwargs``.
         numpy1: write numpy 1.x module names (``numpy.core.multiarray``); forces pickle protocol 3.
@@ -197,8 +303,10 @@ def write_nvidia_pickle(
     g_ema = _nvidia_record(G, "", fp16_min_res)
     g_ema.meta["state"]["_init_kwargs"] = kwargs
     g_ema.meta["state"]["img_resolution"] = cfg.img_resolution
-    d = _Record({"type": "class", "version": 6, "module_src": "", "class_name": "Discriminator", "state": {}})
-    blob = {"G": g_ema, "D": d, "G_ema": g_ema, "training_set_kwargs": {"resolution": 0}, "augment_pipe": None}
+    blob: dict[str, Any] = {"G": g_ema}  # the key order of NVIDIA's training/training_loop.py snapshots
+    if D is not None:
+        blob["D"] = _nvidia_d_record(D)
+    blob.update(G_ema=g_ema, training_set_kwargs={"resolution": 0}, augment_pipe=None)
     return _dump(blob, path, protocol=3 if numpy1 else protocol, numpy1=numpy1)
 
 
@@ -220,8 +328,37 @@ def _tf_conv(state: dict[str, torch.Tensor], src: str, dst: str, out: list, *, f
         out.append((f"{dst}/bias", state[f"{src}.bias"].numpy().copy()))
 
 
-def write_tf_pickle(G: Generator, path: str | Path, *, version: int = 4, numpy1: bool = False) -> Path:
-    """Write ``G`` as a TF StyleGAN2 (``version=4``, with ``lod``) or StyleGAN2-ADA (``version=5``) pickle."""
+def tf_d_variables(D: Discriminator) -> list[tuple[str, np.ndarray]]:
+    """``D``'s variables as TF's ``D_stylegan2`` names them: conv kernels HWIO (not flipped), dense [in, out]."""
+    st = {k: v.detach().float().cpu().numpy() for k, v in D.state_dict().items()}
+    res, out = D.img_resolution, []
+
+    def conv(src: str, dst: str) -> None:
+        out.append((f"{dst}/weight", np.ascontiguousarray(st[f"{src}.weight"].transpose(2, 3, 1, 0))))
+        if f"{src}.bias" in st:
+            out.append((f"{dst}/bias", st[f"{src}.bias"].copy()))
+
+    conv("fromrgb", f"{res}x{res}/FromRGB")
+    for r in D.block_resolutions:
+        conv(f"b{r}.conv0", f"{r}x{r}/Conv0")
+        conv(f"b{r}.conv1", f"{r}x{r}/Conv1_down")
+        if f"b{r}.skip.weight" in st:
+            conv(f"b{r}.skip", f"{r}x{r}/Skip")
+    conv("conv", "4x4/Conv")
+    for src, dst in (("fc", "4x4/Dense0"), ("out", "Output")):
+        out.append((f"{dst}/weight", st[f"{src}.weight"].T.copy()))
+        out.append((f"{dst}/bias", st[f"{src}.bias"].copy()))
+    return out
+
+
+def write_tf_pickle(
+    G: Generator, path: str | Path, *, D: Discriminator | None = None, version: int = 4, numpy1: bool = False
+) -> Path:
+    """Write ``G`` as a TF StyleGAN2 (``version=4``, with ``lod``) or StyleGAN2-ADA (``version=5``) pickle.
+
+    ``D`` (unconditional) becomes the pickle's ``D`` network with its variables and static kwargs; None writes a
+    ``D`` without variables.
+    """
     cfg, state = G.config, {k: v.detach().float().cpu() for k, v in G.state_dict().items()}
     res = cfg.img_resolution
     mapping_vars = []
@@ -279,6 +416,22 @@ def write_tf_pickle(G: Generator, path: str | Path, *, version: int = 4, numpy1:
     }
     gs = net("G", "G_main", own, comps, static)
     d = net("D", "D_stylegan2", [], kw={"num_channels": 3})
+    if D is not None:
+        dc = D.config
+        d_kw = {
+            "num_channels": dc.img_channels,
+            "resolution": dc.img_resolution,
+            "label_size": 0,
+            "fmap_base": dc.channel_base // 2,
+            "fmap_max": dc.channel_max,
+            "architecture": dc.architecture,
+            "mbstd_group_size": dc.mbstd_group_size,
+            "mbstd_num_features": dc.mbstd_num_channels,
+            "resample_kernel": list(dc.resample_filter),
+        }
+        if version >= 5 and dc.conv_clamp is not None:
+            d_kw["conv_clamp"] = dc.conv_clamp
+        d = net("D", "D_stylegan2" if version == 4 else "D_main", tf_d_variables(D), kw=d_kw)
     return _dump((gs, d, gs), path, protocol=3 if numpy1 else 4, numpy1=numpy1)
 
 
@@ -286,8 +439,37 @@ def write_tf_pickle(G: Generator, path: str | Path, *, version: int = 4, numpy1:
 # rosinality .pt
 
 
-def write_rosinality(G: Generator, path: str | Path, *, with_args: bool = True, with_latent_avg: bool = True) -> Path:
-    """Write ``G`` as a rosinality checkpoint ``{'g_ema', 'latent_avg'[, 'args']}`` with ``torch.save`` (zip)."""
+def rosinality_d_state(D: Discriminator) -> dict[str, torch.Tensor]:
+    """``D`` (resnet, no conv_clamp) under rosinality's ``Discriminator`` names (``convs``, ``final_*``)."""
+    st = {k: v.detach().float().cpu().clone() for k, v in D.state_dict().items()}
+    kernel = torch.outer(torch.tensor([1.0, 3, 3, 1]), torch.tensor([1.0, 3, 3, 1])) / 64  # Blur: make_kernel
+    d: dict[str, torch.Tensor] = collections.OrderedDict()
+    d["convs.0.0.weight"], d["convs.0.1.bias"] = st["fromrgb.weight"], st["fromrgb.bias"]
+    for i, r in enumerate(D.block_resolutions, start=1):
+        d[f"convs.{i}.conv1.0.weight"], d[f"convs.{i}.conv1.1.bias"] = st[f"b{r}.conv0.weight"], st[f"b{r}.conv0.bias"]
+        d[f"convs.{i}.conv2.0.kernel"] = kernel.clone()
+        d[f"convs.{i}.conv2.1.weight"], d[f"convs.{i}.conv2.2.bias"] = st[f"b{r}.conv1.weight"], st[f"b{r}.conv1.bias"]
+        d[f"convs.{i}.skip.0.kernel"] = kernel.clone()
+        d[f"convs.{i}.skip.1.weight"] = st[f"b{r}.skip.weight"]
+    d["final_conv.0.weight"], d["final_conv.1.bias"] = st["conv.weight"], st["conv.bias"]
+    d["final_linear.0.weight"], d["final_linear.0.bias"] = st["fc.weight"], st["fc.bias"]
+    d["final_linear.1.weight"], d["final_linear.1.bias"] = st["out.weight"], st["out.bias"]
+    return d
+
+
+def write_rosinality(
+    G: Generator,
+    path: str | Path,
+    *,
+    D: Discriminator | None = None,
+    with_args: bool = True,
+    with_latent_avg: bool = True,
+) -> Path:
+    """Write ``G`` as a rosinality checkpoint ``{'g_ema', 'latent_avg'[, 'args']}`` with ``torch.save`` (zip).
+
+    With ``D``: a training checkpoint as rosinality's ``train.py`` saves it (``g``, ``d``, ``g_ema``, ``g_optim``,
+    ``d_optim``, ``args``, ``ada_aug_p``).
+    """
     cfg, state = G.config, {k: v.detach().float().cpu() for k, v in G.state_dict().items()}
     g: dict[str, torch.Tensor] = collections.OrderedDict()
     for i in range(cfg.mapping_layers):
@@ -323,6 +505,13 @@ def write_rosinality(G: Generator, path: str | Path, *, with_args: bool = True, 
     for i, layer in enumerate(G.synthesis.noise_layers()):
         g[f"noises.noise_{i}"] = layer.noise_const.detach().cpu()[None, None].clone()
     ckpt: dict[str, Any] = {"g_ema": g}
+    if D is not None:
+        d = rosinality_d_state(D)
+        params = [torch.nn.Parameter(v.clone()) for k, v in d.items() if not k.endswith("kernel")]
+        adam = torch.optim.Adam(params, lr=0.002)
+        sum(p.sum() for p in params).backward()
+        adam.step()  # an optimiser state with step counts and moments, as a real checkpoint has
+        ckpt.update(g=dict(g), d=d, g_optim=adam.state_dict(), d_optim=adam.state_dict(), ada_aug_p=0.0)
     if with_latent_avg:
         ckpt["latent_avg"] = state["mapping.w_avg"]
     if with_args:

@@ -20,11 +20,19 @@ from typing import Any
 import torch
 
 from wplus.errors import CheckpointError
+from wplus.formats.d_state import NoDiscriminatorError, discriminator_from_state
 from wplus.formats.safe_pickle import numpy_globals, safe_load
 from wplus.formats.sg2_state import generator_from_state
 from wplus.models.stylegan2 import Generator
+from wplus.models.stylegan2_discriminator import Discriminator
 
-__all__ = ["PersistentRecord", "read_nvidia_pickle", "load_nvidia_pickle", "nvidia_allow_list"]
+__all__ = [
+    "PersistentRecord",
+    "read_nvidia_pickle",
+    "load_nvidia_pickle",
+    "load_nvidia_discriminator",
+    "nvidia_allow_list",
+]
 
 
 @dataclass
@@ -83,9 +91,9 @@ def read_nvidia_pickle(path: str | Path, data: bytes | None = None) -> dict[str,
     return obj
 
 
-def _walk(record: Any, prefix: str, out: dict[str, torch.Tensor], path: str | Path) -> None:
+def _walk(record: Any, prefix: str, out: dict[str, torch.Tensor], path: str | Path, root: str = "G_ema") -> None:
     if not isinstance(record, PersistentRecord):
-        raise CheckpointError(path, f"module {prefix or 'G_ema'} is {type(record).__name__}, expected a network record")
+        raise CheckpointError(path, f"module {prefix or root} is {type(record).__name__}, expected a network record")
     state = record.state
     skip = set(state.get("_non_persistent_buffers_set") or ())
     for group in ("_parameters", "_buffers"):
@@ -97,7 +105,7 @@ def _walk(record: Any, prefix: str, out: dict[str, torch.Tensor], path: str | Pa
             out[prefix + name] = t.detach()
     for name, child in (state.get("_modules") or {}).items():
         if child is not None:
-            _walk(child, f"{prefix}{name}.", out, path)
+            _walk(child, f"{prefix}{name}.", out, path, root)
 
 
 def _is_stylegan3(g: PersistentRecord) -> bool:
@@ -153,3 +161,53 @@ def load_nvidia_pickle(path: str | Path, *, device: str | torch.device = "cpu", 
             got = getattr(G, key)
             raise CheckpointError(path, f"{key} is {recorded} in the file's kwargs but {got} in its weights")
     return G
+
+
+def _d_hints(init_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """D config values that leave no trace in its weights, from D's ``_init_kwargs`` (``training/networks.py``)."""
+    epilogue = dict(init_kwargs.get("epilogue_kwargs") or {})
+    block = dict(init_kwargs.get("block_kwargs") or {})
+    mapping = dict(init_kwargs.get("mapping_kwargs") or {})
+    hints = {
+        "conv_clamp": init_kwargs.get("conv_clamp"),
+        "architecture": init_kwargs.get("architecture"),
+        "mbstd_group_size": epilogue.get("mbstd_group_size"),
+        "resample_filter": block.get("resample_filter"),
+        "mapping_lr_multiplier": mapping.get("lr_multiplier"),
+    }
+    return {k: v for k, v in hints.items() if v is not None}
+
+
+NO_D_HINT = (
+    "pass a file that stores D (an NVIDIA training snapshot network-snapshot-*.pkl, a TF (G, D, Gs) pickle, "
+    "a rosinality training checkpoint with 'd', or a D.safetensors written by `wplus train`), or use the VGG loss"
+)
+
+
+def load_nvidia_discriminator(
+    path: str | Path, *, device: str | torch.device = "cpu", data: bytes | None = None
+) -> Discriminator:
+    """Read ``D`` of an NVIDIA PyTorch pickle (a training snapshot) into our :class:`Discriminator` (float32, eval).
+
+    The config comes from D's stored shapes plus its ``_init_kwargs`` (conv_clamp, mbstd group size, label mapping
+    lr multiplier); fp16 layers are read as float32.
+
+    Raises:
+        NoDiscriminatorError: the pickle stores no ``D`` (a generator-only pickle).
+        CheckpointError: not such a pickle, a refused global, or weights that are not a StyleGAN2 discriminator.
+    """
+    obj = read_nvidia_pickle(path, data)
+    d = obj.get("D")
+    if d is None or (isinstance(d, PersistentRecord) and not (d.state.get("_modules") or d.state.get("_parameters"))):
+        raise NoDiscriminatorError(path, f"this NVIDIA pickle stores no discriminator (D), only G_ema; {NO_D_HINT}")
+    if not isinstance(d, PersistentRecord):
+        raise CheckpointError(path, f"D is {type(d).__name__}, expected a persistence record of a Discriminator")
+    state: dict[str, torch.Tensor] = {}
+    _walk(d, "", state, path, root="D")
+    init_kwargs = dict(d.state.get("_init_kwargs") or {})
+    D = discriminator_from_state(state, path=path, hints=_d_hints(init_kwargs), device=device)
+    for key, ours in (("img_resolution", D.config.img_resolution), ("c_dim", D.config.c_dim)):
+        recorded = init_kwargs.get(key)
+        if recorded is not None and int(recorded) != ours:
+            raise CheckpointError(path, f"D's {key} is {recorded} in the file's kwargs but {ours} in its weights")
+    return D

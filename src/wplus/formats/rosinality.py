@@ -6,6 +6,13 @@ the one extra class allowed. ``g_ema`` is mapped to NVIDIA names (rosinality/sty
 ``mapping.fc{i}``, ``input.input[0]`` -> ``b4.const``, ``conv1``/``convs.{n}`` -> ``b{r}.conv{j}``,
 ``to_rgb1``/``to_rgbs.{k}`` -> ``b{r}.torgb``, ``noises.noise_{i}`` -> ``noise_const``, ``latent_avg`` -> ``w_avg``.
 A bare state dict already in NVIDIA names (``torch.save(G_ema.state_dict())``) is accepted as well.
+
+Training checkpoints also hold the discriminator under ``d`` (rosinality ``model.py``'s ``Discriminator``):
+``convs.0`` (FromRGB ConvLayer) -> ``b{R}.fromrgb``, ``convs.{i}`` (ResBlock ``conv1``, ``conv2``, ``skip``) ->
+``b{r}.conv0``, ``b{r}.conv1``, ``b{r}.skip``, ``final_conv`` -> ``b4.conv``, ``final_linear.{0,1}`` -> ``b4.fc``,
+``b4.out``. A ConvLayer stores its conv as ``.0.weight`` (``.1.weight`` after a Blur) and its bias in the following
+FusedLeakyReLU; its down-sampling Blur (the [1,3,3,1] kernel, padded by (2, 2) before a 3x3 and (1, 1) before a 1x1
+stride-2 conv) is NVIDIA's conv2d_resample padding, so the blocks compute the same features.
 """
 
 from __future__ import annotations
@@ -20,10 +27,18 @@ from typing import Any
 import torch
 
 from wplus.errors import CheckpointError
+from wplus.formats.d_state import NoDiscriminatorError, discriminator_from_state
 from wplus.formats.sg2_state import generator_from_state
 from wplus.models.stylegan2 import Generator
+from wplus.models.stylegan2_discriminator import Discriminator
 
-__all__ = ["torch_load_safe", "rosinality_to_nvidia_state", "load_rosinality"]
+__all__ = [
+    "torch_load_safe",
+    "rosinality_to_nvidia_state",
+    "load_rosinality",
+    "rosinality_d_to_nvidia_state",
+    "load_rosinality_discriminator",
+]
 
 _IGNORED = re.compile(r".*\.(blur\.kernel|upsample\.kernel)$")
 
@@ -138,3 +153,66 @@ def load_rosinality(path: str | Path, *, device: str | torch.device = "cpu") -> 
     if estimate:
         G.mapping.w_avg.copy_(G.mean_w(10_000, seed=123))
     return G
+
+
+def rosinality_d_to_nvidia_state(d: dict[str, Any], *, path: str | Path | None = None) -> dict[str, torch.Tensor]:
+    """Map a rosinality ``d`` state dict to NVIDIA ``D`` names; Blur kernels become ``resample_filter`` buffers."""
+    blocks = sorted({int(m.group(1)) for k in d if (m := re.match(r"convs\.(\d+)\.", k))})
+    if not blocks or blocks != list(range(len(blocks))) or len(blocks) < 2:
+        raise CheckpointError(path, f"d has convs {blocks}; expected convs.0 (FromRGB) and ResBlocks convs.1, ...")
+    res = 4 * 2 ** (len(blocks) - 1)
+    layer = {
+        "conv1.0.weight": "conv0.weight",
+        "conv1.1.bias": "conv0.bias",
+        "conv2.0.kernel": "conv1.resample_filter",
+        "conv2.1.weight": "conv1.weight",
+        "conv2.2.bias": "conv1.bias",
+        "skip.0.kernel": "skip.resample_filter",
+        "skip.1.weight": "skip.weight",
+    }
+    fixed = {
+        "convs.0.0.weight": f"b{res}.fromrgb.weight",
+        "convs.0.1.bias": f"b{res}.fromrgb.bias",
+        "final_conv.0.weight": "b4.conv.weight",
+        "final_conv.1.bias": "b4.conv.bias",
+        "final_linear.0.weight": "b4.fc.weight",
+        "final_linear.0.bias": "b4.fc.bias",
+        "final_linear.1.weight": "b4.out.weight",
+        "final_linear.1.bias": "b4.out.bias",
+    }
+    out: dict[str, torch.Tensor] = {}
+    unknown: list[str] = []
+    for key, t in d.items():
+        if not isinstance(t, torch.Tensor):
+            raise CheckpointError(path, f"d[{key!r}] is {type(t).__name__}, expected a tensor")
+        if key in fixed:
+            out[fixed[key]] = t
+        elif (m := re.fullmatch(r"convs\.(\d+)\.(.+)", key)) and m.group(2) in layer and int(m.group(1)) > 0:
+            out[f"b{res >> (int(m.group(1)) - 1)}.{layer[m.group(2)]}"] = t
+        else:
+            unknown.append(key)
+    if unknown:
+        raise CheckpointError(path, f"unrecognised d keys {unknown[:5]}; expected a rosinality StyleGAN2 Discriminator")
+    return out
+
+
+def load_rosinality_discriminator(path: str | Path, *, device: str | torch.device = "cpu") -> Discriminator:
+    """Read the ``d`` of a rosinality training checkpoint into our :class:`Discriminator` (eval mode, frozen).
+
+    Raises:
+        NoDiscriminatorError: the checkpoint has no ``d`` (e.g. a ``g_ema``-only export).
+        CheckpointError: unreadable file, a refused global, or weights that are not a StyleGAN2 discriminator.
+    """
+    from wplus.formats.nvidia_pkl import NO_D_HINT
+
+    ckpt = torch_load_safe(path)
+    if not isinstance(ckpt, dict) or "d" not in ckpt:
+        keys = sorted(map(str, ckpt))[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise NoDiscriminatorError(path, f"this torch checkpoint has no 'd' (discriminator), got {keys}; {NO_D_HINT}")
+    if not isinstance(ckpt["d"], dict):
+        raise CheckpointError(path, "d is not a state dict")
+    D = discriminator_from_state(rosinality_d_to_nvidia_state(ckpt["d"], path=path), path=path, device=device)
+    size = getattr(ckpt.get("args"), "size", None)
+    if isinstance(size, int) and size != D.img_resolution:
+        raise CheckpointError(path, f"args.size is {size} but d's weights are for {D.img_resolution} px")
+    return D

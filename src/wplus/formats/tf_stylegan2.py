@@ -7,6 +7,11 @@ dict (``version``, ``name``, ``static_kwargs``, ``components``, ``build_func_nam
 conv HWIO -> OIHW,
 ``Conv0_up`` / ``Skip`` kernels flipped spatially, ``mod_bias + 1``, ``Const[0]``, ``noise{i}[0, 0]``,
 ``dlatent_avg`` -> ``w_avg``.
+
+``D`` (``D_stylegan2`` / ADA's ``D_main``) is converted the same way (:func:`tf_d_to_nvidia_state`), except that no
+kernel is flipped: TF's down-sampling conv (``conv_downsample_2d``) blurs and then calls ``tf.nn.conv2d``, a
+cross-correlation like ``torch.nn.functional.conv2d``; only G's up-sampling convs go through
+``conv2d_transpose``, whose kernel is the spatial flip of the equivalent correlation.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import numpy as np
 import torch
 
 from wplus.errors import CheckpointError
-from wplus.formats.nvidia_pkl import EasyDict
+from wplus.formats.d_state import NoDiscriminatorError, discriminator_from_state
+from wplus.formats.nvidia_pkl import NO_D_HINT, EasyDict
 from wplus.formats.safe_pickle import numpy_globals, safe_load
 from wplus.formats.sg2_state import generator_from_state
 from wplus.models.stylegan2 import Generator
+from wplus.models.stylegan2_discriminator import Discriminator
 
 __all__ = [
     "StyleGAN1PickleError",
@@ -33,6 +40,8 @@ __all__ = [
     "load_tf_pickle",
     "tf_variables",
     "tf_to_nvidia_state",
+    "tf_d_to_nvidia_state",
+    "load_tf_discriminator",
 ]
 
 STYLEGAN1_HINT = (
@@ -194,3 +203,71 @@ def load_tf_pickle(path: str | Path, *, device: str | torch.device = "cpu", data
             kw = {**dict(comp.get("static_kwargs") or {}), **kw}
     state = tf_to_nvidia_state(tf_variables(gs), path=path)
     return generator_from_state(state, path=path, hints=_hints(kw, path), device=device)
+
+
+def tf_d_to_nvidia_state(tf: dict[str, np.ndarray], *, path: str | Path | None = None) -> dict[str, torch.Tensor]:
+    """Map D's TF variables to NVIDIA ``D`` names (conv HWIO -> OIHW, dense transposed, no flips). Unknown: error."""
+    out: dict[str, np.ndarray] = {}
+    unknown: list[str] = []
+    for key, value in tf.items():
+        if m := re.fullmatch(r"(\d+)x\1/(FromRGB|Conv0|Conv1_down|Skip|Conv)/(weight|bias)", key):
+            layer = {"FromRGB": "fromrgb", "Conv0": "conv0", "Conv1_down": "conv1", "Skip": "skip", "Conv": "conv"}
+            name = f"b{m.group(1)}.{layer[m.group(2)]}.{m.group(3)}"
+            if m.group(2) == "Conv" and m.group(1) != "4":
+                unknown.append(key)
+                continue
+            out[name] = value.transpose(3, 2, 0, 1) if m.group(3) == "weight" else value
+        elif m := re.fullmatch(r"(4x4/Dense0|Output|LabelEmbed|Mapping(\d+))/(weight|bias)", key):
+            base = {"4x4/Dense0": "b4.fc", "Output": "b4.out", "LabelEmbed": "mapping.embed"}.get(m.group(1))
+            name = f"{base or f'mapping.fc{m.group(2)}'}.{m.group(3)}"
+            out[name] = value.T if m.group(3) == "weight" else value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise CheckpointError(path, f"unrecognised D variables {sorted(unknown)[:5]}; expected a TF StyleGAN2 D")
+    try:
+        return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in out.items()}
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(path, f"a TF D variable is not a numeric array ({e})") from None
+
+
+def load_tf_discriminator(
+    path: str | Path, *, device: str | torch.device = "cpu", data: bytes | None = None
+) -> Discriminator:
+    """Read ``D`` of a TF StyleGAN2 / StyleGAN2-ADA ``(G, D, Gs)`` pickle into our :class:`Discriminator`.
+
+    Raises:
+        NoDiscriminatorError: D has no variables.
+        CheckpointError: not such a pickle, a refused global, a StyleGAN v1 or conditional TF StyleGAN2 D, or
+            variables that do not form a StyleGAN2 discriminator.
+    """
+    _, d, _ = read_tf_pickle(path, data)
+    variables = tf_variables(d)
+    if not variables:
+        raise NoDiscriminatorError(path, f"the D network of this TF pickle has no variables; {NO_D_HINT}")
+    version = d.get("version")
+    if not isinstance(version, int) or version < 4 or d.get("build_func_name") == "D_basic":
+        raise CheckpointError(path, "a StyleGAN (v1) discriminator; wplus reads StyleGAN2 discriminators only")
+    kw = dict(d.get("static_kwargs") or {})
+    if kw.get("nonlinearity", "lrelu") != "lrelu":
+        raise CheckpointError(path, f"D nonlinearity={kw['nonlinearity']!r}; only 'lrelu' StyleGAN2 D is supported")
+    if int(kw.get("label_size") or 0) > 0 and "LabelEmbed/weight" not in variables:
+        raise CheckpointError(
+            path, f"a conditional TF StyleGAN2 D (label_size={kw['label_size']}) without a label mapping; not supported"
+        )
+    group = kw.get("mbstd_group_size")
+    hints = {
+        "conv_clamp": kw.get("conv_clamp"),
+        "architecture": kw.get("architecture"),
+        "mbstd_group_size": group if isinstance(group, int) and group > 1 else None,  # <= 1: no mbstd layer
+        "resample_filter": kw.get("resample_kernel"),
+        "mapping_lr_multiplier": kw.get("mapping_lrmul"),
+    }
+    state = tf_d_to_nvidia_state(variables, path=path)
+    D = discriminator_from_state(state, path=path, hints=hints, device=device)
+    recorded = kw.get("resolution")
+    if recorded is not None and int(recorded) != D.img_resolution:
+        raise CheckpointError(
+            path, f"D's resolution is {recorded} in the file's kwargs but {D.img_resolution} in its weights"
+        )
+    return D

@@ -6,6 +6,12 @@ skip, summed and scaled by sqrt(0.5)), then the 4x4 epilogue: minibatch standard
 a 3x3 conv, a dense layer and the linear output. All layers use the equalised learning rate (weights ~ N(0, 1),
 scaled by 1/sqrt(fan_in) at run time) and lrelu(0.2) * sqrt(2).
 
+The same network reads NVIDIA's, TF's and rosinality's trained discriminators (:mod:`wplus.formats.d_state` maps
+their names onto ours): ``architecture='orig'`` drops the skips (and their sqrt(0.5)), ``conv_clamp`` clamps every
+activated conv's output to +-conv_clamp (times the layer's gain) as NVIDIA's ``bias_act`` does, and ``c_dim > 0``
+adds NVIDIA's conditional projection head: a label mapping network gives ``cmap`` [B, cmap_dim] and the logit is
+``(out(x) * cmap).sum(1) / sqrt(cmap_dim)``. NVIDIA's fp16 layers run in float32 here.
+
 :meth:`Discriminator.features` returns the activations of every block; ``wplus.losses.DiscriminatorFeatures`` uses
 them as a domain-specific perceptual feature network where ImageNet VGG-16 weights are not available.
 
@@ -31,7 +37,7 @@ from wplus.models.config import (
     check_ranges,
     check_resolution,
 )
-from wplus.models.stylegan2 import setup_filter, upfirdn2d
+from wplus.models.stylegan2 import FullyConnectedLayer, normalize_2nd_moment, setup_filter, upfirdn2d
 
 __all__ = ["DiscriminatorConfig", "Discriminator"]
 
@@ -52,6 +58,12 @@ class DiscriminatorConfig(ModelConfig):
     mbstd_group_size: int = 4
     mbstd_num_channels: int = 1
     resample_filter: tuple[int, ...] = (1, 3, 3, 1)
+    architecture: str = "resnet"  # 'resnet' (skips) or 'orig' (plain chain); NVIDIA's 'skip' D is not supported
+    conv_clamp: float | None = None
+    c_dim: int = 0  # label size of a conditional D
+    cmap_dim: int | None = None  # width of the label projection; None: channels(4) (NVIDIA's default)
+    mapping_layers: int = 8  # label mapping network of a conditional D
+    mapping_lr_multiplier: float = 0.01
     arch: str = field(default="stylegan2_discriminator", init=False)
 
     def __post_init__(self) -> None:
@@ -63,21 +75,34 @@ class DiscriminatorConfig(ModelConfig):
                 "channel_base": (1, MAX_CHANNEL_BASE),
                 "channel_max": (1, MAX_WIDTH),
                 "mbstd_group_size": (1, 256),
-                "mbstd_num_channels": (1, 16),
+                "mbstd_num_channels": (0, 16),
+                "c_dim": (0, 1 << 16),
+                "cmap_dim": (1, MAX_WIDTH),
+                "mapping_layers": (1, 64),
             },
+            floats={"conv_clamp": (1e-6, 1e9), "mapping_lr_multiplier": (1e-6, 1e3)},
+            optional=("conv_clamp", "cmap_dim"),
         )
         check_filter(self, "resample_filter")
+        if self.architecture not in ("resnet", "orig"):
+            raise ConfigError(f"architecture={self.architecture!r}; expected 'resnet' or 'orig'")
         if self.channels(self.img_resolution) < 1:
             raise ConfigError(
                 f"channel_base={self.channel_base} gives 0 channels at {self.img_resolution} px; raise it"
             )
-        if self.channels(4) < 1 or self.channels(4) % self.mbstd_num_channels:
-            raise ConfigError(
-                f"mbstd_num_channels={self.mbstd_num_channels} must divide the {self.channels(4)} channels at 4x4"
-            )
+        f = self.mbstd_num_channels
+        if self.channels(4) < 1 or (f and self.channels(4) % f):
+            raise ConfigError(f"mbstd_num_channels={f} must divide the {self.channels(4)} channels at 4x4")
 
     def channels(self, res: int) -> int:
         return min(self.channel_base // res, self.channel_max)
+
+    @property
+    def projection_dim(self) -> int:
+        """Width of the output layer: 1, or ``cmap_dim`` for a conditional D."""
+        if self.c_dim == 0:
+            return 1
+        return self.cmap_dim if self.cmap_dim is not None else self.channels(4)
 
 
 class EqualConv2d(nn.Module):
@@ -93,9 +118,10 @@ class EqualConv2d(nn.Module):
         activation: bool = True,
         down: int = 1,
         resample_filter: tuple[int, ...] = (1, 3, 3, 1),
+        conv_clamp: float | None = None,
     ):
         super().__init__()
-        self.down, self.activation, self.kernel_size = down, activation, kernel_size
+        self.down, self.activation, self.kernel_size, self.conv_clamp = down, activation, kernel_size, conv_clamp
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
         self.bias = nn.Parameter(torch.zeros([out_channels])) if bias else None
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size * kernel_size)
@@ -117,6 +143,8 @@ class EqualConv2d(nn.Module):
             x = F.leaky_relu(x, 0.2) * (_SQRT2 * gain)
         elif gain != 1:
             x = x * gain
+        if self.conv_clamp is not None:
+            x = x.clamp(-self.conv_clamp * gain, self.conv_clamp * gain)  # NVIDIA: clamp = conv_clamp * gain
         return x
 
 
@@ -136,20 +164,59 @@ class EqualLinear(nn.Module):
 
 
 class DiscriminatorBlock(nn.Module):
-    """Residual block: conv, down-sampling conv, 1x1 down-sampling skip; ``(skip + main) * sqrt(0.5)``."""
+    """Residual block: conv, down-sampling conv, 1x1 down-sampling skip; ``(skip + main) * sqrt(0.5)``.
 
-    def __init__(self, in_channels: int, out_channels: int, resample_filter: tuple[int, ...]):
+    Without ``skip`` ('orig'): the two convs alone, no rescaling. The skip is never clamped (as NVIDIA's).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        resample_filter: tuple[int, ...],
+        *,
+        skip: bool = True,
+        conv_clamp: float | None = None,
+    ):
         super().__init__()
-        self.conv0 = EqualConv2d(in_channels, in_channels, 3, resample_filter=resample_filter)
-        self.conv1 = EqualConv2d(in_channels, out_channels, 3, down=2, resample_filter=resample_filter)
-        self.skip = EqualConv2d(
-            in_channels, out_channels, 1, bias=False, activation=False, down=2, resample_filter=resample_filter
+        kw: dict[str, Any] = {"resample_filter": resample_filter, "conv_clamp": conv_clamp}
+        self.conv0 = EqualConv2d(in_channels, in_channels, 3, **kw)
+        self.conv1 = EqualConv2d(in_channels, out_channels, 3, down=2, **kw)
+        self.skip = (
+            EqualConv2d(
+                in_channels, out_channels, 1, bias=False, activation=False, down=2, resample_filter=resample_filter
+            )
+            if skip
+            else None
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.skip is None:
+            return self.conv1(self.conv0(x))
         y = self.skip(x, gain=math.sqrt(0.5))
         x = self.conv1(self.conv0(x), gain=math.sqrt(0.5))
         return y + x
+
+
+class LabelMapping(nn.Module):
+    """A conditional D's label embedding: ``embed`` (linear), 2nd-moment normalisation, ``fc{i}`` lrelu layers.
+
+    NVIDIA's ``MappingNetwork(z_dim=0, w_dim=cmap_dim, num_ws=None)`` (no w_avg). Shape: c [B, c_dim] -> [B, cmap_dim].
+    """
+
+    def __init__(self, c_dim: int, cmap_dim: int, num_layers: int, lr_multiplier: float):
+        super().__init__()
+        self.num_layers = num_layers
+        self.embed = FullyConnectedLayer(c_dim, cmap_dim)
+        for i in range(num_layers):
+            fc = FullyConnectedLayer(cmap_dim, cmap_dim, activation="lrelu", lr_multiplier=lr_multiplier)
+            setattr(self, f"fc{i}", fc)
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        x = normalize_2nd_moment(self.embed(c.to(torch.float32)))
+        for i in range(self.num_layers):
+            x = getattr(self, f"fc{i}")(x)
+        return x
 
 
 def minibatch_stddev(x: torch.Tensor, group_size: int, num_channels: int) -> torch.Tensor:
@@ -159,6 +226,8 @@ def minibatch_stddev(x: torch.Tensor, group_size: int, num_channels: int) -> tor
     if b % g:
         g = 1  # a batch that does not split into groups: each sample is its own group (std 0)
     f = num_channels
+    if f == 0:
+        return x
     y = x.reshape(g, -1, f, c // f, h, w)  # [G, M, F, C/F, H, W]
     y = (y - y.mean(dim=0)).square().mean(dim=0)
     y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4])  # [M, F]
@@ -181,13 +250,23 @@ class Discriminator(nn.Module):
         self.config = cfg
         self.img_resolution, self.img_channels = cfg.img_resolution, cfg.img_channels
         self.block_resolutions = [2**i for i in range(int(math.log2(cfg.img_resolution)), 2, -1)]
-        self.fromrgb = EqualConv2d(cfg.img_channels, cfg.channels(cfg.img_resolution), 1)
+        clamp = cfg.conv_clamp
+        self.fromrgb = EqualConv2d(cfg.img_channels, cfg.channels(cfg.img_resolution), 1, conv_clamp=clamp)
         for res in self.block_resolutions:
-            setattr(self, f"b{res}", DiscriminatorBlock(cfg.channels(res), cfg.channels(res // 2), cfg.resample_filter))
+            block = DiscriminatorBlock(
+                cfg.channels(res),
+                cfg.channels(res // 2),
+                cfg.resample_filter,
+                skip=cfg.architecture == "resnet",
+                conv_clamp=clamp,
+            )
+            setattr(self, f"b{res}", block)
         c4 = cfg.channels(4)
-        self.conv = EqualConv2d(c4 + cfg.mbstd_num_channels, c4, 3)
+        self.conv = EqualConv2d(c4 + cfg.mbstd_num_channels, c4, 3, conv_clamp=clamp)
         self.fc = EqualLinear(c4 * 16, c4)
-        self.out = EqualLinear(c4, 1, activation=False)
+        self.out = EqualLinear(c4, cfg.projection_dim, activation=False)
+        if cfg.c_dim:
+            self.mapping = LabelMapping(cfg.c_dim, cfg.projection_dim, cfg.mapping_layers, cfg.mapping_lr_multiplier)
 
     def features(self, img: torch.Tensor) -> list[torch.Tensor]:
         """Activations after FromRGB and after each residual block (resolutions R, R/2, ..., 4)."""
@@ -199,13 +278,22 @@ class Discriminator(nn.Module):
             feats.append(x)
         return feats
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        x = self.features(img)[-1]
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [B, 1]; ``c`` [B, c_dim] is required by a conditional D (``c_dim > 0``) and refused otherwise."""
         cfg = self.config
+        if cfg.c_dim and (c is None or c.ndim != 2 or c.shape[1] != cfg.c_dim or c.shape[0] != img.shape[0]):
+            got = None if c is None else list(c.shape)
+            raise ShapeError(f"labels c have shape {got}, expected [{img.shape[0]}, {cfg.c_dim}] (a conditional D)")
+        if not cfg.c_dim and c is not None and c.numel():
+            raise ShapeError("labels c given to an unconditional discriminator (c_dim=0); pass c=None")
+        x = self.features(img)[-1]
         x = minibatch_stddev(x, cfg.mbstd_group_size, cfg.mbstd_num_channels)
         x = self.conv(x)
         x = self.fc(x.flatten(1))
-        return self.out(x)  # [B, 1]
+        x = self.out(x)
+        if cfg.c_dim:
+            x = (x * self.mapping(c)).sum(dim=1, keepdim=True) * (1 / math.sqrt(cfg.projection_dim))
+        return x  # [B, 1]
 
 
 def _check_images(img: torch.Tensor, channels: int, resolution: int) -> None:
