@@ -360,5 +360,27 @@ def test_dfeat_loss_without_a_discriminator_is_one_line(model_file, tmp_path):
     (model_file / "tiny-D.safetensors").unlink(missing_ok=True)
     args = ["project", model_file / "a.png", "--model", model_file / "tiny.safetensors", "--loss", "dfeat+mse"]
     r = CliRunner().invoke(cli, [str(a) for a in [*args, "--outdir", tmp_path / "o", "--device", "cpu"]])
-    assert r.exit_code == 1 and "no discriminator found beside this generator" in r.output
+    assert r.exit_code == 1 and "no discriminator found with this generator" in r.output
     assert "Traceback" not in r.output
+
+
+def test_project_offline_reads_d_from_an_nvidia_snapshot(tmp_path, monkeypatch):
+    from conftest import tiny_config
+    from wplus.formats._testing import write_nvidia_pickle
+    from wplus.models.stylegan2 import random_generator
+
+    G = random_generator(tiny_config(16), seed=1, noise_strength=0.1)
+    write_nvidia_pickle(G, tmp_path / "snapshot.pkl", D=_tiny_d(1))
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    monkeypatch.setenv("WPLUS_OFFLINE", "1")
+    monkeypatch.setenv("WPLUS_CACHE", str(tmp_path / "empty-cache"))
+    args = ["project", tmp_path / "a.png", "--model", tmp_path / "snapshot.pkl", "--steps", "3", "--preset", "course"]
+    r = CliRunner().invoke(cli, [str(a) for a in [*args, "--outdir", tmp_path / "o", "--device", "cpu"]])
+    assert r.exit_code == 0, r.output
+    config = json.loads((tmp_path / "o" / "a" / "config.json").read_text())
+    assert (config["preset"], config["loss"], config["dfeat_weight"], config["l1_weight"]) == (
+        "course",
+        "dfeat+l1",
+        0.01,
+        10.0,
+    )

@@ -207,26 +207,16 @@ class ProjectionChoice:
 
 def _discriminator_of(model: LoadedGenerator | None, device: torch.device, *, required: bool) -> Any:
     """The discriminator that came with ``model`` (None if it has none; an error if ``required``)."""
-    from wplus.io.checkpoint import load_discriminator
-    from wplus.shipped import shipped_discriminator_path, shipped_generator_path
+    from wplus.formats.dispatch import load_discriminator_for
 
-    if model is not None:
-        path = Path(model.path)
-        candidates = [path.with_name(f"{path.stem}-D.safetensors")]
-        if path.name == "G_ema.safetensors":  # a `wplus train` run folder
-            candidates.append(path.with_name("D.safetensors"))
-        if path.resolve() == shipped_generator_path().resolve():
-            candidates.insert(0, shipped_discriminator_path())
-        for c in candidates:
-            if c.is_file():
-                return load_discriminator(c, device=device)
-    if required:
+    D = load_discriminator_for(model.path, device=device) if model is not None else None
+    if D is None and required:
         name = "no --model" if model is None else f"{model.path}"
         raise ConfigError(
-            f"{name}: no discriminator found beside this generator (looked for <stem>-D.safetensors); the dfeat "
-            "losses need one: use the shipped model, a `wplus train` run, or a VGG loss with --vgg-weights"
+            f"{name}: no discriminator found with this generator (in the file, or <stem>-D.safetensors beside it); "
+            "the dfeat losses need one: use the shipped model, a training snapshot, or a VGG loss with --vgg-weights"
         )
-    return None
+    return D
 
 
 def settings_from_options(preset: str | None, given: dict[str, Any]) -> ProjectionSettings:
