@@ -1,6 +1,6 @@
 """Run the benchmarks of this folder (``make bench``): the speed figures first, then any other script; the long
 quality check of the shipped model (check_demo_model.py, most of an hour on 2 CPU cores) only with ``--quality``
-(``make bench QUALITY=1``).
+(``make bench QUALITY=1``), which also runs time_to_quality.py in full instead of its ``--quick`` mode.
 
 Usage: python benchmarks/run_all.py [--quality] [--only NAME ...]
 """
@@ -16,6 +16,12 @@ from pathlib import Path
 HERE = Path(__file__).parent
 SPEED = ["projection_speed.py", "checkpoint_load.py"]  # minutes, run first
 QUALITY = ["check_demo_model.py"]  # long, behind --quality
+QUICK_UNLESS_QUALITY = {"time_to_quality.py": ["--quick"]}  # the full runs (5000-step paper recipe) with --quality
+
+
+def arguments(script: Path, quality: bool) -> list[str]:
+    """Extra arguments of a script: its quick mode unless ``quality``."""
+    return [] if quality else QUICK_UNLESS_QUALITY.get(script.name, [])
 
 
 def plan(quality: bool, only: list[str] | None = None) -> list[Path]:
@@ -38,7 +44,7 @@ def main() -> int:
     for script in scripts:
         print(f"== {script.name}", flush=True)
         t0 = time.perf_counter()
-        rc = subprocess.call([sys.executable, str(script)])
+        rc = subprocess.call([sys.executable, str(script), *arguments(script, args.quality)])
         print(f"== {script.name}: {'ok' if rc == 0 else f'exit {rc}'} in {time.perf_counter() - t0:.0f} s", flush=True)
         status |= rc
     if not args.quality and not args.only:

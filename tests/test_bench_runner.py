@@ -23,3 +23,11 @@ def test_bench_runs_speed_first_and_quality_only_on_request():
     with_quality = [p.name for p in run_all.plan(quality=True)]
     assert with_quality[: len(default)] == default and with_quality[-1] == "check_demo_model.py"
     assert [p.name for p in run_all.plan(quality=True, only=["check_demo_model"])] == ["check_demo_model.py"]
+
+
+def test_time_to_quality_runs_quick_unless_quality():
+    run_all = _run_all()
+    script = run_all.HERE / "time_to_quality.py"
+    assert run_all.arguments(script, quality=False) == ["--quick"]
+    assert run_all.arguments(script, quality=True) == []
+    assert script in run_all.plan(quality=False)
