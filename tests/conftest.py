@@ -27,6 +27,15 @@ def tiny_generator_32():
     return random_generator(tiny_config(32), seed=2, noise_strength=0.1)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny renders: one thread avoids OpenMP spin-waits that make them 100x slower on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 class MSELoss:
     """A VGG-free projection loss for tests: per-sample pixel MSE."""
 

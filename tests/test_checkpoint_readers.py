@@ -24,13 +24,7 @@ from wplus.models.stylegan2_discriminator import DiscriminatorConfig
 TOL = 1e-5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny renders: one thread avoids OpenMP spin-waits that make them 100x slower on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

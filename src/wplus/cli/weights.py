@@ -200,7 +200,7 @@ def list_cmd(as_json: bool) -> None:
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1])
     click.echo(
         "STATUS: shipped (inside wplus), cached (downloaded) or remote (fetched on first use, or by `wplus weights "
         "download NAME`); RES: output side in px; LICENCE: of the weights, NC = non-commercial use only; "
