@@ -170,13 +170,15 @@ class ProjectionChoice:
         """
         if "loss" in self._built:
             return self._built["loss"]
-        D = None
-        if "dfeat" in self.settings.terms or self.settings.needs_vgg:
-            D = _discriminator_of(model, device, required="dfeat" in self.settings.terms)
+        D = _discriminator_of(model, device, required=True) if "dfeat" in self.settings.terms else None
         try:
             built = self._build(self.settings, D, device)
         except OfflineError:
-            if D is None or not self.settings.needs_vgg or self.vgg_weights is not None:
+            # Looked for only now: reading D from a large foreign pickle costs seconds, wasted when VGG is there.
+            if not self.settings.needs_vgg or self.vgg_weights is not None:
+                raise
+            D = _discriminator_of(model, device, required=False)
+            if D is None:
                 raise
             self.settings = self.settings.with_discriminator_features()
             if notice is not None:
