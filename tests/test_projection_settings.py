@@ -58,6 +58,8 @@ NON_DEFAULT = {
     "noise_lr": ("0.05", 0.05),
     "patience": ("20", 20),
     "stop_psnr": ("30", 30.0),
+    "coarse_resolution": ("8", 8),
+    "coarse_fraction": ("0.5", 0.5),
     "loss": ("perceptual+mse+l1", "perceptual+mse+l1"),
     "perceptual_weight": ("0.5", 0.5),
     "mse_weight": ("3", 3.0),

@@ -664,8 +664,27 @@ class SynthesisNetwork(nn.Module):
             out.extend(getattr(block, name) for name in ("conv0", "conv1") if hasattr(block, name))
         return out
 
+    @property
+    def renders_coarse(self) -> bool:
+        """Whether ``forward(max_resolution=r)`` can stop early: the skip architecture sums an RGB image per block."""
+        return self.blocks()[0].architecture == "skip"
+
+    def coarse_rows(self, resolution: int) -> int:
+        """How many leading W+ rows the blocks up to ``resolution`` read (the rows a coarse render depends on)."""
+        rows = 0
+        for block in self.blocks():
+            if block.resolution == resolution:
+                return rows + block.num_conv + block.num_torgb
+            rows += block.num_conv
+        raise ConfigError(f"no block renders {resolution} px; expected one of {self.block_resolutions}")
+
     def forward(
-        self, ws: torch.Tensor, noise_mode: NoiseMode = "const", noise: list[torch.Tensor] | None = None
+        self,
+        ws: torch.Tensor,
+        noise_mode: NoiseMode = "const",
+        noise: list[torch.Tensor] | None = None,
+        *,
+        max_resolution: int | None = None,
     ) -> torch.Tensor:
         """Render W+ codes.
 
@@ -673,11 +692,18 @@ class SynthesisNetwork(nn.Module):
             ws: [B, num_ws, w_dim] codes.
             noise_mode: 'const' (the stored ``noise_const`` buffers), 'random' (fresh N(0,1)) or 'none'.
             noise: optional explicit noise maps, one per conv layer ([1 or B, 1, r, r]); overrides ``noise_mode``.
+            max_resolution: stop after the block of this resolution and return the RGB image summed so far
+                [B, C, r, r] — the same tensor the full render computes there (skip architecture only; the blocks
+                above it are not run). Coarse-to-fine projection renders this way in its first steps.
         """
         _check_shape(ws, [None, self.num_ws, self.w_dim], "ws")
         layers = self.noise_layers()
         if noise is not None and len(noise) != len(layers):
             raise ShapeError(f"expected {len(layers)} noise maps (one per conv layer), got {len(noise)}")
+        if max_resolution is not None and max_resolution != self.img_resolution:
+            if not self.renders_coarse:
+                raise ConfigError("a coarse render (max_resolution) needs a generator of the 'skip' architecture")
+            self.coarse_rows(max_resolution)  # names the valid resolutions when this one is not a block's
         ws = ws.to(torch.float32)
         x = img = None
         w_idx = n_idx = 0
@@ -687,6 +713,8 @@ class SynthesisNetwork(nn.Module):
             x, img = block(x, img, block_ws, noise_mode, block_noise)
             w_idx += block.num_conv
             n_idx += block.num_conv
+            if block.resolution == max_resolution:
+                break
         return img
 
 

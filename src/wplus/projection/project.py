@@ -346,6 +346,12 @@ def project(
         with torch.no_grad():
             prepared = _prepare_target(loss, target, mask)
 
+        coarse = _coarse_resolution(G, s)
+        coarse_prepared = None
+        if coarse is not None:
+            with torch.no_grad():
+                coarse_prepared = _prepare_target(loss, _coarse_view(target, coarse), mask)
+
         stages = [_Stage("latent", [latent] + (noise if s.optimize_noise == "joint" else []), s.num_steps, s.lr)]
         if s.optimize_noise == "stage2":
             steps2 = s.num_steps if s.noise_steps is None else s.noise_steps
@@ -358,7 +364,12 @@ def project(
         for stage in stages:
             opt = _make_optimizer(s.optimizer, stage.params, stage.lr, s.betas, s.eps)
             stop = _EarlyStop(s.patience, s.stop_psnr)
+            coarse_steps = (
+                round(s.coarse_fraction * stage.steps) if coarse is not None and stage.name == "latent" else 0
+            )
             for step in range(stage.steps):
+                render_res = coarse if step < coarse_steps else None
+                goal = coarse_prepared if render_res is not None else prepared
                 for group in opt.param_groups:
                     group["lr"] = learning_rate(step, stage.steps, stage.lr, rampup=s.lr_rampup, rampdown=s.lr_rampdown)
                 scale = w_std * w_noise_scale(step, stage.steps, s.w_noise, ramp=s.w_noise_ramp)
@@ -366,12 +377,17 @@ def project(
                     scale = 0.0  # the latent is fixed in the noise stage
                 seen: dict[str, Any] = {}
 
-                def closure(scale=scale, seen=seen, opt=opt) -> torch.Tensor:
+                def closure(scale=scale, seen=seen, opt=opt, render_res=render_res, goal=goal) -> torch.Tensor:
                     code = latent
                     if scale > 0:
                         code = latent + torch.randn(latent.shape, generator=gen).to(device) * scale
-                    images = G.synthesis(latent_to_ws(G, code, s.space), noise_mode="const", noise=noise)
-                    terms = dict(loss(images, prepared))
+                    ws = latent_to_ws(G, code, s.space)
+                    if render_res is None:
+                        images = G.synthesis(ws, noise_mode="const", noise=noise)
+                    else:
+                        coarse_img = G.synthesis(ws, noise_mode="const", noise=noise, max_resolution=render_res)
+                        images = _upscale(coarse_img, G.img_resolution)
+                    terms = dict(loss(images, goal))
                     total = terms["total"]
                     if s.latent_reg_weight > 0:
                         terms["latent_reg"] = latent_regularization(latent, reg_center)
@@ -398,7 +414,7 @@ def project(
                 step_seconds.append(time.perf_counter() - started)
                 if callback is not None:
                     callback(ProjectionStep(done, total_steps, seen["terms"], step_psnr, seen["images"]))
-                reason = stop(seen["terms"]["total"], step_psnr)
+                reason = stop(seen["terms"]["total"], step_psnr) if render_res is None else None
                 if reason is not None:
                     stopped.append(f"{stage.name} stage stopped at step {step + 1} of {stage.steps}: {reason}")
                     log.info("%s", stopped[-1])
@@ -442,6 +458,36 @@ def project(
         masked=mask is not None,
         started_from="code" if start_code is not None else s.init,
     )
+
+
+def _coarse_resolution(G: torch.nn.Module, s: ProjectionSettings) -> int | None:
+    """The resolution of the coarse phase, or None when the settings ask for none or G is not larger than it."""
+    if s.coarse_resolution is None or s.coarse_fraction == 0:
+        return None
+    if s.coarse_resolution >= G.img_resolution:
+        log.info(
+            "coarse_resolution %d is not below the generator's %d px: no coarse phase",
+            s.coarse_resolution,
+            G.img_resolution,
+        )
+        return None
+    if not getattr(G.synthesis, "renders_coarse", False):
+        raise ConfigError(
+            f"coarse_resolution={s.coarse_resolution} needs a skip-architecture StyleGAN2 generator, which sums an RGB "
+            f"image per resolution; {type(G).__name__} does not; leave coarse_resolution unset"
+        )
+    return s.coarse_resolution
+
+
+def _upscale(images: torch.Tensor, size: int) -> torch.Tensor:
+    """A coarse image at the loss's resolution (bilinear; the same operator for renders and targets)."""
+    return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def _coarse_view(target: torch.Tensor, resolution: int) -> torch.Tensor:
+    """What a coarse render can match: the target averaged down to ``resolution`` and scaled back up."""
+    small = torch.nn.functional.interpolate(target, size=(resolution, resolution), mode="area")
+    return _upscale(small, target.shape[-1])
 
 
 PLATEAU_TOLERANCE = 1e-4  # relative decrease of an image's best loss that counts as progress, for ``patience``

@@ -126,6 +126,11 @@ class ProjectionSettings:
         patience: end a stage when no image's loss improved (relatively, by 1e-4) for this many steps (None: never).
         stop_psnr: end a stage when every image's PSNR reached this many dB (None: never). Outputs are the same
             as for a full run; ``metrics.json`` counts the steps that ran.
+        coarse_resolution, coarse_fraction: coarse to fine. For the first ``coarse_fraction`` of the latent stage
+            the generator renders only up to ``coarse_resolution`` px (its intermediate RGB image; skip
+            architecture), and the loss compares that image, scaled up, with the target scaled down to the same
+            resolution and up again; the rest of the run renders the whole network. None: off. Ignored (with a log
+            line) for a generator whose resolution is not above it. Early stopping waits for the full phase.
         loss: which terms the loss has (a key of :data:`LOSS_KINDS`); used by :func:`build_loss`.
         perceptual_weight, mse_weight, l1_weight, lpips_weight, dfeat_weight: weights of those terms (``dfeat``: a
             trained discriminator's block features, the stand-in for VGG where its weights cannot be had).
@@ -157,6 +162,8 @@ class ProjectionSettings:
     noise_lr: float | None = None
     patience: int | None = None
     stop_psnr: float | None = None
+    coarse_resolution: int | None = None
+    coarse_fraction: float = 0.3
     loss: str = "perceptual+mse"
     perceptual_weight: float = 1.0
     mse_weight: float = 1.0
@@ -188,6 +195,12 @@ class ProjectionSettings:
             set_("patience", _integer(self, "patience", 1))
         if self.stop_psnr is not None:
             set_("stop_psnr", _number(self, "stop_psnr", positive=True))
+        if self.coarse_resolution is not None:
+            set_("coarse_resolution", _integer(self, "coarse_resolution", 4))
+            if self.coarse_resolution & (self.coarse_resolution - 1):
+                raise SettingError(
+                    "coarse_resolution", f"got coarse_resolution={self.coarse_resolution}, expected a power of 2 (>= 4)"
+                )
         if self.loss_resize is not None:
             set_("loss_resize", _integer(self, "loss_resize", MIN_LOSS_RESIZE))
         set_("lr", _number(self, "lr", positive=True))
@@ -196,7 +209,7 @@ class ProjectionSettings:
             set_("noise_lr", _number(self, "noise_lr", positive=True))
         for name in ("w_noise", "latent_reg_weight", "noise_reg_weight", *_TERM_WEIGHT.values()):
             set_(name, _number(self, name))
-        for name in ("lr_rampup", "lr_rampdown", "w_noise_ramp"):
+        for name in ("lr_rampup", "lr_rampdown", "w_noise_ramp", "coarse_fraction"):
             set_(name, _number(self, name, upper=1.0))
         try:
             betas = tuple(float(b) for b in self.betas)
