@@ -204,6 +204,22 @@ def test_env_cli_json(monkeypatch):
     assert info["torch"] == torch.__version__ and "cache_dir" in info
 
 
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_threads_option_sets_torchs_cpu_threads(monkeypatch, how):
+    monkeypatch.setenv("WPLUS_OFFLINE", "1")
+    before = torch.get_num_threads()
+    args = ["--threads", "1", "env", "--json"] if how == "flag" else ["env", "--json"]
+    env = {} if how == "flag" else {"WPLUS_THREADS": "1"}
+    try:
+        res = CliRunner().invoke(cli, args, env=env)
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.output)["cpu_threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+    res = CliRunner().invoke(cli, ["--threads", "0", "env"])
+    assert res.exit_code == 2 and "--threads" in res.output
+
+
 def test_missing_vgg_weights_offline_is_one_line(files, tmp_path, monkeypatch):
     monkeypatch.setenv("WPLUS_OFFLINE", "1")
     monkeypatch.setenv("WPLUS_CACHE", str(tmp_path / "cache"))

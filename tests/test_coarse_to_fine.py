@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.conftest import tiny_config
+from conftest import tiny_config
 from wplus.errors import ConfigError
 from wplus.models.stylegan2 import random_generator
 from wplus.projection import project

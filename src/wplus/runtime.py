@@ -28,7 +28,24 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _NEVER = -1  # glibc stores the trim threshold as size_t: -1 becomes SIZE_MAX, i.e. never give the heap top back
 
-__all__ = ["tune_cpu_allocator", "prefer_passive_openmp_wait"]
+__all__ = ["tune_cpu_allocator", "prefer_passive_openmp_wait", "set_cpu_threads"]
+
+
+def set_cpu_threads(n: int) -> None:
+    """Use ``n`` threads for torch's CPU kernels (intra-op) and at most ``n`` for inter-op work.
+
+    By default torch starts one thread per core; on a machine shared with other jobs, fewer threads than cores keep
+    a run from competing with itself for the cores it can get (``wplus --threads N``, or ``WPLUS_THREADS``).
+    """
+    import torch
+
+    if n < 1:
+        raise ValueError(f"got {n} threads, expected at least 1")
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(min(n, torch.get_num_interop_threads()))
+    except RuntimeError:  # inter-op threads can be set once, before any inter-op work started
+        log.debug("inter-op threads already started; left at %d", torch.get_num_interop_threads())
 
 
 def prefer_passive_openmp_wait() -> bool:

@@ -18,13 +18,21 @@ from wplus.cli.morph import morph_cmd
 from wplus.cli.project import project_cmd
 from wplus.cli.train import train_cmd
 from wplus.cli.weights import weights_group
-from wplus.runtime import tune_cpu_allocator
+from wplus.runtime import set_cpu_threads, tune_cpu_allocator
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="wplus", message="wplus %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="Log library messages to stderr.")
-def cli(verbose: bool) -> None:
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 1024),
+    default=None,
+    envvar="WPLUS_THREADS",
+    show_envvar=True,
+    help="CPU threads for torch (default: one per core). Fewer than the cores helps on a machine shared with others.",
+)
+def cli(verbose: bool, threads: int | None) -> None:
     """Embed photographs into StyleGAN's Z, W and W+ latent spaces (Image2StyleGAN) and edit them.
 
     \b
@@ -35,6 +43,8 @@ def cli(verbose: bool) -> None:
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s")
     tune_cpu_allocator()  # reuse freed activations instead of page-faulting them in again each step (runtime.py)
+    if threads is not None:
+        set_cpu_threads(threads)
 
 
 cli.add_command(project_cmd)
