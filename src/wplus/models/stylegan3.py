@@ -282,7 +282,7 @@ def design_lowpass_filter(
         h = (cutoff / nyq) * np.sinc((cutoff / nyq) * m) * window
         return torch.as_tensor(h / h.sum(), dtype=torch.float32)
     x = (np.arange(numtaps) - (numtaps - 1) / 2) / fs
-    r = torch.as_tensor(np.hypot(*np.meshgrid(x, x)), dtype=torch.float64)
+    r = torch.as_tensor(np.hypot(*np.meshgrid(x, x)), dtype=torch.float64, device="cpu")  # also under a meta device
     # jinc: J1(2 pi fc r) / (pi r), whose value at r = 0 is fc (never sampled for even tap counts).
     f = torch.where(
         r > 0, torch.special.bessel_j1(2 * cutoff * math.pi * r) / (math.pi * r), torch.full_like(r, cutoff)
