@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 Reader = Callable[[Path, torch.device], torch.nn.Module]
 READERS: dict[str, Reader] = {".safetensors": lambda p, d: load_native_generator(p, device=d)}
-GENERATOR_KINDS = frozenset({"stylegan2", "stylegan1"})  # registry kinds that load_generator reads
+GENERATOR_KINDS = frozenset({"stylegan2", "stylegan1", "stylegan3"})  # registry kinds that load_generator reads
 _ACCEPTS = (
     "expected a generator file (.safetensors, NVIDIA or TF .pkl, rosinality .pt), a name from `wplus weights list` "
     f"({SHIPPED_MODEL} is shipped with wplus), or a URL"

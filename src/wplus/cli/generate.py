@@ -19,6 +19,8 @@ from wplus.cli.common import (
 )
 from wplus.io.images import save_image
 from wplus.io.latents import Latent, save_latent
+from wplus.models import stylegan3
+from wplus.models.stylegan3 import MAX_TRANSFORM_SHIFT, make_transform
 from wplus.seeds import SEED_LIMIT, ws_from_seed
 
 
@@ -32,6 +34,27 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
     if not math.isfinite(value):
         raise click.BadParameter(f"got {value}, expected a finite number such as 0.7", param_hint="--trunc")
     return value
+
+
+def _rotate(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"got {value}, expected a finite angle in degrees such as 15", param_hint="--rotate")
+    return value
+
+
+def _translate(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        x, y = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"got {value!r}, expected X,Y such as 0.1,-0.05", param_hint="--translate") from None
+    if not all(math.isfinite(v) and abs(v) <= MAX_TRANSFORM_SHIFT for v in (x, y)):
+        raise click.BadParameter(
+            f"got {value!r}, expected finite shifts within ±{MAX_TRANSFORM_SHIFT:g} (the image spans -0.5 to 0.5)",
+            param_hint="--translate",
+        )
+    return x, y
 
 
 @click.command("generate")
@@ -63,6 +86,21 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
     help="Truncate only the first N ws [default: all of them; the first 8 for StyleGAN v1, as TF's Gs.run].",
 )
 @click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const")
+@click.option(
+    "--rotate",
+    type=float,
+    default=None,
+    callback=_rotate,
+    metavar="DEG",
+    help="StyleGAN3 only: rotate the image by DEG degrees through the input transform (NVIDIA's gen_images.py).",
+)
+@click.option(
+    "--translate",
+    default=None,
+    callback=_translate,
+    metavar="X,Y",
+    help="StyleGAN3 only: shift the image by X,Y in image units (the image spans -0.5 to 0.5), as gen_images.py.",
+)
 @click.option("--class", "class_idx", type=click.IntRange(0), default=None, help="Class label (conditional models).")
 @click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--save-latents", is_flag=True, help="Also write seedNNNN.npz latents (editable later).")
@@ -74,6 +112,8 @@ def generate_cmd(
     truncation_psi: float,
     trunc_cutoff: int | None,
     noise_mode: str,
+    rotate: float | None,
+    translate: tuple[float, float] | None,
     class_idx: int | None,
     outdir: Path,
     save_latents: bool,
@@ -84,10 +124,21 @@ def generate_cmd(
     \b
     Example:
       wplus generate --model ffhq.safetensors --seeds 0-7 --trunc 0.7 --outdir samples/
+      wplus generate --model stylegan3-t-ffhqu-256 --seeds 0-3 --rotate 15 --translate 0.1,0 --outdir turned/
     """
     dev = resolve_device(device)
     info = open_model(model, device=dev)
     G = info.G
+    transform = None
+    if rotate is not None or translate is not None:
+        if not isinstance(G, stylegan3.Generator):
+            flag = "--rotate" if rotate is not None else "--translate"
+            raise click.BadParameter(
+                f"needs a StyleGAN3 model (its Fourier-feature input can be turned and shifted); {info.model_id} is "
+                f"a {G.config.arch}",
+                param_hint=flag,
+            )
+        transform = make_transform(rotate or 0.0, translate or (0.0, 0.0)).to(dev)
     c = None
     if G.c_dim:
         if class_idx is None or class_idx >= G.c_dim:
@@ -99,7 +150,8 @@ def generate_cmd(
     for seed in seeds:
         z, ws = ws_from_seed(G, seed, c=c, truncation_psi=truncation_psi, truncation_cutoff=trunc_cutoff)
         with torch.no_grad():
-            img = G.synthesis(ws, noise_mode=noise_mode)
+            kwargs = {} if transform is None else {"transform": transform}
+            img = G.synthesis(ws, noise_mode=noise_mode, **kwargs)
         path = save_image(img, outdir / f"seed{seed:04d}.png")
         if save_latents:
             noise = G.noise_maps() if noise_mode == "const" else []

@@ -268,6 +268,8 @@ def info_cmd(source: str, as_json: bool) -> None:
     click.echo(f"  sha256      {summary['sha256']}")
     click.echo(f"  arch        {summary['arch']}  {cfg['img_resolution']}px  num_ws={summary['num_ws']}")
     click.echo(f"  parameters  {summary['parameters']:,}")
-    for key in ("z_dim", "w_dim", "c_dim", "mapping_layers", "channel_base", "channel_max", "architecture"):
-        click.echo(f"  {key:<11} {cfg[key]}")
+    keys = ("z_dim", "w_dim", "c_dim", "mapping_layers", "channel_base", "channel_max", "architecture")
+    for key in (*keys, "conv_kernel", "use_radial_filters"):  # the last two: StyleGAN3 (T vs R)
+        if key in cfg:
+            click.echo(f"  {key:<11} {cfg[key]}")
     click.echo(f"  conv_clamp  {cfg['conv_clamp']}")

@@ -29,6 +29,7 @@ from wplus.models.stylegan2_discriminator import Discriminator, DiscriminatorCon
 
 __all__ = [
     "write_nvidia_pickle",
+    "write_nvidia_stylegan3_pickle",
     "write_tf_pickle",
     "write_rosinality",
     "fp16_rounded",
@@ -237,7 +238,9 @@ def _nvidia_record(module: torch.nn.Module, prefix: str, fp16_min_res: int) -> _
         "_parameters": collections.OrderedDict(
             (n, conv(n, p, True)) for n, p in module._parameters.items() if p is not None
         ),
-        "_buffers": collections.OrderedDict((n, conv(n, b, False)) for n, b in module._buffers.items()),
+        "_buffers": collections.OrderedDict(
+            (n, None if b is None else conv(n, b, False)) for n, b in module._buffers.items()
+        ),
         "_non_persistent_buffers_set": set(),
         "_backward_hooks": collections.OrderedDict(),
         "_forward_hooks": collections.OrderedDict(),
@@ -307,6 +310,93 @@ def write_nvidia_pickle(
     if D is not None:
         blob["D"] = _nvidia_d_record(D)
     blob.update(G_ema=g_ema, training_set_kwargs={"resolution": 0}, augment_pipe=None)
+    return _dump(blob, path, protocol=3 if numpy1 else protocol, numpy1=numpy1)
+
+
+def _sg3_attributes(module: torch.nn.Module) -> dict[str, Any]:
+    """The plain attributes NVIDIA's networks_stylegan3 modules keep in ``__dict__`` (numpy sizes and rates)."""
+    from wplus.models import stylegan3
+
+    size2 = lambda n: np.broadcast_to(np.asarray(n), [2])  # noqa: E731 (NVIDIA stores sizes as numpy [w, h])
+    if isinstance(module, stylegan3.SynthesisInput):
+        return dict(
+            w_dim=module.w_dim,
+            channels=module.channels,
+            size=size2(module.size),
+            sampling_rate=np.float64(module.sampling_rate),
+            bandwidth=np.float64(module.bandwidth),
+        )
+    if isinstance(module, stylegan3.SynthesisLayer):
+        s = module.spec
+        return dict(
+            is_torgb=s.is_torgb,
+            is_critically_sampled=s.is_critically_sampled,
+            use_fp16=False,
+            in_channels=s.in_channels,
+            out_channels=s.out_channels,
+            in_size=size2(s.in_size),
+            out_size=size2(s.out_size),
+            in_sampling_rate=s.in_sampling_rate,
+            out_sampling_rate=s.out_sampling_rate,
+            tmp_sampling_rate=s.in_sampling_rate * s.up_factor,
+            in_cutoff=np.float64(s.in_cutoff),
+            out_cutoff=np.float64(s.out_cutoff),
+            in_half_width=np.float64(s.in_half_width),
+            out_half_width=np.float64(s.out_half_width),
+            conv_kernel=s.conv_kernel,
+            conv_clamp=module.conv_clamp,
+            up_factor=s.up_factor,
+            up_taps=s.up_taps,
+            down_factor=s.down_factor,
+            down_taps=s.down_taps,
+            down_radial=s.down_radial,
+            padding=list(s.padding),
+        )
+    if isinstance(module, stylegan3.SynthesisNetwork):
+        return dict(num_ws=module.num_ws, layer_names=list(module.layer_names), output_scale=module.output_scale)
+    return {}
+
+
+def _sg3_record(module: torch.nn.Module) -> _Record:
+    record = _nvidia_record(module, "", 0)
+    record.meta["state"].update(_sg3_attributes(module))
+    record.meta["state"]["_modules"] = collections.OrderedDict((n, _sg3_record(m)) for n, m in module._modules.items())
+    return record
+
+
+def write_nvidia_stylegan3_pickle(
+    G: torch.nn.Module, path: str | Path, *, numpy1: bool = False, nested_kwargs: bool = False, protocol: int = 4
+) -> Path:
+    """Write a StyleGAN3 ``G`` as the stylegan3 repo's network pickle: persistence records of
+    ``training.networks_stylegan3`` classes with their numpy attributes, and ``_init_kwargs`` as train.py builds
+    them (synthesis kwargs flat; ``nested_kwargs`` puts them under ``synthesis_kwargs`` instead)."""
+    import dataclasses
+
+    cfg = G.config
+    defaults = type(cfg)()
+    mapping = _EasyDict(num_layers=cfg.mapping_layers)
+    if cfg.mapping_lr_multiplier != defaults.mapping_lr_multiplier:
+        mapping["lr_multiplier"] = cfg.mapping_lr_multiplier
+    if cfg.w_avg_beta != defaults.w_avg_beta:
+        mapping["w_avg_beta"] = cfg.w_avg_beta
+    syn = _EasyDict(
+        channel_base=cfg.channel_base, channel_max=cfg.channel_max, magnitude_ema_beta=cfg.magnitude_ema_beta
+    )
+    skip = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_layers", "mapping_lr_multiplier"}
+    for f in dataclasses.fields(cfg):
+        if f.init and f.name not in skip | {"w_avg_beta"} and getattr(cfg, f.name) != getattr(defaults, f.name):
+            syn[f.name] = getattr(cfg, f.name)
+    kwargs = _EasyDict(
+        z_dim=cfg.z_dim, c_dim=cfg.c_dim, w_dim=cfg.w_dim, img_resolution=cfg.img_resolution,
+        img_channels=cfg.img_channels, mapping_kwargs=mapping,
+    )  # fmt: skip
+    if nested_kwargs:
+        kwargs["synthesis_kwargs"] = syn
+    else:
+        kwargs.update(syn)
+    g_ema = _sg3_record(G)
+    g_ema.meta["state"].update(_init_kwargs=kwargs, img_resolution=cfg.img_resolution, c_dim=cfg.c_dim)
+    blob = {"G": g_ema, "G_ema": g_ema, "training_set_kwargs": {"resolution": cfg.img_resolution}, "augment_pipe": None}
     return _dump(blob, path, protocol=3 if numpy1 else protocol, numpy1=numpy1)
 
 

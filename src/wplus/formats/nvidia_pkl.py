@@ -1,4 +1,5 @@
-"""NVIDIA PyTorch network pickles (stylegan2-ada-pytorch ``*.pkl`` and the stylegan3 repo's StyleGAN2 networks).
+"""NVIDIA PyTorch network pickles (stylegan2-ada-pytorch ``*.pkl``, the stylegan3 repo's StyleGAN2 and StyleGAN3
+networks).
 
 The file is a pickled dict ``{G, D, G_ema, training_set_kwargs, augment_pipe}`` whose networks are persistence
 records: the reduce callable ``torch_utils.persistence._reconstruct_persistent_obj`` with one argument
@@ -7,6 +8,11 @@ records: the reduce callable ``torch_utils.persistence._reconstruct_persistent_o
 ``module_src``; we map that callable to :class:`PersistentRecord`, which only keeps ``class_name`` and ``state``, and
 then walk ``state['_parameters' | '_buffers' | '_modules']`` to get ``G_ema``'s state dict. Tensor storages are
 nested legacy ``torch.save`` blobs, read with ``torch.load(weights_only=True)``.
+
+StyleGAN3 networks (``training.networks_stylegan3.Generator``) leave their architecture in ``_init_kwargs`` (T and R
+differ only there: ``conv_kernel``, ``channel_base``, ``use_radial_filters``, ...), so their config is read from
+those kwargs (:func:`stylegan3_config_from_kwargs`) and the stored tensors are checked against the network it
+describes; their modules' numpy attributes (sizes, sampling rates) unpickle through the numpy allow-list.
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ from typing import Any
 
 import torch
 
-from wplus.errors import CheckpointError
+from wplus.errors import CheckpointError, ConfigError
 from wplus.formats.d_state import NoDiscriminatorError, discriminator_from_state
 from wplus.formats.safe_pickle import numpy_globals, safe_load
 from wplus.formats.sg2_state import generator_from_state
+from wplus.models import stylegan3
 from wplus.models.stylegan2 import Generator
 from wplus.models.stylegan2_discriminator import Discriminator
 
@@ -32,6 +39,7 @@ __all__ = [
     "load_nvidia_pickle",
     "load_nvidia_discriminator",
     "nvidia_allow_list",
+    "stylegan3_config_from_kwargs",
 ]
 
 
@@ -135,25 +143,24 @@ def _hints(init_kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in hints.items() if v is not None}
 
 
-def load_nvidia_pickle(path: str | Path, *, device: str | torch.device = "cpu", data: bytes | None = None) -> Generator:
-    """Read ``G_ema`` of an NVIDIA PyTorch pickle into our :class:`Generator` (float32, eval mode).
+def load_nvidia_pickle(
+    path: str | Path, *, device: str | torch.device = "cpu", data: bytes | None = None
+) -> Generator | stylegan3.Generator:
+    """Read ``G_ema`` of an NVIDIA PyTorch pickle into our StyleGAN2 or StyleGAN3 ``Generator`` (float32, eval mode).
 
     Raises:
-        CheckpointError: the file is not such a pickle, asks for a global outside the allow-list, is a StyleGAN3
-            network, or its weights do not form a StyleGAN2 generator.
+        CheckpointError: the file is not such a pickle, asks for a global outside the allow-list, or its weights do
+            not form the generator its kwargs describe.
     """
     g = read_nvidia_pickle(path, data)["G_ema"]
     if not isinstance(g, PersistentRecord):
         raise CheckpointError(path, f"G_ema is {type(g).__name__}, expected a persistence record of a Generator")
-    if _is_stylegan3(g):
-        raise CheckpointError(
-            path,
-            "this is a StyleGAN3 (alias-free) network pickle; wplus does not support StyleGAN3 yet "
-            "(use a StyleGAN2 checkpoint, e.g. `wplus weights list`)",
-        )
     state: dict[str, torch.Tensor] = {}
     _walk(g, "", state, path)
     init_kwargs = g.state.get("_init_kwargs") or {}
+    if _is_stylegan3(g):
+        G3 = _stylegan3_from_state(state, stylegan3_config_from_kwargs(dict(init_kwargs), path), path)
+        return G3.to(device)
     G = generator_from_state(state, path=path, hints=_hints(dict(init_kwargs)), device=device)
     for key in ("z_dim", "c_dim", "img_resolution"):
         recorded = init_kwargs.get(key, g.state.get(key))
@@ -161,6 +168,79 @@ def load_nvidia_pickle(path: str | Path, *, device: str | torch.device = "cpu", 
             got = getattr(G, key)
             raise CheckpointError(path, f"{key} is {recorded} in the file's kwargs but {got} in its weights")
     return G
+
+
+# StyleGAN3 constructor arguments -> StyleGAN3Config fields (NVIDIA's names; the mapping's num_layers is renamed).
+_SG3_TOP = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")
+_SG3_MAPPING = {"num_layers": "mapping_layers", "lr_multiplier": "mapping_lr_multiplier", "w_avg_beta": "w_avg_beta"}
+_SG3_MAPPING_TRAINING_ONLY = ("freeze_layers", "freeze_embed")  # change which layers train, not the network
+_SG3_SYNTHESIS = (
+    "channel_base", "channel_max", "num_layers", "num_critical", "first_cutoff", "first_stopband",
+    "last_stopband_rel", "margin_size", "output_scale", "num_fp16_res", "conv_kernel", "filter_size",
+    "lrelu_upsampling", "use_radial_filters", "conv_clamp", "magnitude_ema_beta",
+)  # fmt: skip
+
+
+def _plain(value: Any, like: Any, key: str, path: str | Path) -> Any:
+    """A kwarg (possibly a numpy scalar) as the Python type of the config field's default."""
+    if value is None:
+        return None
+    try:
+        if isinstance(like, bool):
+            return bool(value)
+        if isinstance(like, int) and not isinstance(value, float):
+            return int(value)
+        return float(value)
+    except (TypeError, ValueError):
+        raise CheckpointError(path, f"_init_kwargs {key}={value!r} is not a number") from None
+
+
+def stylegan3_config_from_kwargs(init_kwargs: dict[str, Any], path: str | Path = "") -> stylegan3.StyleGAN3Config:
+    """The :class:`~wplus.models.stylegan3.StyleGAN3Config` a StyleGAN3 ``Generator``'s ``_init_kwargs`` describe.
+
+    Synthesis kwargs may be flat (the stylegan3 repo) or under ``synthesis_kwargs``; a kwarg wplus does not know
+    is refused (it could change the network), and absent ones take NVIDIA's defaults.
+    """
+    if not init_kwargs:
+        raise CheckpointError(path, "StyleGAN3 G_ema has no _init_kwargs; its architecture cannot be known")
+    kw = dict(init_kwargs)
+    mapping = dict(kw.pop("mapping_kwargs", None) or {})
+    syn = dict(kw.pop("synthesis_kwargs", None) or {})
+    syn.update({k: v for k, v in kw.items() if k not in _SG3_TOP})
+    defaults = stylegan3.StyleGAN3Config()
+    fields: dict[str, Any] = {k: kw[k] for k in _SG3_TOP if k in kw}
+    for key, value in mapping.items():
+        if key in _SG3_MAPPING:
+            fields[_SG3_MAPPING[key]] = value
+        elif key not in _SG3_MAPPING_TRAINING_ONLY:
+            raise CheckpointError(path, f"unknown StyleGAN3 mapping kwarg {key!r}; expected {sorted(_SG3_MAPPING)}")
+    unknown = sorted(k for k in syn if k not in _SG3_SYNTHESIS and k != "class_name")
+    if unknown:
+        raise CheckpointError(
+            path,
+            f"unknown StyleGAN3 kwargs {unknown} (a modified architecture?); wplus reads NVIDIA's "
+            f"networks_stylegan3 kwargs {sorted(_SG3_SYNTHESIS)}; please report this file",
+        )
+    fields.update({k: syn[k] for k in _SG3_SYNTHESIS if k in syn})
+    fields = {k: _plain(v, getattr(defaults, k), k, path) for k, v in fields.items()}
+    try:
+        return stylegan3.StyleGAN3Config(**fields)
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(path, f"StyleGAN3 kwargs describe no valid network: {e}") from None
+
+
+def _stylegan3_from_state(
+    state: dict[str, torch.Tensor], config: stylegan3.StyleGAN3Config, path: str | Path
+) -> stylegan3.Generator:
+    """Our StyleGAN3 module with the file's tensors (shapes checked first, then a strict load; fp16 -> fp32)."""
+    from wplus.io.checkpoint import check_shapes, meta_shapes
+
+    expected = meta_shapes(lambda: stylegan3.Generator(config))
+    stored = {k: tuple(v.shape) for k, v in state.items()}
+    check_shapes(path, stored, expected, what=f"the StyleGAN3 network its kwargs describe ({config.img_resolution} px)")
+    G = stylegan3.Generator(config)
+    G.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    return G.eval().requires_grad_(False)
 
 
 def _d_hints(init_kwargs: dict[str, Any]) -> dict[str, Any]:

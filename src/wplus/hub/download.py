@@ -38,7 +38,13 @@ _CHUNK = 64 * 1024
 _TIMEOUT_S = 60.0
 _CHECKSUMS_FILE = "checksums.json"
 # CLI flags that take an explicit weights path, by spec kind; used only to word the error messages.
-_CLI_FLAGS = {"vgg16": "--vgg-weights", "lpips": "--lpips-weights", "stylegan2": "--model", "stylegan1": "--model"}
+_CLI_FLAGS = {
+    "vgg16": "--vgg-weights",
+    "lpips": "--lpips-weights",
+    "stylegan2": "--model",
+    "stylegan1": "--model",
+    "stylegan3": "--model",
+}
 
 
 class _NetworkError(Exception):

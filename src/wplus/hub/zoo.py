@@ -1,4 +1,4 @@
-"""The model zoo: StyleGAN2 checkpoints this field uses, each with the public page that documents it.
+"""The model zoo: StyleGAN2 and StyleGAN3 checkpoints this field uses, each with the public page that documents it.
 
 No public source we could check records SHA-256 digests for these generator files, so ``sha256`` is ``None`` and
 the first download's digest is recorded and enforced afterwards (trust on first use, :mod:`wplus.hub.download`).
@@ -10,20 +10,23 @@ from __future__ import annotations
 
 from wplus.hub.registry import WeightSpec, register
 
-__all__ = ["ZOO_NAMES"]
+__all__ = ["ZOO_NAMES", "STYLEGAN3_NAMES"]
 
 # Source pages (cited per entry below):
 _ADA = "https://github.com/NVlabs/stylegan2-ada-pytorch#pretrained-networks"  # README "Pretrained networks"
 _ADA_CDN = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/"
 _SG3 = "https://github.com/NVlabs/stylegan3#additional-material"  # README: StyleGAN2 networks redistributed on NGC
 _SG3_NGC = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/"
+_SG3_NETS = "https://github.com/NVlabs/stylegan3#getting-started"  # README: "Pre-trained networks ... <MODEL>"
 _SG2 = "https://github.com/NVlabs/stylegan2#pre-trained-networks"  # README "Pre-trained networks" (TF, config-f)
 _SG2_CDN = "https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/"
 _NC = "LicenseRef-NVIDIA-Source-Code-License-NC"
 _CC = "CC-BY-NC-4.0"
 
 
-def _g(name: str, url: str, res: int, source: str, desc: str, fmt: str, licence: str, config: str) -> str:
+def _g(
+    name: str, url: str, res: int, source: str, desc: str, fmt: str, licence: str, config: str, kind: str = "stylegan2"
+) -> str:
     register(
         WeightSpec(
             name=name,
@@ -34,7 +37,7 @@ def _g(name: str, url: str, res: int, source: str, desc: str, fmt: str, licence:
             license=licence,
             source=source,
             description=desc,
-            kind="stylegan2",
+            kind=kind,
             resolution=res,
             format=fmt,
             config=config,
@@ -84,6 +87,33 @@ ZOO_NAMES = [
     _g("stylegan2-tf-horse-256", _SG2_CDN + "stylegan2-horse-config-f.pkl", 256, _SG2,
        "TF StyleGAN2 LSUN Horse 256 px config-f", "tf-pkl", _CC, "config-f"),
 ]  # fmt: skip
+
+# StyleGAN3 (alias-free) networks of the stylegan3 README, NGC: T = translation-equivariant config (3x3 convs),
+# R = translation and rotation (1x1 convs, radial filters, doubled widths); "u" datasets are unaligned.
+_SG3_DATA = {
+    "ffhq": ("FFHQ (aligned)", 1024),
+    "ffhqu": ("FFHQ-U (unaligned)", 1024),
+    "metfaces": ("MetFaces (aligned)", 1024),
+    "metfacesu": ("MetFaces-U (unaligned)", 1024),
+    "afhqv2": ("AFHQv2 (cats, dogs, wild)", 512),
+}
+STYLEGAN3_NAMES = [
+    _g(
+        f"stylegan3-{cfg}-{data}-{res}",
+        f"{_SG3_NGC}stylegan3-{cfg}-{data}-{res}x{res}.pkl",
+        res,
+        _SG3_NETS,
+        f"StyleGAN3-{cfg.upper()} {desc} {res} px",
+        "nvidia-pkl",
+        _NC,
+        f"stylegan3-{cfg}",
+        kind="stylegan3",
+    )
+    for cfg in ("t", "r")
+    for data, (desc, full_res) in _SG3_DATA.items()
+    for res in ((full_res, 256) if data == "ffhqu" else (full_res,))
+]
+ZOO_NAMES += STYLEGAN3_NAMES
 
 # NVIDIA's TorchScript VGG-16 of the ADA projector; SHA-256 as recorded in public code (qiuyu96/Carver).
 register(

@@ -214,11 +214,12 @@ def load_module(
 
 def _arch_registry() -> dict[str, tuple[type, type]]:
     # Imported on use so that models can be added without this module importing all of them at start-up.
-    from wplus.models import stylegan1, stylegan2
+    from wplus.models import stylegan1, stylegan2, stylegan3
 
     return {
         "stylegan2": (stylegan2.StyleGAN2Config, stylegan2.Generator),
         "stylegan1": (stylegan1.StyleGAN1Config, stylegan1.Generator),
+        "stylegan3": (stylegan3.StyleGAN3Config, stylegan3.Generator),
     }
 
 

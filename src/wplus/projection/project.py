@@ -323,6 +323,11 @@ def project(
         )
     if s.space == "z" and getattr(G, "c_dim", 0):
         raise ConfigError("Z-space projection of a conditional generator is not supported; use 'w' or 'w+'")
+    if s.optimize_noise and not (hasattr(G, "noise_maps") and G.noise_maps()):
+        raise ConfigError(
+            f"optimize_noise={s.optimize_noise!r} (--optimize-noise) needs a generator with noise inputs, and "
+            f"{type(G).__module__}.{type(G).__name__} has none (StyleGAN3); leave it off (the 'nvidia' preset sets it)"
+        )
 
     device = target.device
     batch = target.shape[0]
