@@ -277,3 +277,36 @@ def test_coupled_settings_are_projected_one_at_a_time(tiny_generator, mse_loss, 
         alone = project(tiny_generator, pil_to_tensor(load_image(p)), loss=mse_loss, settings=settings).ws
         with np.load(tmp_path / "out" / p.stem / "latent.npz") as z:
             np.testing.assert_allclose(z["w"], alone.numpy(), atol=1e-6)
+
+
+# ---- 4. the Ray engine
+
+
+def test_without_ray_the_engine_says_how_to_install_it(model, dataset, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where the extra is not installed
+    res = _project(model, dataset, "--outdir", tmp_path / "out", "--engine", "ray")
+    assert res.exit_code == 1 and "pip install 'wplus[ray]'" in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    res = _project(model, dataset, "--outdir", tmp_path / "out", "--workers", "2")
+    assert res.exit_code == 2 and "--workers apply to --engine ray" in res.output
+
+
+@pytest.mark.slow
+def test_ray_engine_gives_the_local_engines_latents(model, dataset, tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("PYTHONPATH", SRC)  # the actors import this tree's wplus
+    (dataset / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    local, distributed = tmp_path / "local", tmp_path / "ray"
+    assert _project(model, dataset, "--outdir", local, steps=4).exit_code == 1
+    res = _project(model, dataset, "--outdir", distributed, "--engine", "ray", "--workers", "2", steps=4)
+    assert res.exit_code == 1 and "3 of 4 images projected; 1 failed" in res.output, res.output
+    assert _folders(distributed) == _folders(local) == ["a", "b", "sub/c"]
+    for name in _folders(local):
+        with np.load(local / name / "latent.npz") as a, np.load(distributed / name / "latent.npz") as b:
+            np.testing.assert_allclose(a["w"], b["w"], atol=1e-5, rtol=0)
+    last = {Path(r["input"]).name: r for r in _manifest(distributed, "manifest.ray.jsonl")}
+    assert last["broken.png"]["status"] == "failed" and "broken.png" in last["broken.png"]["error"]
+    assert {r["status"] for n, r in last.items() if n != "broken.png"} == {"done"}
+    assert not (distributed / ".partial").exists()
+    again = _project(model, dataset, "--outdir", distributed, steps=4)  # the local engine resumes a Ray run
+    assert "skipped 3 of 4" in again.stderr

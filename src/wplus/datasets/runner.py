@@ -261,8 +261,11 @@ def partial_dir(outdir: Path, writer: str) -> Path:
 
 
 def clear_partial(outdir: Path, writer: str) -> None:
-    """Remove what a killed run of ``writer`` left half-written (only that writer's: shards run at once)."""
+    """Remove what a killed run of ``writer`` left half-written (only that writer's: shards run at once), and
+    ``OUTDIR/.partial`` itself once no writer has anything there."""
     shutil.rmtree(partial_dir(outdir, writer), ignore_errors=True)
+    with contextlib.suppress(OSError):
+        (outdir / PARTIAL).rmdir()
 
 
 def pick_device(name: str) -> torch.device:
@@ -539,11 +542,5 @@ def run_local(plan: Plan, projector: DatasetProjector) -> list[Outcome]:
             for o in done:
                 writer.record(**o.record_fields(plan.settings_sha256))
         outcomes.extend(done)
-    shutil.rmtree(partial_dir(plan.outdir, plan.writer), ignore_errors=True)
-    _remove_if_empty(plan.outdir / PARTIAL)
+    clear_partial(plan.outdir, plan.writer)
     return outcomes
-
-
-def _remove_if_empty(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        folder.rmdir()
