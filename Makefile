@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,align,video
+EXTRAS ?= dev,align,video,ray
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
 .PHONY: demo test bench lint install clean

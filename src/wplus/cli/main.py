@@ -13,6 +13,7 @@ from wplus.cli.edit import edit_cmd
 from wplus.cli.env import env_cmd
 from wplus.cli.expression import expression_cmd
 from wplus.cli.generate import generate_cmd
+from wplus.cli.manifest import manifest_cmd
 from wplus.cli.mix import mix_cmd
 from wplus.cli.morph import morph_cmd
 from wplus.cli.project import project_cmd
@@ -48,6 +49,7 @@ def cli(verbose: bool, threads: int | None) -> None:
 
 
 cli.add_command(project_cmd)
+cli.add_command(manifest_cmd)
 cli.add_command(generate_cmd)
 cli.add_command(weights_group)
 cli.add_command(env_cmd)
