@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_config
 
+from conftest import tiny_config
 from wplus.errors import CheckpointError, ConfigError
 from wplus.metrics import psnr
 from wplus.models.stylegan2 import random_generator

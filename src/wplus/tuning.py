@@ -23,6 +23,7 @@ generator's render under the same loss, weighted by ``locality_weight``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import logging
 import math
@@ -44,6 +45,7 @@ from wplus.projection.project import estimate_w_std, frozen, resolve_w_avg
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "TuningSettings",
     "Tuning",
     "TuningStep",
     "tune",
@@ -66,6 +68,41 @@ DEFAULT_LOCALITY_WEIGHT = 0.1
 DEFAULT_LOCALITY_RADIUS = 1.0  # in units of w_std (sqrt of the mean squared distance of mapped codes from w_avg)
 MAX_TUNING_ELEMENTS = 1 << 30  # a header announcing more than this (4 GiB of float32) is refused before reading
 MAX_RANK = 4096
+
+
+@dataclass(frozen=True)
+class TuningSettings:
+    """The options of :func:`tune` that decide a tuning (validated on construction); ``tune(..., **s.kwargs())``."""
+
+    num_steps: int = DEFAULT_STEPS
+    lr: float = DEFAULT_LR
+    rank: int | None = DEFAULT_RANK
+    locality_weight: float = DEFAULT_LOCALITY_WEIGHT
+    locality_radius: float = DEFAULT_LOCALITY_RADIUS
+    stop_psnr: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_options(self.num_steps, self.lr, self.rank, self.locality_weight, self.locality_radius, self.stop_psnr)
+
+    def kwargs(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_options(
+    num_steps: int, lr: float, rank: int | None, locality_weight: float, radius: float, stop_psnr: float | None
+) -> None:
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 0:
+        raise ConfigError(f"got tuning steps {num_steps!r}, expected an integer >= 0")
+    if not (math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"got tuning lr {lr!r}, expected a positive number (PTI: 3e-4)")
+    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= MAX_RANK):
+        raise ConfigError(f"got tuning rank {rank!r}, expected 1..{MAX_RANK} or None (full deltas)")
+    for name, v in (("locality weight", locality_weight), ("locality radius", radius)):
+        if not (math.isfinite(v) and v >= 0):
+            raise ConfigError(f"got {name} {v!r}, expected a finite number >= 0")
+    if stop_psnr is not None and not (math.isfinite(stop_psnr) and stop_psnr > 0):
+        raise ConfigError(f"got tuning stop_psnr {stop_psnr!r}, expected a positive number of dB")
 
 
 def weights_fingerprint(G: nn.Module) -> str:
@@ -256,12 +293,7 @@ def tune(
         raise ShapeError(f"target has shape {list(target.shape)}, expected [B, {', '.join(map(str, want))}]")
     if ws.ndim != 3 or ws.shape[0] != target.shape[0] or tuple(ws.shape[1:]) != (G.num_ws, G.w_dim):
         raise ShapeError(f"ws has shape {list(ws.shape)}, expected [{target.shape[0]}, {G.num_ws}, {G.w_dim}]")
-    if num_steps < 0 or not (math.isfinite(lr) and lr > 0):
-        raise ConfigError(f"got num_steps={num_steps}, lr={lr}; expected steps >= 0 and a positive learning rate")
-    if rank is not None and not 1 <= rank <= MAX_RANK:
-        raise ConfigError(f"got rank={rank}, expected 1..{MAX_RANK} or None (full deltas)")
-    if not (math.isfinite(locality_weight) and locality_weight >= 0):
-        raise ConfigError(f"got locality_weight={locality_weight}, expected a finite number >= 0")
+    _check_options(num_steps, lr, rank, locality_weight, locality_radius, stop_psnr)
     started = time.perf_counter()
     device = target.device
     fingerprint = weights_fingerprint(G)
@@ -303,11 +335,11 @@ def tune(
             total.backward()
             opt.step()
             steps += 1
-            if not math.isfinite(float(total)):
+            if not math.isfinite(float(total.detach())):
                 raise ConfigError(f"tuning diverged at step {steps} (loss {float(total)}); lower the lr ({lr:g})")
             step_psnr = psnr(images.detach(), target)
             if callback is not None:
-                callback(TuningStep(steps, num_steps, step_psnr.cpu(), float(total), images.detach()))
+                callback(TuningStep(steps, num_steps, step_psnr.cpu(), float(total.detach()), images.detach()))
             if stop_psnr is not None and bool((step_psnr >= stop_psnr).all()):
                 stopped = f"stopped at step {steps} of {num_steps}: PSNR {float(step_psnr.min()):.2f} >= {stop_psnr:g}"
                 break

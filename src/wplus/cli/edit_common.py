@@ -14,6 +14,7 @@ import torch
 
 from wplus.cli.common import DEVICE_CHOICES, MODEL_HELP, err, open_model, resolve_device
 from wplus.cli.projection_options import ProjectionChoice, projection_options
+from wplus.cli.tuning_options import TUNING_FILE_HELP, apply_tuning_file
 from wplus.errors import ConfigError
 from wplus.io.atomic import write_json
 from wplus.io.images import IMAGE_SUFFIXES, center_crop_resize, load_image, pil_to_tensor
@@ -29,6 +30,9 @@ _OPTIONS = [
     click.option("--model", type=str, default=None, help=MODEL_HELP),
     click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Results folder."),
     click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True),
+    click.option(
+        "--tuning", "tuning_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help=TUNING_FILE_HELP
+    ),
 ]
 
 
@@ -38,7 +42,7 @@ def edit_options(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, projection: ProjectionChoice, **kwargs: Any) -> Any:
-        opts = {k: kwargs.pop(k) for k in ("model", "outdir", "device")}
+        opts = {k: kwargs.pop(k) for k in ("model", "outdir", "device", "tuning_path")}
         return fn(*args, ctx=EditContext.create(projection=projection, **opts), **kwargs)
 
     wrapper = projection_options(wrapper)
@@ -54,16 +58,29 @@ class EditContext:
     device: torch.device
     projection: ProjectionChoice
     inputs: list[dict[str, Any]] = field(default_factory=list)
+    tuned: torch.nn.Module | None = None  # the generator with --tuning applied
+    tuning: dict[str, Any] | None = None  # its record entry
 
     @classmethod
-    def create(cls, *, model: str | None, outdir: Path, device: str, projection: ProjectionChoice) -> EditContext:
+    def create(
+        cls,
+        *,
+        model: str | None,
+        outdir: Path,
+        device: str,
+        projection: ProjectionChoice,
+        tuning_path: Path | None = None,
+    ) -> EditContext:
         dev = resolve_device(device)
         info = open_model(model, device=dev)
-        return cls(info=info, outdir=outdir, device=dev, projection=projection)
+        tuned, entry = apply_tuning_file(info.G, tuning_path)
+        return cls(info=info, outdir=outdir, device=dev, projection=projection, tuned=tuned if entry else None,
+                   tuning=entry)  # fmt: skip
 
     @property
     def G(self) -> torch.nn.Module:
-        return self.info.G
+        """The generator codes are rendered with: the model, tuned when ``--tuning`` was given."""
+        return self.tuned if self.tuned is not None else self.info.G
 
     @property
     def settings(self) -> ProjectionSettings:
@@ -85,7 +102,7 @@ class EditContext:
         target = self.read_target(path)
         err(f"projecting {path} ({s.total_steps} steps, {s.space}{', preset ' + s.preset if s.preset else ''})")
         with progress(s.total_steps, desc=path.name[:40], unit="step", leave=False) as bar:
-            r = project(self.G, target, loss=loss, settings=s, lpips=lpips, callback=lambda st: bar.update(1))
+            r = project(self.info.G, target, loss=loss, settings=s, lpips=lpips, callback=lambda st: bar.update(1))
         return r.latent(0, model_id=self.info.model_id, model_sha256=self.info.sha256, source=str(path))
 
     def load(self, path: Path, role: str) -> Latent:
@@ -117,6 +134,7 @@ class EditContext:
             "command": command,
             "model": {"path": str(self.info.path), "id": self.info.model_id, "sha256": self.info.sha256},
             "inputs": self.inputs,
+            "tuning": self.tuning,
             "parameters": parameters,
             "outputs": [str(p) for p in outputs],
         }

@@ -17,6 +17,8 @@ from wplus.cli.common import (
     parse_int_ranges,
     resolve_device,
 )
+from wplus.cli.tuning_options import apply_tuning_file, tuning_file_option
+from wplus.io.atomic import write_json
 from wplus.io.images import save_image
 from wplus.io.latents import Latent, save_latent
 from wplus.models import stylegan3
@@ -105,6 +107,7 @@ def _translate(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--save-latents", is_flag=True, help="Also write seedNNNN.npz latents (editable later).")
 @click.option("--device", type=DEVICE_CHOICES, default="auto")
+@tuning_file_option
 @one_line_errors
 def generate_cmd(
     model: str | None,
@@ -118,6 +121,7 @@ def generate_cmd(
     outdir: Path,
     save_latents: bool,
     device: str,
+    tuning_path: Path | None,
 ) -> None:
     """Render one image per seed: z from the seed (NVIDIA's convention), then G.mapping and G.synthesis.
 
@@ -128,7 +132,7 @@ def generate_cmd(
     """
     dev = resolve_device(device)
     info = open_model(model, device=dev)
-    G = info.G
+    G, tuning = apply_tuning_file(info.G, tuning_path)
     transform = None
     if rotate is not None or translate is not None:
         if not isinstance(G, stylegan3.Generator):
@@ -147,6 +151,7 @@ def generate_cmd(
             )
         c = torch.zeros(1, G.c_dim, device=dev)
         c[0, class_idx] = 1
+    written: list[str] = []
     for seed in seeds:
         z, ws = ws_from_seed(G, seed, c=c, truncation_psi=truncation_psi, truncation_cutoff=trunc_cutoff)
         with torch.no_grad():
@@ -161,3 +166,16 @@ def generate_cmd(
                 npy=False,
             )
         err(f"wrote {path}")
+        written.append(str(path))
+    from wplus import __version__
+
+    record = {
+        "wplus_version": __version__,
+        "command": "generate",
+        "model": {"path": str(info.path), "id": info.model_id, "sha256": info.sha256},
+        "tuning": tuning,
+        "parameters": {"seeds": seeds, "truncation_psi": truncation_psi, "trunc_cutoff": trunc_cutoff,
+                       "noise_mode": noise_mode, "rotate": rotate, "translate": translate, "class": class_idx},
+        "outputs": written,
+    }  # fmt: skip
+    write_json(outdir / "generate.json", record)

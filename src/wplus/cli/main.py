@@ -18,6 +18,7 @@ from wplus.cli.mix import mix_cmd
 from wplus.cli.morph import morph_cmd
 from wplus.cli.project import project_cmd
 from wplus.cli.train import train_cmd
+from wplus.cli.tune import tune_cmd
 from wplus.cli.weights import weights_group
 from wplus.runtime import set_cpu_threads, tune_cpu_allocator
 
@@ -62,6 +63,7 @@ cli.add_command(expression_cmd)
 cli.add_command(edit_cmd)
 cli.add_command(direction_group)
 cli.add_command(train_cmd)
+cli.add_command(tune_cmd)
 
 
 def main() -> None:

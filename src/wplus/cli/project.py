@@ -15,11 +15,13 @@ import click
 from wplus.cli.common import DEVICE_CHOICES, MODEL_HELP, echo_json, err, one_line_errors, open_model, resolve_device
 from wplus.cli.dataset_options import DatasetChoice, dataset_options
 from wplus.cli.projection_options import ProjectionChoice, projection_options
+from wplus.cli.tuning_options import tuning_options
 from wplus.datasets.inputs import expand_inputs
 from wplus.datasets.runner import DatasetProjector, Preprocess, RunSpec, plan_run, run_local
 from wplus.errors import ConfigError
 from wplus.io.images import MAX_PIXELS
 from wplus.loading import LoadedGenerator, file_sha256
+from wplus.tuning import TuningSettings
 
 
 def _provenance(model: LoadedGenerator, **fields: Any) -> dict[str, Any]:
@@ -66,6 +68,7 @@ def _provenance(model: LoadedGenerator, **fields: Any) -> dict[str, Any]:
     help="Refuse input images with more pixels (decompression bombs); raise it for huge photos.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@tuning_options
 @projection_options
 @dataset_options
 @one_line_errors
@@ -85,6 +88,7 @@ def project_cmd(
     paste_back: bool,
     max_pixels: int,
     as_json: bool,
+    tuning: TuningSettings | None,
     projection: ProjectionChoice,
     dataset: DatasetChoice,
 ) -> None:
@@ -115,6 +119,8 @@ def project_cmd(
     ramps, w-noise, noise optimised + regularised 1e5, 1000 steps), course (W+, perceptual 0.01 + L1 10).
     Options given explicitly override the preset; the resolved values are written to config.json.
     With --align each face is FFHQ-aligned first (group.jpg -> out/group_01/, out/group_02/, ...).
+    With --tune each image's generator is then tuned around its code (pivotal tuning; W unless --space is given):
+    tuning.safetensors, projection.png tuned, untuned.png, metrics before and after (docs/tuning.md).
     """
     if paste_back and not align:
         raise click.UsageError("--paste-back needs --align (the transform back into the photo comes from alignment)")
@@ -126,6 +132,8 @@ def project_cmd(
         inputs = expand_inputs(images)
     except ConfigError as e:
         raise click.BadParameter(str(e), param_hint="IMAGES") from None
+    if tuning is not None and "space" not in projection.given:
+        projection.settings = projection.settings.replace(space="w")  # PTI's pivot is a W code
     dev = resolve_device(device)
     model_info = open_model(model, device=dev)
     loss, lpips = projection.loss(dev, model_info, notice=err)
@@ -144,6 +152,7 @@ def project_cmd(
         save_video=save_video,
         plot=plot,
         paste_back=paste_back,
+        tuning=tuning,
         provenance=_provenance(
             model_info,
             batch_size=batch_size,

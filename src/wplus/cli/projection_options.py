@@ -161,6 +161,7 @@ class ProjectionChoice:
     settings: ProjectionSettings
     vgg_weights: Path | None = None
     lpips_weights: Path | None = None
+    given: frozenset[str] = frozenset()  # the settings fields given explicitly on the command line
     _built: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def loss(
@@ -251,8 +252,9 @@ def projection_options(fn: F) -> F:
         preset = kwargs.pop(_PREFIX + "preset")
         vgg, lpips = kwargs.pop(_PREFIX + "vgg_weights"), kwargs.pop(_PREFIX + "lpips_weights")
         given = {o.field: kwargs.pop(_PREFIX + o.field) for o in OPTIONS}
-        settings = settings_from_options(preset, {k: v for k, v in given.items() if v is not None})
-        return fn(*args, projection=ProjectionChoice(settings, vgg, lpips), **kwargs)
+        explicit = {k: v for k, v in given.items() if v is not None}
+        settings = settings_from_options(preset, explicit)
+        return fn(*args, projection=ProjectionChoice(settings, vgg, lpips, frozenset(explicit)), **kwargs)
 
     decorators = [
         click.option(

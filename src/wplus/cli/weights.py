@@ -102,8 +102,15 @@ def _generator_summary(info: object) -> dict:
     show_default=True,
     help="Also write IN's discriminator, when it stores one, as OUT-stem-D.safetensors (found by the D loss).",
 )
+@click.option(
+    "--tuning",
+    "tuning_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Bake this tuning.safetensors into OUT: one plain generator for tools that read no tunings.",
+)
 @one_line_errors
-def convert_cmd(source: str, out: Path, with_d: bool) -> None:
+def convert_cmd(source: str, out: Path, with_d: bool, tuning_path: Path | None) -> None:
     """Convert a checkpoint (NVIDIA .pkl, TF .pkl, rosinality .pt, registry name or URL) to OUT (.safetensors).
 
     Nothing in IN is executed; OUT loads without pickle. A discriminator stored in IN (NVIDIA snapshots, TF
@@ -113,7 +120,9 @@ def convert_cmd(source: str, out: Path, with_d: bool) -> None:
     Examples:
       wplus weights convert ffhq.pkl ffhq.safetensors
       wplus weights convert stylegan2-ffhq-1024 ffhq1024.safetensors
+      wplus weights convert --tuning out/photo/tuning.safetensors ffhq.safetensors photo-tuned.safetensors
     """
+    from wplus.cli.tuning_options import apply_tuning_file
     from wplus.formats.dispatch import load_discriminator_for
     from wplus.io.checkpoint import save_discriminator
     from wplus.loading import load_generator_info
@@ -122,8 +131,12 @@ def convert_cmd(source: str, out: Path, with_d: bool) -> None:
         raise click.BadParameter(f"got {out.name!r}, expected a .safetensors output file", param_hint="OUT")
     info = load_generator_info(source)
     meta = {"converted_from": info.model_id, "source_file": info.path.name, "source_sha256": info.sha256}
-    save_generator(info.G, out, metadata=meta)
-    err(f"wrote {out}: {info.G.img_resolution}px {info.G.config.arch}, num_ws={info.G.num_ws} (from {info.path.name})")
+    G, tuning = apply_tuning_file(info.G, tuning_path)
+    if tuning is not None:
+        meta["tuning"] = tuning
+    save_generator(G, out, metadata=meta)
+    baked = f", tuning {tuning_path.name} baked in" if tuning is not None else ""
+    err(f"wrote {out}: {G.img_resolution}px {G.config.arch}, num_ws={G.num_ws} (from {info.path.name}{baked})")
     if not with_d:
         return
     D = load_discriminator_for(info.path)

@@ -39,6 +39,7 @@ from wplus.progress import progress
 from wplus.projection.outputs import ProgressVideo, write_projection_folder
 from wplus.projection.project import ProjectionStep, project
 from wplus.projection.settings import ProjectionSettings, build_loss
+from wplus.tuning import TuningSettings
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class RunSpec:
     save_video: bool = False
     plot: bool = False
     paste_back: bool = False
+    tuning: TuningSettings | None = None  # pivotal tuning after each projection (``--tune``)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def recipe(self) -> dict[str, Any]:
@@ -110,6 +112,7 @@ class RunSpec:
             "vgg_weights": None if self.vgg_weights is None else str(self.vgg_weights),
             "lpips_weights": None if self.lpips_weights is None else str(self.lpips_weights),
             "outputs": {"save_video": self.save_video, "plot": self.plot, "paste_back": self.paste_back},
+            "tuning": None if self.tuning is None else self.tuning.kwargs(),
         }
 
     def settings_sha256(self) -> str:
@@ -430,8 +433,15 @@ class DatasetProjector:
             outcome = outcomes[job.item.input]
             if outcome.status == "failed":
                 continue
+            tuned = None
+            if spec.tuning is not None:
+                try:
+                    tuned = self._tune(job, result, i, targets[i : i + 1])
+                except WplusError as e:
+                    self._fail(outcome, f"{job.item.path}: tuning failed ({_one_line(e)})")
+                    continue
             try:
-                metrics = self._write(job, result, i, outdir, writer, video)
+                metrics = self._write(job, result, i, outdir, writer, video, tuned)
             except (OSError, WplusError) as e:
                 self._fail(outcome, f"{job.item.path}: cannot write results ({_one_line(e)})")
                 continue
@@ -445,15 +455,39 @@ class DatasetProjector:
         for item in {j.item.input for j in batch}:
             outcomes[item].seconds = (outcomes[item].seconds or 0.0) + share
 
+    def _tune(self, job: _Job, result: Any, i: int, target: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        """Pivotal tuning of image ``i`` around its code: the tuning and the tuned render."""
+        from wplus.tuning import tune
+
+        latent = result.latent(i)
+        bar = progress(self.spec.tuning.num_steps, desc=f"tune {Path(job.item.path).name}"[:40], unit="step",
+                       leave=False)  # fmt: skip
+        with bar:
+            tuning = tune(self.G, target, latent.ws, loss=self.loss, noise=latent.noise or None,
+                          base_sha256=self.spec.model_sha256, callback=lambda st: bar.update(1),
+                          **self.spec.tuning.kwargs())  # fmt: skip
+        with torch.no_grad():
+            tuned_G = tuning.apply(self.G, check=False)  # made on self.G just now
+            image = tuned_G.synthesis(latent.ws, noise_mode="const", noise=latent.noise or None)
+        return tuning, image
+
     def _write(
-        self, job: _Job, result: Any, i: int, outdir: Path, writer: str, video: ProgressVideo | None
+        self,
+        job: _Job,
+        result: Any,
+        i: int,
+        outdir: Path,
+        writer: str,
+        video: ProgressVideo | None,
+        tuned: tuple[Any, torch.Tensor] | None = None,
     ) -> dict[str, Any]:
         spec = self.spec
         pasted = None
         if spec.paste_back:
             from wplus.align import paste_back
 
-            pasted = paste_back(Path(job.item.path), result.images[i : i + 1], job.transform)
+            shown = result.images[i : i + 1] if tuned is None else tuned[1]
+            pasted = paste_back(Path(job.item.path), shown, job.transform)
         with _folder_in_place(outdir, job.folder, writer) as tmp:
             return write_projection_folder(
                 tmp,
@@ -468,6 +502,8 @@ class DatasetProjector:
                 pasted=pasted,
                 video=video,
                 plot=spec.plot,
+                tuning=None if tuned is None else tuned[0],
+                tuned_image=None if tuned is None else tuned[1],
             )
 
 

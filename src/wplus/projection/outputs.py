@@ -13,6 +13,8 @@ One folder per image (``wplus project`` writes ``OUTDIR/<stem>/``; any caller ma
     pasted.png       the projection pasted back into the photo, when asked for
     history.png      PSNR and loss against seconds, with ``plot=True`` (``wplus project --plot``)
     proj.gif/.mp4    target | current estimate over the run, when a :class:`ProgressVideo` recorded it
+    tuning.safetensors  the pivotal tuning of the generator around the code (``wplus project --tune``); then
+                     projection.png is the tuned render, untuned.png the plain one, and metrics.json has both
 
 Every file is written atomically.
 """
@@ -71,6 +73,20 @@ class ProgressVideo:
             self.frames[i].append(image_grid([self.targets[i], self._small(tensor_to_pil(img))], cols=2, pad=0))
 
 
+def tuning_metrics(tuning: Any) -> dict[str, Any]:
+    """``metrics.json`` entries of a tuned image: PSNR/SSIM after tuning (``psnr``, ``ssim``) and before."""
+    m = tuning.info["metrics"]
+    return {
+        "psnr": m["psnr_after"][0],
+        "ssim": m["ssim_after"][0],
+        "psnr_before_tuning": m["psnr_before"][0],
+        "ssim_before_tuning": m["ssim_before"][0],
+        "tuning_steps": m["steps"],
+        "tuning_seconds": m["seconds"],
+        "tuning_rank": tuning.rank,
+    }
+
+
 def write_history_csv(path: str | Path, rows: list[dict[str, float]]) -> Path:
     """Write per-step rows (:meth:`ProjectionResult.history_rows`) as CSV with a header line, atomically."""
     columns = list(rows[0]) if rows else ["step", "seconds", "psnr", "loss_total"]
@@ -110,6 +126,8 @@ def write_projection_folder(
     video: ProgressVideo | None = None,
     fps: float = 10,
     plot: bool = False,
+    tuning: Any = None,
+    tuned_image: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Write image ``i`` of ``result`` as a projection folder (the files listed in the module docstring).
 
@@ -125,6 +143,7 @@ def write_projection_folder(
         pasted: the projection pasted into the source photo, written as ``pasted.png``.
         video: the :class:`ProgressVideo` that recorded the run; writes ``proj.gif`` (and ``proj.mp4``).
         plot: also draw ``history.png``.
+        tuning, tuned_image: a :class:`wplus.tuning.Tuning` of this image and its tuned render [1, C, R, R].
 
     Returns:
         The image's metrics (also in ``metrics.json``).
@@ -138,9 +157,19 @@ def write_projection_folder(
     save_image(target, out / "target.png")
     if mask is not None:
         save_image(mask.expand(-1, 3, -1, -1) * 2 - 1, out / "mask.png")
-    save_image(result.images[i : i + 1], out / "projection.png")
-    save_latent(out / "latent.npz", result.latent(i, model_id=model_id, model_sha256=model_sha256))
     metrics = dict(result.metrics[i])
+    if tuning is not None:
+        from wplus.tuning import save_tuning
+
+        if tuned_image is None:
+            raise ValueError("a tuning needs its tuned_image")
+        save_tuning(tuning, out / "tuning.safetensors")
+        save_image(result.images[i : i + 1], out / "untuned.png")
+        save_image(tuned_image, out / "projection.png")
+        metrics.update(tuning_metrics(tuning))
+    else:
+        save_image(result.images[i : i + 1], out / "projection.png")
+    save_latent(out / "latent.npz", result.latent(i, model_id=model_id, model_sha256=model_sha256))
     write_json(out / "metrics.json", metrics)
     rows = result.history_rows(i)
     write_history_csv(out / "history.csv", rows)

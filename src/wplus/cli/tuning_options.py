@@ -1,0 +1,116 @@
+"""The pivotal-tuning options: ``--tune`` and its settings on ``wplus project``, the same settings on ``wplus tune``,
+and ``--tuning FILE`` on every command that renders a code."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from wplus.cli.common import FiniteFloatRange
+from wplus.errors import ConfigError, WplusError
+from wplus.tuning import (
+    DEFAULT_LOCALITY_RADIUS,
+    DEFAULT_LOCALITY_WEIGHT,
+    DEFAULT_LR,
+    DEFAULT_RANK,
+    DEFAULT_STEPS,
+    MAX_RANK,
+    TuningSettings,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _setting_options(prefix: str) -> list[Callable[[F], F]]:
+    """The tuning settings as options: ``--tune-steps`` on ``project`` (prefix 'tune-'), ``--steps`` on ``tune``."""
+    return [
+        click.option(f"--{prefix}steps", "tune_steps", type=click.IntRange(0), default=DEFAULT_STEPS,
+                     show_default=True, help="Tuning steps (PTI: 350)."),
+        click.option(f"--{prefix}rank", "tune_rank", type=click.IntRange(0, MAX_RANK), default=DEFAULT_RANK,
+                     show_default=True, help="Rank of each weight delta (0: full deltas, PTI's own)."),
+        click.option(f"--{prefix}lr", "tune_lr", type=FiniteFloatRange(0, min_open=True), default=DEFAULT_LR,
+                     show_default=True, help="Tuning learning rate."),
+        click.option(f"--{prefix}locality", "tune_locality", type=FiniteFloatRange(0),
+                     default=DEFAULT_LOCALITY_WEIGHT, show_default=True,
+                     help="Weight of the locality term (codes near the pivot keep their renders; 0: off)."),
+        click.option(f"--{prefix}radius", "tune_radius", type=FiniteFloatRange(0), default=DEFAULT_LOCALITY_RADIUS,
+                     show_default=True, help="Distance of the locality samples from the pivot, in w spreads."),
+        click.option(f"--{prefix}stop-psnr", "tune_stop_psnr", type=FiniteFloatRange(0, min_open=True),
+                     default=None, help="Stop tuning once the PSNR reaches this many dB."),
+    ]  # fmt: skip
+
+
+def _settings(kwargs: dict[str, Any]) -> TuningSettings:
+    rank = kwargs.pop("tune_rank")
+    try:
+        return TuningSettings(
+            num_steps=kwargs.pop("tune_steps"),
+            lr=kwargs.pop("tune_lr"),
+            rank=rank or None,
+            locality_weight=kwargs.pop("tune_locality"),
+            locality_radius=kwargs.pop("tune_radius"),
+            stop_psnr=kwargs.pop("tune_stop_psnr"),
+        )
+    except ConfigError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def tuning_options(fn: F) -> F:
+    """``--tune`` plus the tuning settings; the command receives ``tuning: TuningSettings | None``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        on = kwargs.pop("tune")
+        settings = _settings(kwargs)
+        return fn(*args, tuning=settings if on else None, **kwargs)
+
+    for option in reversed(_setting_options("tune-")):
+        wrapper = option(wrapper)
+    wrapper = click.option("--tune", is_flag=True, help="Pivotal tuning after the projection (docs/tuning.md).")(
+        wrapper
+    )
+    return wrapper  # type: ignore[return-value]
+
+
+def tuning_settings_options(fn: F) -> F:
+    """The tuning settings alone (``wplus tune``); the command receives ``tuning: TuningSettings``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, tuning=_settings(kwargs), **kwargs)
+
+    for option in reversed(_setting_options("")):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
+TUNING_FILE_HELP = "A tuning.safetensors (pivotal tuning) to render with; recorded with its SHA-256."
+
+
+def tuning_file_option(fn: F) -> F:
+    """``--tuning FILE`` for commands that render codes."""
+    return click.option(
+        "--tuning", "tuning_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help=TUNING_FILE_HELP
+    )(fn)
+
+
+def apply_tuning_file(G: Any, path: Path | None) -> tuple[Any, dict[str, Any] | None]:
+    """``G`` with the tuning in ``path`` applied, and the record entry (path, SHA-256, rank); ``(G, None)`` if no
+    file. A tuning made on another model is a click error naming ``--tuning``."""
+    if path is None:
+        return G, None
+    from wplus.loading import file_sha256
+    from wplus.tuning import load_tuning
+
+    try:
+        tuning = load_tuning(path)
+        tuned = tuning.apply(G)
+    except WplusError as e:
+        raise click.BadParameter(
+            f"{path}: {e}" if str(path) not in str(e) else str(e), param_hint="'--tuning'"
+        ) from None
+    return tuned, {"path": str(path), "sha256": file_sha256(path), "rank": tuning.rank}

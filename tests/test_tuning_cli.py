@@ -1,0 +1,119 @@
+"""Pivotal tuning on the command line: project --tune, wplus tune, --tuning in every rendering command, and
+weights convert --tuning, end to end on a tiny generator file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import tiny_config
+from wplus.cli.main import cli
+from wplus.io.checkpoint import load_native_generator, save_generator
+from wplus.io.images import load_image, pil_to_tensor
+from wplus.io.latents import load_latent
+from wplus.loading import file_sha256
+from wplus.models.stylegan2 import random_generator
+from wplus.tuning import load_tuning
+
+PROJECT = ["--steps", 15, "--lr", 0.05, "--loss", "mse", "--device", "cpu"]
+TUNE = ["--tune-steps", 15, "--tune-lr", 3e-3, "--tune-locality", 0]
+
+
+def _run(args, code=0):
+    r = CliRunner().invoke(cli, [str(a) for a in args])
+    assert r.exit_code == code, r.output
+    return r
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory, tiny_generator, one_thread):
+    tmp = tmp_path_factory.mktemp("tune")
+    model = save_generator(tiny_generator, tmp / "tiny.safetensors")
+    yy, xx = np.mgrid[0:16, 0:16] / 15.0
+    Image.fromarray((np.stack([xx, yy, xx * yy], -1) * 255).astype(np.uint8)).save(tmp / "face.png")
+    _run(["project", tmp / "face.png", "--model", model, "--tune", *TUNE, *PROJECT, "--outdir", tmp / "out"])
+    return tmp, model, tmp / "out" / "face"
+
+
+def test_project_tune_writes_the_tuning_and_both_metrics(tuned, tiny_generator):
+    tmp, model, folder = tuned
+    for name in ("tuning.safetensors", "untuned.png", "projection.png", "latent.npz", "metrics.json"):
+        assert (folder / name).is_file(), name
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["psnr"] > metrics["psnr_before_tuning"] + 1.0 and metrics["tuning_steps"] == 15
+    config = json.loads((folder / "config.json").read_text())
+    assert config["space"] == "w"  # PTI's pivot: W unless --space is given
+    t = load_tuning(folder / "tuning.safetensors")
+    assert t.base_sha256 == file_sha256(model)
+    latent = load_latent(folder / "latent.npz")
+    with torch.no_grad():
+        img = t.apply(tiny_generator).synthesis(latent.ws, noise=latent.noise)
+    saved = pil_to_tensor(load_image(folder / "projection.png"))
+    assert (img.clamp(-1, 1) - saved).abs().max() < 2 / 255 + 1e-6  # the PNG holds the tuned render
+
+
+def test_tune_command_tunes_an_existing_folder(tuned, tmp_path):
+    tmp, model, _ = tuned
+    _run(["project", tmp / "face.png", "--model", model, *PROJECT, "--space", "w", "--outdir", tmp_path])
+    folder = tmp_path / "face"
+    before = json.loads((folder / "metrics.json").read_text())["psnr"]
+    _run(["tune", folder, "--steps", 15, "--lr", 3e-3, "--locality", 0, "--device", "cpu"])
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["psnr_before_tuning"] == pytest.approx(before, abs=1e-3) and metrics["psnr"] > before + 1.0
+    assert (folder / "untuned.png").is_file() and (folder / "tuning.safetensors").is_file()
+    r = _run(["tune", folder, tmp_path / "missing", "--steps", 1, "--device", "cpu"], code=1)
+    assert "already tuned" in r.output and "missing" in r.output and "0 of 2 folders tuned" in r.output
+
+
+@pytest.mark.parametrize("command", ["edit", "morph", "mix", "expression"])
+def test_every_edit_command_renders_with_a_tuning_and_records_it(tuned, tmp_path, command):
+    tmp, model, folder = tuned
+    lat, tuning = folder / "latent.npz", folder / "tuning.safetensors"
+    np.save(tmp_path / "d.npy", np.ones((1, 32), np.float32))
+    args = {
+        "edit": ["edit", lat, "--direction", tmp_path / "d.npy", "--strength", "0,1"],
+        "morph": ["morph", lat, lat, "--frames", 2],
+        "mix": ["mix", lat, lat, "--layers", "fine"],
+        "expression": ["expression", lat, lat, lat, "--strength", "1"],
+    }[command]
+    _run([*args, "--model", model, "--tuning", tuning, "--outdir", tmp_path / "o", "--device", "cpu"])
+    rec = json.loads(next((tmp_path / "o").glob("*.json")).read_text())
+    assert rec["tuning"]["sha256"] == file_sha256(tuning) and rec["tuning"]["path"] == str(tuning)
+
+
+def test_generate_with_a_tuning_renders_the_tuned_generator(tuned, tmp_path, tiny_generator):
+    tmp, model, folder = tuned
+    tuning = folder / "tuning.safetensors"
+    _run(["generate", "--model", model, "--seeds", 3, "--outdir", tmp_path / "plain", "--device", "cpu"])
+    _run(
+        ["generate", "--model", model, "--seeds", 3, "--tuning", tuning, "--outdir", tmp_path / "t", "--device", "cpu"]
+    )
+    plain, tuned_png = (np.asarray(Image.open(tmp_path / d / "seed0003.png"), np.int16) for d in ("plain", "t"))
+    assert np.abs(plain - tuned_png).max() > 0
+    rec = json.loads((tmp_path / "t" / "generate.json").read_text())
+    assert rec["tuning"]["sha256"] == file_sha256(tuning) and rec["parameters"]["seeds"] == [3]
+
+
+def test_a_tuning_for_another_model_is_refused_naming_the_flag(tuned, tmp_path):
+    tmp, _, folder = tuned
+    other = save_generator(random_generator(tiny_config(16), seed=42), tmp_path / "other.safetensors")
+    r = _run(["generate", "--model", other, "--seeds", 0, "--tuning", folder / "tuning.safetensors",
+              "--outdir", tmp_path / "g"], code=2)  # fmt: skip
+    assert "--tuning" in r.output and "use the model it was tuned on" in r.output and "Traceback" not in r.output
+
+
+def test_weights_convert_bakes_a_tuning_into_a_plain_generator(tuned, tmp_path, tiny_generator):
+    tmp, model, folder = tuned
+    out = tmp_path / "baked.safetensors"
+    _run(["weights", "convert", "--tuning", folder / "tuning.safetensors", model, out])
+    baked = load_native_generator(out)
+    latent = load_latent(folder / "latent.npz")
+    want = load_tuning(folder / "tuning.safetensors").apply(tiny_generator)
+    with torch.no_grad():
+        a, b = (g.synthesis(latent.ws, noise=latent.noise) for g in (baked, want))
+    assert torch.allclose(a, b, atol=1e-6)
