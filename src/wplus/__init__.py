@@ -49,6 +49,7 @@ from wplus.models.vgg16 import load_vgg16
 from wplus.projection import PRESETS, ProjectionSettings, build_loss, project_generic, resolve_settings
 from wplus.projection.project import ProjectionResult, ProjectionStep, project
 from wplus.seeds import z_from_seed
+from wplus.tuning import Tuning, load_tuning, save_tuning, tune
 
 try:
     __version__ = version("wplus")
@@ -57,6 +58,10 @@ except PackageNotFoundError:  # running from a source tree
 
 __all__ = [
     "__version__",
+    "tune",
+    "Tuning",
+    "load_tuning",
+    "save_tuning",
     "load_generator",
     "project",
     "project_generic",
