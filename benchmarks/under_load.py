@@ -11,7 +11,8 @@ Workloads: the shipped 64 px model at batch 4 (what ``make demo`` projects) and 
 at batch 1, W+ with a pixel loss, seconds per step after one warm-up step. The figure that matters is the ratio of
 loaded to idle time, within one run.
 
-Usage: python benchmarks/under_load.py [--load 1] [--steps64 20] [--steps1024 3] [--only 64,1024] [--json OUT]
+Usage: python benchmarks/under_load.py [--load 1] [--steps64 20] [--steps1024 3] [--only 64,1024,demo] [--json OUT]
+``demo`` times the whole ``wplus demo`` (offline) in a fresh process.
 """
 
 from __future__ import annotations
@@ -65,32 +66,47 @@ def measure(res: int, steps: int, policy: str) -> float:
     return json.loads(out.stdout.strip().splitlines()[-1])["s_per_step"]
 
 
+def measure_demo(policy: str) -> float:
+    """Seconds of ``wplus demo`` (what ``make demo`` runs) in a fresh process, offline, into a temporary folder."""
+    import tempfile
+
+    env = dict(os.environ, WPLUS_OFFLINE="1")
+    env["OMP_WAIT_POLICY"] = "" if policy == "spin" else "PASSIVE"
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "wplus", "demo", "--outdir", tmp], env=env, capture_output=True,
+                       check=True)  # fmt: skip
+        return time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--load", type=int, default=1, help="competing busy processes")
     ap.add_argument("--steps64", type=int, default=20)
     ap.add_argument("--steps1024", type=int, default=3)
-    ap.add_argument("--only", default="64,1024")
+    ap.add_argument("--only", default="64,1024", help="workloads: 64, 1024 and/or demo (the whole `wplus demo`)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     rows = []
     print(f"cores: {os.cpu_count()}, competing busy processes: {args.load}", flush=True)
-    for res in (int(r) for r in args.only.split(",")):
-        steps = args.steps64 if res == 64 else args.steps1024
+    for res in args.only.split(","):
+        steps = args.steps64 if res == "64" else args.steps1024
+        run = (lambda p: measure_demo(p)) if res == "demo" else (lambda p, r=int(res), n=steps: measure(r, n, p))
         for policy in ("spin", "passive"):
-            idle = measure(res, steps, policy)
+            idle = run(policy)
             procs = [busy() for _ in range(args.load)]
             try:
                 time.sleep(0.5)
-                loaded = measure(res, steps, policy)
+                loaded = run(policy)
             finally:
                 for p in procs:
                     p.kill()
                     p.wait()
             rows.append({"resolution": res, "policy": policy, "idle_s": idle, "loaded_s": loaded})
+            unit = "s" if res == "demo" else "s/step"
             print(
-                f"{res:>5} px  {policy:<8} idle {idle:7.3f} s/step   loaded {loaded:7.3f} s/step   "
-                f"ratio {loaded / idle:5.2f}x",
+                f"{res:>5}{'' if res == 'demo' else ' px'}  {policy:<8} idle {idle:7.3f} {unit}   "
+                f"loaded {loaded:7.3f} {unit}   ratio {loaded / idle:5.2f}x",
                 flush=True,
             )
     if args.json:
