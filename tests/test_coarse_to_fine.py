@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import MSELoss, tiny_config
 from wplus.errors import ConfigError
 from wplus.models.stylegan2 import random_generator
 from wplus.projection import project
@@ -55,19 +55,10 @@ def test_a_coarse_render_is_refused_for_other_architectures_and_resolutions():
     with pytest.raises(ConfigError, match="skip"):
         G.synthesis(_codes(G, 1), max_resolution=8)
     with pytest.raises(ConfigError, match="coarse_resolution=8 needs a skip-architecture"):
-        project(G, torch.zeros(1, 3, 16, 16), loss=_Mse(), num_steps=2, coarse_resolution=8)
+        project(G, torch.zeros(1, 3, 16, 16), loss=MSELoss(), num_steps=2, coarse_resolution=8)
     S = random_generator(tiny_config(16), seed=0)
     with pytest.raises(ConfigError, match="no block renders 6 px"):
         S.synthesis(_codes(S, 1), max_resolution=6)
-
-
-class _Mse:
-    def prepare_target(self, target):
-        return target
-
-    def __call__(self, images, target):
-        mse = (images - target).square().flatten(1).mean(1)
-        return {"mse": mse, "total": mse}
 
 
 def test_coarse_to_fine_projection_fits_and_ends_at_full_resolution(tiny_generator_32):
@@ -78,14 +69,14 @@ def test_coarse_to_fine_projection_fits_and_ends_at_full_resolution(tiny_generat
     r = project(
         G,
         target,
-        loss=_Mse(),
+        loss=MSELoss(),
         num_steps=80,
         lr=0.05,
         coarse_resolution=8,
         coarse_fraction=0.5,
         callback=lambda st: seen.append(st.images.shape[-1]),
     )
-    plain = project(G, target, loss=_Mse(), num_steps=80, lr=0.05)
+    plain = project(G, target, loss=MSELoss(), num_steps=80, lr=0.05)
     assert seen == [32] * 80  # coarse renders are scaled up to the loss's resolution
     assert r.settings.coarse_resolution == 8 and r.metrics[0]["steps"] == 80
     start = float(r.history["psnr"][0, 0])

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import MSELoss, tiny_config
 from wplus.errors import CheckpointError, ConfigError
 from wplus.metrics import psnr
 from wplus.models.stylegan2 import random_generator
@@ -21,24 +21,15 @@ def pivot(tiny_generator_32, one_thread):
     G = tiny_generator_32
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, 32), torch.linspace(-1, 1, 32), indexing="ij")
     target = torch.stack([xx, yy, xx * yy])[None] * 0.8
-    r = project(G, target, loss=_Mse(), num_steps=40, lr=0.05, space="w")
+    r = project(G, target, loss=MSELoss(), num_steps=40, lr=0.05, space="w")
     return target, r
-
-
-class _Mse:
-    def prepare_target(self, target):
-        return target
-
-    def __call__(self, images, target):
-        mse = (images - target).square().flatten(1).mean(1)
-        return {"mse": mse, "total": mse}
 
 
 def test_tuning_raises_psnr_and_leaves_g_unchanged(tiny_generator_32, pivot):
     G = tiny_generator_32
     target, r = pivot
     before = {k: v.clone() for k, v in G.state_dict().items()}
-    t = tune(G, target, r.ws, loss=_Mse(), num_steps=60, lr=3e-3, rank=4, noise=r.noise)
+    t = tune(G, target, r.ws, loss=MSELoss(), num_steps=60, lr=3e-3, rank=4, noise=r.noise)
     m = t.info["metrics"]
     assert m["psnr_before"][0] == pytest.approx(r.metrics[0]["psnr"], abs=1e-3)
     assert m["psnr_after"][0] > m["psnr_before"][0] + 3.0, m
@@ -55,7 +46,7 @@ def test_a_rank_limited_delta_has_the_documented_size(tiny_generator_32, pivot):
     G = tiny_generator_32
     target, r = pivot
     rank = 2
-    t = tune(G, target, r.ws, loss=_Mse(), num_steps=1, rank=rank)
+    t = tune(G, target, r.ws, loss=MSELoss(), num_steps=1, rank=rank)
     expected = 0
     for name, p in G.synthesis.named_parameters():
         out, rest = p.shape[0] if p.ndim else 1, math.prod(p.shape[1:])
@@ -63,14 +54,14 @@ def test_a_rank_limited_delta_has_the_documented_size(tiny_generator_32, pivot):
         expected += rank * (out + rest) if low else p.numel()
         assert (f"{name}.a" in t.factors) == low and (f"{name}.delta" in t.factors) != low, name
     assert t.num_elements == expected < sum(p.numel() for p in G.synthesis.parameters())
-    full = tune(G, target, r.ws, loss=_Mse(), num_steps=1, rank=None)
+    full = tune(G, target, r.ws, loss=MSELoss(), num_steps=1, rank=None)
     assert full.num_elements == sum(p.numel() for p in G.synthesis.parameters())
 
 
 def test_a_tuning_file_round_trips_and_reproduces_the_render(tiny_generator_32, pivot, tmp_path):
     G = tiny_generator_32
     target, r = pivot
-    t = tune(G, target, r.ws, loss=_Mse(), num_steps=10, lr=3e-3, base_sha256="ab" * 32, noise=r.noise)
+    t = tune(G, target, r.ws, loss=MSELoss(), num_steps=10, lr=3e-3, base_sha256="ab" * 32, noise=r.noise)
     path = save_tuning(t, tmp_path / "tuning.safetensors")
     back = load_tuning(path)
     assert back.rank == t.rank and back.base_fingerprint == weights_fingerprint(G)
@@ -85,7 +76,7 @@ def test_a_tuning_file_round_trips_and_reproduces_the_render(tiny_generator_32, 
 def test_applying_a_tuning_to_another_model_is_refused(tiny_generator_32, pivot):
     G = tiny_generator_32
     target, r = pivot
-    t = tune(G, target, r.ws, loss=_Mse(), num_steps=1)
+    t = tune(G, target, r.ws, loss=MSELoss(), num_steps=1)
     other = random_generator(tiny_config(32), seed=99)
     with pytest.raises(ConfigError, match="made on generator weights .* use the model it was tuned on"):
         t.apply(other)
@@ -100,7 +91,7 @@ def test_locality_keeps_other_codes_close_to_the_original(tiny_generator_32, piv
         original = G.synthesis(w)
 
     def drift(weight):
-        t = tune(G, target, r.ws, loss=_Mse(), num_steps=40, lr=3e-3, locality_weight=weight, noise=r.noise)
+        t = tune(G, target, r.ws, loss=MSELoss(), num_steps=40, lr=3e-3, locality_weight=weight, noise=r.noise)
         with torch.no_grad():
             return float(psnr(t.apply(G).synthesis(w), original).median())
 
@@ -110,8 +101,8 @@ def test_locality_keeps_other_codes_close_to_the_original(tiny_generator_32, piv
 def test_blending_tunings_interpolates_their_deltas(tiny_generator_32, pivot):
     G = tiny_generator_32
     target, r = pivot
-    a = tune(G, target, r.ws, loss=_Mse(), num_steps=5, lr=3e-3, seed=1)
-    b = tune(G, -target, r.ws, loss=_Mse(), num_steps=5, lr=3e-3, seed=2)
+    a = tune(G, target, r.ws, loss=MSELoss(), num_steps=5, lr=3e-3, seed=1)
+    b = tune(G, -target, r.ws, loss=MSELoss(), num_steps=5, lr=3e-3, seed=2)
     half = blend_tunings(G, [a, b], [0.5, 0.5])
     name = next(iter(a.deltas()))
     base = dict(G.synthesis.named_parameters())[name]
