@@ -324,9 +324,9 @@ def build_app(
                         cancel_btn = gr.Button("Cancel", variant="stop")
                 with gr.Column():
                     with gr.Row():
-                        target_img = gr.Image(label="Target", type="pil", interactive=False)
+                        target_img = gr.Image(label="Target", type="pil", format="png", interactive=False)
                         result_img = gr.Image(
-                            label="Reconstruction", type="pil", interactive=False, elem_id="reconstruction"
+                            label="Reconstruction", type="pil", format="png", interactive=False, elem_id="reconstruction"
                         )
                     status = gr.Markdown(elem_id="embed-status")
                     latent_out = gr.File(label="latent.npz", interactive=False)
@@ -343,7 +343,7 @@ def build_app(
                                         file_types=LATENT_TYPES)  # fmt: skip
                     strength = gr.Slider(-10, 10, value=0, step=0.1, label="Strength of the uploaded direction")
                     component = gr.Number(value=-1, precision=0, label="GANSpace component (-1: not GANSpace)")
-                edit_img = gr.Image(label="Edited", type="pil", interactive=False, elem_id="edited")
+                edit_img = gr.Image(label="Edited", type="pil", format="png", interactive=False, elem_id="edited")
             with gr.Tab("Morph", id="morph"), gr.Row():
                 with gr.Column():
                     morph_a = gr.File(label="First latent", file_types=LATENT_TYPES)
@@ -360,7 +360,7 @@ def build_app(
                     first = gr.Slider(0, last_layer, value=min(8, last_layer), step=1, label="First style layer")
                     last = gr.Slider(0, last_layer, value=last_layer, step=1, label="Last style layer")
                     mix_btn = gr.Button("Mix", variant="primary")
-                mix_img = gr.Image(label="Mixed", type="pil", interactive=False)
+                mix_img = gr.Image(label="Mixed", type="pil", format="png", interactive=False)
             with gr.Tab("Expression", id="expression"), gr.Row():
                 with gr.Column():
                     w1 = gr.File(label="w1: the face to change", file_types=LATENT_TYPES)
@@ -368,7 +368,7 @@ def build_app(
                     w3 = gr.File(label="w3: expressive", file_types=LATENT_TYPES)
                     lam = gr.Slider(-3, 3, value=1, step=0.05, label="λ in w1 + λ (w3 − w2)")
                     expr_btn = gr.Button("Transfer", variant="primary")
-                expr_img = gr.Image(label="Result", type="pil", interactive=False)
+                expr_img = gr.Image(label="Result", type="pil", format="png", interactive=False)
             with gr.Tab("Masks / scribbles", id="masks"), gr.Row():
                 with gr.Column():
                     editor = gr.ImageEditor(label="Photo: paint on it", type="pil", sources=["upload"])
@@ -381,8 +381,8 @@ def build_app(
                         mask_cancel = gr.Button("Cancel", variant="stop")
                 with gr.Column():
                     with gr.Row():
-                        mask_target = gr.Image(label="Target", type="pil", interactive=False)
-                        mask_result = gr.Image(label="Reconstruction", type="pil", interactive=False)
+                        mask_target = gr.Image(label="Target", type="pil", format="png", interactive=False)
+                        mask_result = gr.Image(label="Reconstruction", type="pil", format="png", interactive=False)
                     mask_status = gr.Markdown()
                     mask_latent = gr.File(label="latent.npz", interactive=False)
                     mask_pngs = gr.File(label="PNGs", file_count="multiple", interactive=False)
