@@ -314,7 +314,7 @@ def build_app(
                     )
                     preset = gr.Dropdown(presets, value=PRESET_DEFAULT, label="Preset")
                     space = gr.Radio(["w+", "w", "z"], value="w+", label="Latent space")
-                    steps = gr.Slider(1, MAX_WEB_STEPS, value=200, step=1, label="Steps")
+                    steps = gr.Slider(1, MAX_WEB_STEPS, value=200, step=1, label="Steps", elem_id="steps")
                     loss = gr.Dropdown(losses, value=LOSS_OF_PRESET, label="Loss")
                     with gr.Accordion("Pivotal tuning (PTI)", open=False):
                         tune = gr.Checkbox(label="Tune the generator around the code afterwards")
@@ -326,7 +326,11 @@ def build_app(
                     with gr.Row():
                         target_img = gr.Image(label="Target", type="pil", format="png", interactive=False)
                         result_img = gr.Image(
-                            label="Reconstruction", type="pil", format="png", interactive=False, elem_id="reconstruction"
+                            label="Reconstruction",
+                            type="pil",
+                            format="png",
+                            interactive=False,
+                            elem_id="reconstruction",
                         )
                     status = gr.Markdown(elem_id="embed-status")
                     latent_out = gr.File(label="latent.npz", interactive=False)
@@ -374,7 +378,7 @@ def build_app(
                     editor = gr.ImageEditor(label="Photo: paint on it", type="pil", sources=["upload"])
                     mode = gr.Radio([MASK_SKIP, MASK_SCRIBBLE], value=MASK_SKIP, label="Painted strokes")
                     latent_reg = gr.Slider(0, 10, value=1, step=0.1, label="Latent regularisation ||w - w_avg||²")
-                    mask_steps = gr.Slider(1, MAX_WEB_STEPS, value=200, step=1, label="Steps")
+                    mask_steps = gr.Slider(1, MAX_WEB_STEPS, value=200, step=1, label="Steps", elem_id="steps")
                     mask_loss = gr.Dropdown(losses, value=LOSS_OF_PRESET, label="Loss")
                     with gr.Row():
                         mask_btn = gr.Button("Embed with mask", variant="primary")
