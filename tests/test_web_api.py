@@ -37,7 +37,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    os.environ["WPLUS_OFFLINE"] = "1"  # nothing may reach the network
+    patch = pytest.MonkeyPatch()
+    patch.setenv("WPLUS_OFFLINE", "1")  # nothing may reach the network
     root = tmp_path_factory.mktemp("web")
     model = save_generator(random_generator(tiny_config(16), seed=1, noise_strength=0.1), root / "tiny.safetensors")
     rng = np.random.default_rng(0)
@@ -49,6 +50,7 @@ def server(tmp_path_factory):
     yield app, client, root
     client.close()
     app.close()
+    patch.undo()
 
 
 def _project(client, image, **kw):
