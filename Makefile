@@ -5,10 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,align,video,ray
+EXTRAS ?= dev,align,video,ray,web,browser
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: demo test bench lint install clean
+.PHONY: demo test test-browser bench lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The web UI in a real browser (Debian's chromium: apt-get install chromium; WPLUS_CHROMIUM=PATH for another).
+# WPLUS_WEB_SCREENSHOT=docs/web-ui.png also refreshes the README's screenshot.
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -q -m browser tests/test_web_browser.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py $(if $(QUALITY),--quality)

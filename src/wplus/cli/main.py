@@ -17,6 +17,7 @@ from wplus.cli.manifest import manifest_cmd
 from wplus.cli.mix import mix_cmd
 from wplus.cli.morph import morph_cmd
 from wplus.cli.project import project_cmd
+from wplus.cli.serve import serve_cmd
 from wplus.cli.train import train_cmd
 from wplus.cli.tune import tune_cmd
 from wplus.cli.weights import weights_group
@@ -64,6 +65,7 @@ cli.add_command(edit_cmd)
 cli.add_command(direction_group)
 cli.add_command(train_cmd)
 cli.add_command(tune_cmd)
+cli.add_command(serve_cmd)
 
 
 def main() -> None:

@@ -1,0 +1,461 @@
+"""The page of ``wplus serve`` (Gradio): tabs for Embed, Edit, Morph, Style mixing, Expression and Masks.
+
+Each action is also a named API endpoint (``project``, ``project_masked``, ``edit``, ``morph``, ``mix``,
+``expression``; docs/web.md lists their inputs and outputs) that ``gradio_client`` scripts. The work is
+:class:`wplus.web.service.WebService`'s; this module wires it to components and turns every failure into a one-line
+message in the page (``gradio.Error``), never a traceback, so the server keeps serving.
+
+Projections share one queue slot per model (``concurrency``, default 1: a CPU runs one well, not two), stream a
+preview every few steps, and stop at the next step when cancelled (the Cancel button, a closed page, or
+``Job.cancel()`` of ``gradio_client``). Gradio is imported inside :func:`build_app` only (the ``web`` extra).
+"""
+
+import functools
+import logging
+import queue
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from wplus.errors import WplusError
+from wplus.io.images import IMAGE_SUFFIXES, MAX_PIXELS, center_crop_resize, tensor_to_pil
+from wplus.loading import LoadedGenerator
+from wplus.projection.settings import LOSS_KINDS, PRESETS
+from wplus.web.service import (
+    DEFAULT_MAX_UPLOAD_MB,
+    MAX_WEB_STEPS,
+    Cancelled,
+    EmbedRequest,
+    EmbedResult,
+    WebService,
+    mask_from_editor,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["build_app", "launch_app", "DEFAULT_HOST", "DEFAULT_PORT", "INSTALL_HINT", "ENDPOINTS"]
+
+DEFAULT_HOST = "127.0.0.1"  # loopback: reach it from elsewhere through an SSH tunnel (docs/web.md), not a share link
+DEFAULT_PORT = 7860  # Gradio's usual port
+INSTALL_HINT = "the web UI needs Gradio: pip install 'wplus[web]'"
+ENDPOINTS = ("project", "project_masked", "edit", "morph", "mix", "expression")
+PRESET_DEFAULT = "default"  # the dropdown entry for the library defaults (no preset)
+LOSS_OF_PRESET = "preset's"  # the dropdown entry that keeps the preset's loss
+LATENT_TYPES = [".npz", ".npy", ".pt", ".pth"]  # what load_code and load_direction read
+PREVIEWS = 20  # live previews per projection
+MASK_SKIP = "skip the painted areas (occluders)"
+MASK_SCRIBBLE = "follow them (scribbles are part of the target)"
+_HEARTBEAT_S = 0.5  # a projection's handler yields at least this often, so a cancel gets in between steps
+
+
+def _device(device: str | torch.device) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _message(e: BaseException) -> str:
+    text = (str(e).splitlines() or [""])[0]
+    return text or type(e).__name__
+
+
+def _align_available() -> str | None:
+    import importlib.util
+
+    if importlib.util.find_spec("dlib") is None:
+        return "needs the align extra: pip install 'wplus[align]'"
+    return None
+
+
+def build_app(
+    model: str | Path | LoadedGenerator | None = None,
+    *,
+    device: str | torch.device = "auto",
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    max_pixels: int = MAX_PIXELS,
+    concurrency: int = 1,
+    workdir: str | Path | None = None,
+    notice: Callable[[str], None] | None = None,
+) -> "Any":
+    """Build the page (a ``gradio.Blocks`` with its queue set up); :func:`launch_app` serves it.
+
+    Args:
+        model: a generator file or name as ``--model`` takes it (None: the default model, offline the shipped one),
+            or one already loaded.
+        device: 'auto', 'cpu', 'cuda', 'mps' or a torch device.
+        max_upload_mb: uploads larger than this are refused.
+        max_pixels: images with more pixels are refused before decoding.
+        concurrency: projections run at once (one queue for all projection endpoints); other users wait in line.
+        workdir: where projection folders are written (default: a new temporary folder).
+        notice: receives one-line notices (the model fallback, the offline loss fallback).
+
+    Returns:
+        The ``gradio.Blocks``; ``blocks.wplus_service`` is its :class:`WebService`.
+
+    Raises:
+        ImportError: Gradio is not installed (:data:`INSTALL_HINT` says what to install).
+    """
+    try:
+        import gradio as gr
+    except ImportError:
+        raise ImportError(INSTALL_HINT) from None
+    if concurrency < 1:
+        raise ValueError(f"got concurrency {concurrency}, expected at least 1")
+    dev = _device(device)
+    if not isinstance(model, LoadedGenerator):
+        from wplus.loading import load_generator_info
+
+        model = load_generator_info(model, device=dev, notice=notice)
+    work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="wplus-web-"))
+    service = WebService(
+        model, device=dev, workdir=work, max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels
+    )
+    stops: dict[str, threading.Event] = {}  # session -> the running projection's stop flag (the Cancel button)
+    smile_problem = service.smile_available()
+    align_problem = _align_available()
+
+    def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Every failure becomes one line in the page; the traceback of an unexpected one goes to the log."""
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except WplusError as e:
+                raise gr.Error(_message(e), print_exception=False) from None
+            except Exception as e:
+                log.exception("%s failed", fn.__name__)
+                raise gr.Error(f"{type(e).__name__}: {_message(e)} (details in the server log)") from None
+
+        return wrapper
+
+    progress_tracker = gr.Progress()  # Gradio swaps in a tracker per call for a parameter with this default
+
+    def run_projection(req: EmbedRequest, session: str, progress: Any) -> Iterator[tuple]:
+        """Project in a worker thread; yield (target, preview, status, latent, pngs, zip) as it goes."""
+        stop = threading.Event()
+        stops[session] = stop
+        events: queue.Queue = queue.Queue()
+        every = max(1, req.steps // PREVIEWS)
+        box: dict[str, Any] = {}
+
+        def on_step(st: Any) -> None:
+            if st.step % every == 0 or st.step == st.num_steps:
+                events.put(("step", st.step, st.num_steps, tensor_to_pil(st.images[0]), float(st.psnr[0])))
+
+        def work() -> None:
+            try:
+                box["result"] = service.embed(
+                    req, on_step=on_step, should_stop=stop.is_set, on_target=lambda t: events.put(("target", t))
+                )
+            except BaseException as e:  # handed to the handler, which reports it in one line
+                box["error"] = e
+            finally:
+                events.put(("done",))
+
+        worker = threading.Thread(target=work, name="wplus-projection", daemon=True)
+        worker.start()
+        skip = tuple(gr.skip() for _ in range(6))
+        try:
+            while True:
+                try:
+                    event = events.get(timeout=_HEARTBEAT_S)
+                except queue.Empty:
+                    yield skip
+                    continue
+                if event[0] == "done":
+                    break
+                if event[0] == "target":
+                    yield (event[1], *skip[1:2], "projecting...", *skip[3:])
+                else:
+                    _, step, total, image, psnr = event
+                    progress((step, total), desc="projecting", unit="steps")
+                    status = f"step {step}/{total}: PSNR {psnr:.2f} dB"
+                    yield (skip[0], image, status, *skip[3:])
+        finally:
+            stop.set()  # the page went away or the run was cancelled: the worker stops at its next step
+            if stops.get(session) is stop:
+                del stops[session]
+        if "error" in box:
+            e = box["error"]
+            if isinstance(e, Cancelled):
+                raise gr.Error("projection cancelled", print_exception=False)
+            if isinstance(e, WplusError):
+                raise gr.Error(_message(e), print_exception=False)
+            log.error("projection failed", exc_info=e)
+            raise gr.Error(f"{type(e).__name__}: {_message(e)} (details in the server log)")
+        result: EmbedResult = box["result"]
+        yield (
+            result.target,
+            result.projection,
+            _summary(result),
+            str(result.latent),
+            [str(p) for p in result.pngs],
+            str(result.zip),
+        )
+
+    def project_fn(
+        image: str | None,
+        align: bool,
+        preset: str,
+        space: str,
+        steps: float,
+        loss: str,
+        tune: bool,
+        tune_steps: float,
+        request: gr.Request,
+        progress: gr.Progress = progress_tracker,
+    ) -> Iterator[tuple]:
+        try:
+            req = EmbedRequest(
+                image=service.check_upload(image),
+                preset=None if preset in (None, PRESET_DEFAULT) else preset,
+                space=space,
+                steps=int(steps),
+                loss=None if loss in (None, LOSS_OF_PRESET) else loss,
+                align=bool(align),
+                tune=bool(tune),
+                tune_steps=int(tune_steps),
+            )
+            service.settings_for(req)  # a bad setting is reported before the queue slot is spent
+        except WplusError as e:
+            raise gr.Error(_message(e), print_exception=False) from None
+        yield from run_projection(req, _session(request), progress)
+
+    def project_masked_fn(
+        editor: dict | None,
+        mode: str,
+        latent_reg: float,
+        steps: float,
+        loss: str,
+        request: gr.Request,
+        progress: gr.Progress = progress_tracker,
+    ) -> Iterator[tuple]:
+        try:
+            background = (editor or {}).get("background")
+            if background is None:
+                raise WplusError("no photo in the editor; upload one, then paint on it")
+            if background.width * background.height > max_pixels:
+                raise WplusError(
+                    f"the photo has {background.width}x{background.height} pixels, expected at most {max_pixels:,}"
+                )
+            layers = [layer for layer in editor.get("layers") or [] if layer is not None]
+            res = service.resolution
+            if mode == MASK_SKIP:
+                target = center_crop_resize(background.convert("RGB"), res)
+                mask = mask_from_editor(background, layers, res)
+            else:
+                target = center_crop_resize(editor["composite"].convert("RGB"), res)
+                mask = None
+            req = EmbedRequest(
+                image=Path("drawn.png"),
+                steps=int(steps),
+                loss=None if loss in (None, LOSS_OF_PRESET) else loss,
+                latent_reg=float(latent_reg),
+                target=target,
+                mask=mask,
+            )
+            service.settings_for(req)
+        except WplusError as e:
+            raise gr.Error(_message(e), print_exception=False) from None
+        yield from run_projection(req, _session(request), progress)
+
+    def cancel_fn(request: gr.Request) -> str:
+        stop = stops.get(_session(request))
+        if stop is not None:
+            stop.set()
+        return "cancelled"
+
+    @friendly
+    def edit_fn(
+        latent: str | None, smile: float, direction: str | None, strength: float, component: float | None
+    ) -> Any:
+        if latent is None:
+            return None  # nothing embedded yet: nothing to show (not an error while the page loads)
+        comp = None if component is None or component < 0 else int(component)
+        return service.edit(latent, smile=0.0 if smile_problem else float(smile), direction_path=direction,
+                            strength=float(strength), component=comp)  # fmt: skip
+
+    @friendly
+    def morph_fn(a: str | None, b: str | None, frames: float) -> tuple[list, str]:
+        images, gif = service.morph(a, b, frames=int(frames))
+        return images, str(gif)
+
+    @friendly
+    def mix_fn(content: str | None, style: str | None, first: float, last: float) -> Any:
+        return service.mix(content, style, first=int(first), last=int(last))
+
+    @friendly
+    def expression_fn(w1: str | None, w2: str | None, w3: str | None, strength: float) -> Any:
+        return service.expression(w1, w2, w3, strength=float(strength))
+
+    presets = [PRESET_DEFAULT, *sorted(PRESETS)]
+    losses = [LOSS_OF_PRESET, *LOSS_KINDS]
+    last_layer = service.num_ws - 1
+    title = f"wplus: embed and edit photos with {model.model_id} ({service.resolution} px, {dev})"
+    with gr.Blocks(title="wplus") as demo:
+        gr.Markdown(f"## {title}\nEmbed a photo, then edit, morph, mix styles or transfer expressions.")
+        with gr.Tabs():
+            with gr.Tab("Embed", id="embed"), gr.Row():
+                with gr.Column():
+                    photo = gr.File(label="Photo", file_types=sorted(IMAGE_SUFFIXES), type="filepath")
+                    align = gr.Checkbox(
+                        label="Align face (FFHQ)",
+                        info=align_problem or "the largest face, aligned as FFHQ's training images",
+                        interactive=align_problem is None,
+                    )
+                    preset = gr.Dropdown(presets, value=PRESET_DEFAULT, label="Preset")
+                    space = gr.Radio(["w+", "w", "z"], value="w+", label="Latent space")
+                    steps = gr.Slider(1, MAX_WEB_STEPS, value=200, step=1, label="Steps", elem_id="steps")
+                    loss = gr.Dropdown(losses, value=LOSS_OF_PRESET, label="Loss")
+                    with gr.Accordion("Pivotal tuning (PTI)", open=False):
+                        tune = gr.Checkbox(label="Tune the generator around the code afterwards")
+                        tune_steps = gr.Slider(1, 1000, value=100, step=1, label="Tuning steps")
+                    with gr.Row():
+                        embed_btn = gr.Button("Embed", variant="primary", elem_id="embed-button")
+                        cancel_btn = gr.Button("Cancel", variant="stop")
+                with gr.Column():
+                    with gr.Row():
+                        target_img = gr.Image(label="Target", type="pil", format="png", interactive=False)
+                        result_img = gr.Image(
+                            label="Reconstruction",
+                            type="pil",
+                            format="png",
+                            interactive=False,
+                            elem_id="reconstruction",
+                        )
+                    status = gr.Markdown(elem_id="embed-status")
+                    latent_out = gr.File(label="latent.npz", interactive=False)
+                    pngs_out = gr.File(label="PNGs", file_count="multiple", interactive=False)
+                    zip_out = gr.File(label="Whole folder (zip)", interactive=False)
+            with gr.Tab("Edit", id="edit"), gr.Row():
+                with gr.Column():
+                    edit_latent = gr.File(label="Latent (filled by Embed)", file_types=LATENT_TYPES)
+                    smile = gr.Slider(
+                        -5, 5, value=0, step=0.1, label="Smile (shipped direction)", elem_id="smile-slider",
+                        info=smile_problem, interactive=smile_problem is None,
+                    )  # fmt: skip
+                    direction = gr.File(label="Direction file (.npz, .npy, .pt; as wplus edit)",
+                                        file_types=LATENT_TYPES)  # fmt: skip
+                    strength = gr.Slider(-10, 10, value=0, step=0.1, label="Strength of the uploaded direction")
+                    component = gr.Number(value=-1, precision=0, label="GANSpace component (-1: not GANSpace)")
+                edit_img = gr.Image(label="Edited", type="pil", format="png", interactive=False, elem_id="edited")
+            with gr.Tab("Morph", id="morph"), gr.Row():
+                with gr.Column():
+                    morph_a = gr.File(label="First latent", file_types=LATENT_TYPES)
+                    morph_b = gr.File(label="Second latent", file_types=LATENT_TYPES)
+                    frames = gr.Slider(2, 120, value=16, step=1, label="Frames")
+                    morph_btn = gr.Button("Morph", variant="primary")
+                with gr.Column():
+                    morph_gallery = gr.Gallery(label="Frames", columns=8)
+                    morph_gif = gr.File(label="GIF", interactive=False)
+            with gr.Tab("Style mixing", id="mix"), gr.Row():
+                with gr.Column():
+                    mix_content = gr.File(label="Content latent", file_types=LATENT_TYPES)
+                    mix_style = gr.File(label="Style latent", file_types=LATENT_TYPES)
+                    first = gr.Slider(0, last_layer, value=min(8, last_layer), step=1, label="First style layer")
+                    last = gr.Slider(0, last_layer, value=last_layer, step=1, label="Last style layer")
+                    mix_btn = gr.Button("Mix", variant="primary")
+                mix_img = gr.Image(label="Mixed", type="pil", format="png", interactive=False)
+            with gr.Tab("Expression", id="expression"), gr.Row():
+                with gr.Column():
+                    w1 = gr.File(label="w1: the face to change", file_types=LATENT_TYPES)
+                    w2 = gr.File(label="w2: neutral", file_types=LATENT_TYPES)
+                    w3 = gr.File(label="w3: expressive", file_types=LATENT_TYPES)
+                    lam = gr.Slider(-3, 3, value=1, step=0.05, label="λ in w1 + λ (w3 − w2)")
+                    expr_btn = gr.Button("Transfer", variant="primary")
+                expr_img = gr.Image(label="Result", type="pil", format="png", interactive=False)
+            with gr.Tab("Masks / scribbles", id="masks"), gr.Row():
+                with gr.Column():
+                    editor = gr.ImageEditor(label="Photo: paint on it", type="pil", sources=["upload"])
+                    mode = gr.Radio([MASK_SKIP, MASK_SCRIBBLE], value=MASK_SKIP, label="Painted strokes")
+                    latent_reg = gr.Slider(0, 10, value=1, step=0.1, label="Latent regularisation ||w - w_avg||²")
+                    mask_steps = gr.Slider(1, MAX_WEB_STEPS, value=200, step=1, label="Steps", elem_id="steps")
+                    mask_loss = gr.Dropdown(losses, value=LOSS_OF_PRESET, label="Loss")
+                    with gr.Row():
+                        mask_btn = gr.Button("Embed with mask", variant="primary")
+                        mask_cancel = gr.Button("Cancel", variant="stop")
+                with gr.Column():
+                    with gr.Row():
+                        mask_target = gr.Image(label="Target", type="pil", format="png", interactive=False)
+                        mask_result = gr.Image(label="Reconstruction", type="pil", format="png", interactive=False)
+                    mask_status = gr.Markdown()
+                    mask_latent = gr.File(label="latent.npz", interactive=False)
+                    mask_pngs = gr.File(label="PNGs", file_count="multiple", interactive=False)
+                    mask_zip = gr.File(label="Whole folder (zip)", interactive=False)
+
+        slot = {"concurrency_limit": concurrency, "concurrency_id": "projection"}
+        embed_ev = embed_btn.click(
+            project_fn,
+            [photo, align, preset, space, steps, loss, tune, tune_steps],
+            [target_img, result_img, status, latent_out, pngs_out, zip_out],
+            api_name="project",
+            **slot,
+        )
+        mask_ev = mask_btn.click(
+            project_masked_fn,
+            [editor, mode, latent_reg, mask_steps, mask_loss],
+            [mask_target, mask_result, mask_status, mask_latent, mask_pngs, mask_zip],
+            api_name="project_masked",
+            **slot,
+        )
+        private = {"api_visibility": "private", "queue": False}
+        cancel_btn.click(cancel_fn, None, status, cancels=[embed_ev], **private)
+        mask_cancel.click(cancel_fn, None, mask_status, cancels=[mask_ev], **private)
+        # A finished embedding becomes the input of every edit tab (and the Edit tab renders it at once).
+        edit_inputs = [edit_latent, mix_content, morph_a, w1]
+        embed_ev.success(lambda f: (f,) * 4, latent_out, edit_inputs, **private)
+        mask_ev.success(lambda f: (f,) * 4, mask_latent, edit_inputs, **private)
+        gr.on(
+            [edit_latent.change, smile.change, direction.change, strength.change, component.change],
+            edit_fn,
+            [edit_latent, smile, direction, strength, component],
+            edit_img,
+            api_name="edit",
+            trigger_mode="always_last",
+        )
+        morph_btn.click(morph_fn, [morph_a, morph_b, frames], [morph_gallery, morph_gif], api_name="morph")
+        mix_btn.click(mix_fn, [mix_content, mix_style, first, last], mix_img, api_name="mix")
+        expr_btn.click(expression_fn, [w1, w2, w3, lam], expr_img, api_name="expression")
+    demo.queue(default_concurrency_limit=2)
+    demo.wplus_service = service
+    return demo
+
+
+def _session(request: Any) -> str:
+    return getattr(request, "session_hash", None) or "api"
+
+
+def _summary(result: EmbedResult) -> str:
+    m = result.metrics
+    lines = [f"**PSNR {m['psnr']:.2f} dB**, SSIM {m['ssim']:.3f}, {m.get('steps', '?')} steps"]
+    if "psnr_before_tuning" in m:
+        lines.append(f"before pivotal tuning: PSNR {m['psnr_before_tuning']:.2f} dB")
+    lines += [f"note: {n}" for n in result.notices]
+    return "  \n".join(lines)
+
+
+def launch_app(
+    app: Any, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, block: bool = True, quiet: bool = False
+) -> Any:
+    """Serve ``app`` (from :func:`build_app`) on ``host:port``: no share link, uploads capped at the app's
+    ``max_upload_mb``, the work folder readable for downloads. ``block=False`` returns at once (tests)."""
+    service: WebService = app.wplus_service
+    return app.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        max_file_size=service.max_upload_bytes,
+        allowed_paths=[str(service.workdir)],
+        prevent_thread_lock=not block,
+        quiet=quiet,
+        show_error=True,
+    )

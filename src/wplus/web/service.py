@@ -1,0 +1,441 @@
+"""What the web page does, without the page: embed an uploaded photo, edit, morph, mix and transfer expressions.
+
+:class:`WebService` holds one generator and answers each action with plain values (paths, PIL images, numbers),
+so it runs and is tested without Gradio; :mod:`wplus.web.app` puts it behind a page and named API endpoints.
+Every result of an embedding is a projection folder (the files ``wplus project`` writes, via
+:func:`wplus.projection.outputs.write_projection_folder`) under the service's work folder, plus a zip of it.
+
+Uploads are checked before anything is decoded: the file size against ``max_upload_bytes``, the pixel count
+(read from the header) against ``max_pixels``; what fails raises a :class:`~wplus.errors.WplusError` whose first
+line names the upload by its file name (not the server's temporary path).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from wplus.errors import ConfigError, ImageError, WplusError
+from wplus.io.images import MAX_PIXELS, center_crop_resize, load_image, pil_to_tensor
+from wplus.loading import LoadedGenerator, file_sha256
+from wplus.projection.project import ProjectionStep
+from wplus.projection.settings import LOSS_KINDS, PRESETS, ProjectionSettings, resolve_settings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["WebService", "EmbedRequest", "EmbedResult", "Cancelled", "DEFAULT_MAX_UPLOAD_MB", "MAX_WEB_STEPS"]
+
+DEFAULT_MAX_UPLOAD_MB = 25.0  # a phone photo is 3-12 MB; a bigger upload is refused before it is read
+MAX_WEB_STEPS = 5000  # the paper's run length; a page visitor cannot ask one request for more
+_CACHED_TUNED = 2  # tuned generator copies kept for edits (each is a full copy of G)
+
+
+class Cancelled(WplusError):
+    """The user cancelled the projection (raised inside the optimisation loop, at the next step)."""
+
+
+@dataclass(frozen=True)
+class EmbedRequest:
+    """One embedding asked for on the page (or through the ``project`` endpoint).
+
+    ``loss`` None keeps the preset's loss; ``mask`` [1, 1, R, R] in [0, 1] (1: the loss looks there) comes from the
+    mask editor; ``latent_reg`` None keeps the preset's latent regularisation weight.
+    """
+
+    image: Path
+    preset: str | None = None
+    space: str = "w+"
+    steps: int = 100
+    loss: str | None = None
+    align: bool = False
+    tune: bool = False
+    tune_steps: int = 100
+    latent_reg: float | None = None
+    target: Image.Image | None = None  # an already decoded target (the mask editor's), instead of reading image
+    mask: torch.Tensor | None = None
+
+
+@dataclass
+class EmbedResult:
+    folder: Path
+    metrics: dict[str, Any]
+    projection: Image.Image
+    target: Image.Image
+    latent: Path
+    pngs: list[Path]
+    zip: Path
+    notices: list[str] = field(default_factory=list)
+
+
+def _one_line(e: BaseException, upload: Path | None = None) -> str:
+    text = (str(e).splitlines() or [type(e).__name__])[0] or type(e).__name__
+    if upload is not None:
+        text = text.replace(str(upload), upload.name)
+    return text
+
+
+class WebService:
+    """One generator and the actions of the page.
+
+    Args:
+        model: a loaded generator (:func:`wplus.loading.load_generator_info`).
+        device: where to compute.
+        workdir: where projection folders are written (one sub-folder per embedding).
+        max_upload_bytes: refuse uploads larger than this.
+        max_pixels: refuse images with more pixels (decompression bombs), see :data:`wplus.io.images.MAX_PIXELS`.
+    """
+
+    def __init__(
+        self,
+        model: LoadedGenerator,
+        *,
+        device: torch.device,
+        workdir: Path,
+        max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 1024 * 1024),
+        max_pixels: int = MAX_PIXELS,
+    ):
+        self.model, self.device = model, device
+        self.G = model.G.eval().requires_grad_(False)  # shared by concurrent requests: never toggled per run
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.max_upload_bytes, self.max_pixels = max_upload_bytes, max_pixels
+        self._lock = threading.Lock()
+        self._losses: dict[tuple, tuple[Any, Any, ProjectionSettings]] = {}
+        self._tunings: dict[str, Path] = {}  # latent.npz SHA-256 -> the tuning.safetensors written beside it
+        self._tuned: OrderedDict[Path, torch.nn.Module] = OrderedDict()
+        self._directions: dict[tuple[str, int | None], Any] = {}
+        self._detector: Any = None
+
+    # -- inputs ---------------------------------------------------------------------------------------------------
+
+    @property
+    def num_ws(self) -> int:
+        return int(self.G.num_ws)
+
+    @property
+    def resolution(self) -> int:
+        return int(self.G.img_resolution)
+
+    def check_upload(self, path: str | Path | None, what: str = "image") -> Path:
+        """The uploaded file, after the size check (no decoding here)."""
+        if path is None or str(path) == "":
+            raise ConfigError(f"no {what} given; upload one first")
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path.name}: the upload is gone from the server; upload it again")
+        size = path.stat().st_size
+        if size > self.max_upload_bytes:
+            raise ConfigError(
+                f"{path.name}: {size / 2**20:.1f} MB, expected at most {self.max_upload_bytes / 2**20:.1f} MB; "
+                "upload a smaller file (or start the server with a larger --max-upload-mb)"
+            )
+        if size == 0:
+            raise ConfigError(f"{path.name}: the file is empty; expected a {what}")
+        return path
+
+    def load_target(self, path: str | Path, *, align: bool) -> tuple[Image.Image, Any]:
+        """The target at the generator's resolution (centre crop, or the largest FFHQ-aligned face) and the
+        alignment transform (None without alignment)."""
+        path = self.check_upload(path)
+        try:
+            if align:
+                return self._aligned(path)
+            img = load_image(path, max_pixels=self.max_pixels)
+        except WplusError as e:
+            raise ImageError(None, _one_line(e, path)) from None
+        return center_crop_resize(img, self.resolution), None
+
+    def _aligned(self, path: Path) -> tuple[Image.Image, Any]:
+        try:
+            from wplus.align import LandmarkDetector, align_faces
+
+            if self._detector is None:
+                self._detector = LandmarkDetector()
+            faces = align_faces(
+                path, detector=self._detector, face="largest", output_size=self.resolution, max_pixels=self.max_pixels
+            )
+        except ImportError:
+            raise ConfigError(
+                "face alignment needs the align extra (pip install 'wplus[align]'); untick 'Align face' to "
+                "centre-crop instead"
+            ) from None
+        return faces[0].image, faces[0].transform
+
+    def settings_for(self, req: EmbedRequest) -> ProjectionSettings:
+        """The settings of a request: its preset with the page's space, steps, loss and regularisation."""
+        if req.preset is not None and req.preset not in PRESETS:
+            raise ConfigError(f"got preset {req.preset!r}, expected one of: {', '.join(PRESETS)}")
+        if req.loss is not None and req.loss not in LOSS_KINDS:
+            raise ConfigError(f"got loss {req.loss!r}, expected one of: {', '.join(LOSS_KINDS)}")
+        if not 1 <= int(req.steps) <= MAX_WEB_STEPS:
+            raise ConfigError(f"got {req.steps} steps, expected 1 to {MAX_WEB_STEPS}")
+        overrides: dict[str, Any] = {"space": req.space, "num_steps": int(req.steps)}
+        if req.loss is not None:
+            overrides["loss"] = req.loss
+        if req.latent_reg is not None:
+            overrides["latent_reg_weight"] = float(req.latent_reg)
+        return resolve_settings(req.preset, **overrides)
+
+    def loss_for(self, settings: ProjectionSettings, notice: Callable[[str], None]) -> tuple[Any, Any, Any]:
+        """``(loss, lpips, settings)`` built once per loss recipe; settings change when the loss falls back to the
+        model's discriminator features offline (:meth:`ProjectionChoice.loss`)."""
+        from wplus.cli.projection_options import ProjectionChoice
+
+        key = (settings.loss, settings.layers, settings.taps, settings.loss_resize) + tuple(
+            getattr(settings, f"{t}_weight") for t in ("perceptual", "mse", "l1", "lpips", "dfeat")
+        )
+        with self._lock:
+            if key not in self._losses:
+                choice = ProjectionChoice(settings)
+                loss, lpips = choice.loss(self.device, self.model, notice=notice)
+                self._losses[key] = (loss, lpips, choice.settings)
+            loss, lpips, built = self._losses[key]
+        if built.loss != settings.loss:  # the discriminator-feature fallback: keep the other settings of this run
+            fallback = settings.with_discriminator_features()
+            settings = fallback
+        return loss, lpips, settings
+
+    # -- embedding ------------------------------------------------------------------------------------------------
+
+    def embed(
+        self,
+        req: EmbedRequest,
+        *,
+        on_step: Callable[[ProjectionStep], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_target: Callable[[Image.Image], None] | None = None,
+    ) -> EmbedResult:
+        """Project the request's photo, optionally tune, write its folder and zip; return what the page shows.
+
+        Raises:
+            WplusError: a bad upload or setting (one line); :class:`Cancelled` when ``should_stop`` said so.
+        """
+        from wplus import __version__
+        from wplus.projection.outputs import write_projection_folder
+        from wplus.projection.project import project
+
+        notices: list[str] = []
+        settings = self.settings_for(req)
+        if req.target is not None:
+            target_img, transform = req.target, None
+        else:
+            target_img, transform = self.load_target(req.image, align=req.align)
+        if on_target is not None:
+            on_target(target_img)
+        loss, lpips, settings = self.loss_for(settings, notices.append)
+        target = pil_to_tensor(target_img).to(self.device)
+        mask = None if req.mask is None else req.mask.to(self.device)
+
+        def callback(st: ProjectionStep) -> None:
+            if should_stop():
+                raise Cancelled("projection cancelled")
+            if on_step is not None:
+                on_step(st)
+
+        t0 = time.perf_counter()
+        result = project(self.G, target, loss=loss, settings=settings, callback=callback, mask=mask, lpips=lpips)
+        tuning = tuned_image = None
+        if req.tune:
+            tuning, tuned_image = self._tune(target, result, loss, int(req.tune_steps), should_stop)
+        stem = Path(req.image).stem if req.image else "image"
+        folder = self.workdir / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}" / stem
+        provenance = {
+            "wplus_version": __version__,
+            "command": "serve",
+            "model": {"path": str(self.model.path), "id": self.model.model_id, "sha256": self.model.sha256},
+            "device": str(self.device),
+            "image": Path(req.image).name if req.image else None,
+            "preprocess": "ffhq-align" if req.align else "center-crop, Lanczos resize",
+            "mask": "drawn on the page" if mask is not None else None,
+            "seconds": time.perf_counter() - t0,
+        }
+        metrics = write_projection_folder(
+            folder,
+            result,
+            target=target.cpu(),
+            model_id=self.model.model_id,
+            model_sha256=self.model.sha256,
+            provenance=provenance,
+            mask=None if mask is None else mask.cpu(),
+            align_transform=transform,
+            tuning=tuning,
+            tuned_image=tuned_image,
+        )
+        archive = Path(shutil.make_archive(str(folder), "zip", root_dir=folder.parent, base_dir=folder.name))
+        latent = folder / "latent.npz"
+        if tuning is not None:
+            self._tunings[file_sha256(latent)] = folder / "tuning.safetensors"
+        pngs = sorted(folder.glob("*.png"))
+        return EmbedResult(
+            folder=folder,
+            metrics=metrics,
+            projection=Image.open(folder / "projection.png").convert("RGB"),
+            target=target_img,
+            latent=latent,
+            pngs=pngs,
+            zip=archive,
+            notices=notices,
+        )
+
+    def _tune(
+        self, target: torch.Tensor, result: Any, loss: Any, steps: int, should_stop: Callable[[], bool]
+    ) -> tuple[Any, torch.Tensor]:
+        from wplus.tuning import tune
+
+        def callback(st: Any) -> None:
+            if should_stop():
+                raise Cancelled("pivotal tuning cancelled")
+
+        latent = result.latent(0)
+        tuning = tune(self.G, target, latent.ws, loss=loss, noise=latent.noise or None, num_steps=steps,
+                      base_sha256=self.model.sha256, callback=callback)  # fmt: skip
+        with torch.no_grad():
+            image = tuning.apply(self.G, check=False).synthesis(
+                latent.ws, noise_mode="const", noise=latent.noise or None
+            )
+        return tuning, image
+
+    # -- edits ----------------------------------------------------------------------------------------------------
+
+    def code(self, path: str | Path | None, what: str = "latent") -> Any:
+        """A latent file (any format ``wplus edit`` reads) checked against the generator."""
+        from wplus.io.latents import load_code
+
+        path = self.check_upload(path, what)
+        try:
+            return load_code(path, self.G)
+        except WplusError as e:
+            raise WplusError(_one_line(e, path)) from None
+
+    def _generator_for(self, latent_path: Path) -> torch.nn.Module:
+        """The tuned generator when this server tuned the embedding, else the base one."""
+        tuning_path = self._tunings.get(file_sha256(latent_path))
+        if tuning_path is None or not tuning_path.is_file():
+            return self.G
+        with self._lock:
+            if tuning_path not in self._tuned:
+                from wplus.tuning import load_tuning
+
+                self._tuned[tuning_path] = load_tuning(tuning_path).apply(self.G)
+                while len(self._tuned) > _CACHED_TUNED:
+                    self._tuned.popitem(last=False)
+            self._tuned.move_to_end(tuning_path)
+            return self._tuned[tuning_path]
+
+    def _render(self, G: torch.nn.Module, ws: torch.Tensor, latent: Any) -> Image.Image:
+        from wplus.edits.render import latent_noise, render
+
+        return render(G, ws, latent_noise(latent, G))[0]
+
+    def direction(self, path: str | Path, component: int | None = None) -> Any:
+        from wplus.edits.directions import load_direction
+
+        path = Path(path)
+        key = (file_sha256(path), component)
+        if key not in self._directions:
+            try:
+                self._directions[key] = load_direction(path, self.G, component=component)
+            except WplusError as e:
+                raise WplusError(_one_line(e, path)) from None
+        return self._directions[key]
+
+    def edit(
+        self,
+        latent_path: str | Path | None,
+        *,
+        smile: float = 0.0,
+        direction_path: str | Path | None = None,
+        strength: float = 0.0,
+        component: int | None = None,
+    ) -> Image.Image:
+        """The embedding moved along the shipped smile direction (when it fits this generator) and an uploaded one."""
+        from wplus.edits.directions import apply_direction
+        from wplus.shipped import shipped_smile_direction_path
+
+        path = self.check_upload(latent_path, "latent")
+        latent = self.code(path)
+        ws = latent.ws.to(self.device)
+        if smile:
+            ws = apply_direction(ws, self.direction(shipped_smile_direction_path()), float(smile))
+        if direction_path is not None and str(direction_path) and strength:
+            ws = apply_direction(
+                ws, self.direction(self.check_upload(direction_path, "direction"), component), strength
+            )
+        return self._render(self._generator_for(path), ws, latent)
+
+    def smile_available(self) -> str | None:
+        """None when the shipped smile direction fits this generator, else why not (one line)."""
+        from wplus.shipped import shipped_smile_direction_path
+
+        try:
+            self.direction(shipped_smile_direction_path())
+        except WplusError as e:
+            return f"the shipped smile direction is for cartoon-faces-64 ({_one_line(e)})"
+        return None
+
+    def morph(self, a: str | Path | None, b: str | Path | None, *, frames: int = 16) -> tuple[list[Image.Image], Path]:
+        """Frames from ``a`` to ``b`` (linear in W+, noise blended) and a GIF of them (plus MP4 with the video
+        extra)."""
+        from wplus.edits.morph import morph
+        from wplus.edits.render import render
+        from wplus.io.video import save_animation
+
+        if not 2 <= int(frames) <= 240:
+            raise ConfigError(f"got {frames} frames, expected 2 to 240")
+        keys = [self.code(a, "first latent"), self.code(b, "second latent")]
+        m = morph(self.G, keys, frames=int(frames), space="w+")
+        images = render(self.G, m.ws, m.noise)
+        out = self.workdir / f"morph-{uuid.uuid4().hex[:8]}"
+        out.mkdir(parents=True)
+        return images, save_animation(images, out / "morph")[0]
+
+    def mix(self, content: str | Path | None, style: str | Path | None, *, first: int, last: int) -> Image.Image:
+        """``content`` with layers ``first``..``last`` taken from ``style`` (rendered with the content's noise)."""
+        from wplus.edits.crossover import mix_styles
+
+        first, last = int(first), int(last)
+        if not 0 <= first <= last < self.num_ws:
+            raise ConfigError(f"got layers {first}-{last}, expected 0 <= first <= last <= {self.num_ws - 1}")
+        c, s = self.code(content, "content latent"), self.code(style, "style latent")
+        return self._render(self.G, mix_styles(c.ws, s.ws, list(range(first, last + 1))).to(self.device), c)
+
+    def expression(
+        self, w1: str | Path | None, w2: str | Path | None, w3: str | Path | None, *, strength: float = 1.0
+    ) -> Image.Image:
+        """``w1 + λ (w3 − w2)`` (Image2StyleGAN's expression transfer, rows cleaned as ``wplus expression``)."""
+        from wplus.edits.expression import expression_transfer
+
+        target = self.code(w1, "target latent (w1)")
+        neutral, expressive = self.code(w2, "neutral latent (w2)"), self.code(w3, "expressive latent (w3)")
+        ws = expression_transfer(target.ws, neutral.ws, expressive.ws, strength=float(strength))
+        return self._render(self.G, ws.to(self.device), target)
+
+
+def mask_from_editor(background: Image.Image, layers: list[Image.Image], resolution: int) -> torch.Tensor:
+    """The loss mask [1, 1, R, R] of strokes drawn in the image editor: 0 where painted (the loss skips an
+    occluder there), 1 elsewhere; cropped and resized as the target is.
+
+    Raises:
+        ConfigError: nothing is painted.
+    """
+    import numpy as np
+
+    painted = np.zeros((background.size[1], background.size[0]), dtype=bool)
+    for layer in layers:
+        painted |= np.asarray(layer.convert("RGBA").resize(background.size))[..., 3] > 0
+    if not painted.any():
+        raise ConfigError("nothing is painted; paint over the part of the photo the projection should skip")
+    keep = Image.fromarray(np.where(painted, 0, 255).astype("uint8"), mode="L")
+    mask = np.asarray(center_crop_resize(keep.convert("RGB"), resolution).convert("L"), dtype="float32") / 255.0
+    return torch.from_numpy(mask.copy())[None, None]

@@ -1,0 +1,80 @@
+"""The web UI in a real browser: Debian's chromium driven by Playwright (headless), against `wplus serve`'s page
+started in this process on 127.0.0.1. Upload a face, embed it, move the smile slider, check that the image changed.
+
+Run with `make test-browser` (or `pytest -m browser`); plain `pytest` deselects it (pyproject addopts).
+WPLUS_WEB_SCREENSHOT=docs/web-ui.png also saves the page (the README's screenshot).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def _chromium() -> str | None:
+    for candidate in (os.environ.get("WPLUS_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_embed_then_smile_in_a_real_browser(tmp_path, monkeypatch):
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("no chromium binary: apt-get install chromium (or set WPLUS_CHROMIUM=/path/to/chromium)")
+    from playwright.sync_api import sync_playwright
+
+    from wplus.data.faces import HELD_OUT_SEED_BASE, draw_face, sample_attributes
+    from wplus.web.app import build_app, launch_app
+
+    monkeypatch.setenv("WPLUS_OFFLINE", "1")  # no network: the shipped model, its discriminator features as loss
+    monkeypatch.setenv("WPLUS_CACHE", str(tmp_path / "cache"))  # the same loss on every machine (no cached VGG)
+    face = tmp_path / "face.png"
+    draw_face(sample_attributes(HELD_OUT_SEED_BASE + 3), size=256).save(face)
+    app = build_app("cartoon-faces-64", device="cpu", workdir=tmp_path / "work")
+    port = _free_port()
+    launch_app(app, port=port, block=False, quiet=True)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.locator("input[type=file]").first.set_input_files(str(face))
+            steps = page.locator("#steps input[type=number]")
+            steps.fill("30")
+            steps.press("Enter")
+            page.locator("#embed-button").click()
+            page.locator("#embed-status", has_text="SSIM").wait_for(timeout=180_000)
+            assert "PSNR" in page.locator("#embed-status").inner_text()
+            shot = os.environ.get("WPLUS_WEB_SCREENSHOT")
+            if shot:
+                page.screenshot(path=shot, full_page=True)
+            page.get_by_role("tab", name="Edit").click()
+            edited = page.locator("#edited img")
+            edited.wait_for(timeout=60_000)  # the Edit tab renders the new embedding at once
+            before = edited.get_attribute("src")
+            smile = page.locator("#smile-slider input[type=number]")
+            smile.fill("3")
+            smile.press("Enter")
+            deadline = time.time() + 60
+            while edited.get_attribute("src") == before and time.time() < deadline:
+                time.sleep(0.2)
+            after = edited.get_attribute("src")
+            assert after != before, "moving the smile slider did not re-render the image"
+            old, new = page.request.get(before).body(), page.request.get(after).body()
+            assert old != new
+            browser.close()
+    finally:
+        app.close()
