@@ -12,6 +12,7 @@ preview every few steps, and stop at the next step when cancelled (the Cancel bu
 
 import functools
 import logging
+import os
 import queue
 import tempfile
 import threading
@@ -101,6 +102,8 @@ def build_app(
     Raises:
         ImportError: Gradio is not installed (:data:`INSTALL_HINT` says what to install).
     """
+    # Gradio reports usage to its servers and checks for new versions unless told not to: a local tool sends nothing.
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
         import gradio as gr
     except ImportError:
@@ -301,7 +304,7 @@ def build_app(
     losses = [LOSS_OF_PRESET, *LOSS_KINDS]
     last_layer = service.num_ws - 1
     title = f"wplus: embed and edit photos with {model.model_id} ({service.resolution} px, {dev})"
-    with gr.Blocks(title="wplus") as demo:
+    with gr.Blocks(title="wplus", analytics_enabled=False) as demo:
         gr.Markdown(f"## {title}\nEmbed a photo, then edit, morph, mix styles or transfer expressions.")
         with gr.Tabs():
             with gr.Tab("Embed", id="embed"), gr.Row():
