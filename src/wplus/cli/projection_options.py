@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import torch
 
 from wplus.cli.common import FiniteFloatRange
-from wplus.errors import ConfigError, OfflineError
-from wplus.loading import LoadedGenerator
 from wplus.losses.perceptual import PAPER_LAYERS
+from wplus.projection.choice import ProjectionChoice  # re-exported: the commands take one
 from wplus.projection.settings import (
     LOSS_KINDS,
     PRESETS,
     ProjectionSettings,
     SettingError,
-    build_loss,
     resolve_settings,
 )
 from wplus.seeds import SEED_LIMIT
@@ -152,82 +149,6 @@ def _shown_default(opt: _Option) -> str:
     if isinstance(value, bool):
         return opt.flag.split("/")[0 if value else 1].lstrip("-")
     return "none" if value is None else str(value)
-
-
-@dataclass
-class ProjectionChoice:
-    """What a projecting command was asked for: settings, plus the weight files its loss is built from."""
-
-    settings: ProjectionSettings
-    vgg_weights: Path | None = None
-    lpips_weights: Path | None = None
-    given: frozenset[str] = frozenset()  # the settings fields given explicitly on the command line
-    _built: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    def loss(
-        self,
-        device: torch.device,
-        model: LoadedGenerator | None = None,
-        notice: Callable[[str], None] | None = None,
-    ) -> tuple[torch.nn.Module, torch.nn.Module | None]:
-        """``(loss, lpips_or_None)`` from :func:`build_loss`, built once (VGG-16 is read on first use).
-
-        When the loss needs VGG-16 weights that cannot be had (offline, not cached, no ``--vgg-weights``) and
-        ``model`` carries a discriminator, the recipe switches to its discriminator features
-        (:meth:`ProjectionSettings.with_discriminator_features`), says so in one line to ``notice``, and
-        ``self.settings`` (what ``config.json`` records) is updated: read the settings after calling this.
-        """
-        if "loss" in self._built:
-            return self._built["loss"]
-        D = _discriminator_of(model, device, required=True) if "dfeat" in self.settings.terms else None
-        try:
-            built = self._build(self.settings, D, device)
-        except OfflineError:
-            # Looked for only now: reading D from a large foreign pickle costs seconds, wasted when VGG is there.
-            if not self.settings.needs_vgg or self.vgg_weights is not None:
-                raise
-            D = _discriminator_of(model, device, required=False)
-            if D is None:
-                raise
-            self.settings = self.settings.with_discriminator_features()
-            if notice is not None:
-                notice(
-                    f"VGG-16 weights are not cached and cannot be downloaded: the loss uses {model.model_id}'s "
-                    f"discriminator features instead (--loss {self.settings.loss}); --vgg-weights FILE gives the "
-                    "paper's VGG loss"
-                )
-            built = self._build(self.settings, D, device)
-        self._built["loss"] = built
-        return built
-
-    def _build(self, settings: ProjectionSettings, D: torch.nn.Module | None, device: torch.device) -> Any:
-        return build_loss(
-            settings,
-            vgg_weights=self.vgg_weights,
-            lpips_weights=self.lpips_weights,
-            lpips_metric=self.lpips_weights is not None,
-            discriminator=D if "dfeat" in settings.terms else None,
-            device=device,
-        )
-
-    def record(self) -> dict[str, Any]:
-        """The settings and weight files, JSON-ready (what an edit command records for projected inputs)."""
-        files = {"vgg_weights": self.vgg_weights, "lpips_weights": self.lpips_weights}
-        return {**self.settings.to_dict(), **{k: None if v is None else str(v) for k, v in files.items()}}
-
-
-def _discriminator_of(model: LoadedGenerator | None, device: torch.device, *, required: bool) -> Any:
-    """The discriminator that came with ``model`` (None if it has none; an error if ``required``)."""
-    from wplus.formats.dispatch import load_discriminator_for
-
-    D = load_discriminator_for(model.path, device=device) if model is not None else None
-    if D is None and required:
-        name = "no --model" if model is None else f"{model.path}"
-        raise ConfigError(
-            f"{name}: no discriminator found with this generator (in the file, or <stem>-D.safetensors beside it); "
-            "the dfeat losses need one: use the shipped model, a training snapshot, or a VGG loss with --vgg-weights"
-        )
-    return D
 
 
 def settings_from_options(preset: str | None, given: dict[str, Any]) -> ProjectionSettings:

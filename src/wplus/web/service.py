@@ -190,7 +190,7 @@ class WebService:
     def loss_for(self, settings: ProjectionSettings, notice: Callable[[str], None]) -> tuple[Any, Any, Any]:
         """``(loss, lpips, settings)`` built once per loss recipe; settings change when the loss falls back to the
         model's discriminator features offline (:meth:`ProjectionChoice.loss`)."""
-        from wplus.cli.projection_options import ProjectionChoice
+        from wplus.projection.choice import ProjectionChoice
 
         key = (settings.loss, settings.layers, settings.taps, settings.loss_resize) + tuple(
             getattr(settings, f"{t}_weight") for t in ("perceptual", "mse", "l1", "lpips", "dfeat")
