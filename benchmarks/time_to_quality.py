@@ -95,7 +95,7 @@ def main() -> None:
     extra = astronaut(G.img_resolution)
     targets = faces if extra is None else torch.cat([faces, extra])
     print(f"{n} held-out faces{' + astronaut' if extra is not None else ''}, {G.img_resolution} px, loss dfeat+mse")
-    rows, curves = [], {}
+    rows, curves, astro_curves = [], {}, {}
     runs = {
         name: run(name, s, G, loss, targets)
         for name, s in recipes(args.quick, args.recipe, args.only_extra, paper=args.goal is None).items()
@@ -122,23 +122,32 @@ def main() -> None:
                 "min_psnr": round(min(final[:n]), 2),
                 "median_ssim": round(statistics.median(ssims), 3),
                 "astronaut_psnr": round(final[n], 2) if extra is not None else None,
+                # How far from w_avg the faces' codes went (editability falls with it): median |w - w_avg|.
+                "median_w_dist": round(statistics.median(m["w_dist_from_avg"] for m in r.metrics[:n]), 2),
             }
         )
         curves[name] = (secs, med.tolist())
+        if extra is not None:
+            astro_curves[name] = r.history["psnr"][:, n].tolist()
     print(f"\ngoal: median face PSNR {goal:.2f} dB (the paper recipe's final median - 0.2)")
-    print(f"{'recipe':<24}{'steps':>6}{'seconds':>9}{'to goal':>9}{'PSNR':>8}{'min':>7}{'SSIM':>7}{'astro':>7}")
+    print(
+        f"{'recipe':<24}{'steps':>6}{'seconds':>9}{'to goal':>9}{'PSNR':>8}{'min':>7}{'SSIM':>7}{'astro':>7}"
+        f"{'|w-avg|':>9}"
+    )
     for row in rows:
         to_goal = "-" if row["seconds_to_goal"] is None else f"{row['seconds_to_goal']:.1f}"
         astro = "-" if row["astronaut_psnr"] is None else f"{row['astronaut_psnr']:.2f}"
         print(
             f"{row['recipe']:<24}{row['steps']:>6}{row['seconds']:>9.1f}{to_goal:>9}{row['median_psnr']:>8.2f}"
-            f"{row['min_psnr']:>7.2f}{row['median_ssim']:>7.3f}{astro:>7}"
+            f"{row['min_psnr']:>7.2f}{row['median_ssim']:>7.3f}{astro:>7}{row['median_w_dist']:>9.2f}"
         )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     draw_panels([Panel("median PSNR of the faces", "seconds", "dB", curves)], args.out, size=(720, 420))
     print(f"wrote {args.out}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"goal_psnr": goal, "rows": rows, "curves": curves}))
+        Path(args.json).write_text(
+            json.dumps({"goal_psnr": goal, "rows": rows, "curves": curves, "astronaut": astro_curves})
+        )
 
 
 if __name__ == "__main__":

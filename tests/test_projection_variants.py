@@ -301,6 +301,15 @@ def test_generic_dcgan_inversion_reduces_loss(mse_loss):
     assert all(p.requires_grad for p in G.parameters())  # restored
 
 
+def test_generic_dcgan_inversion_with_lbfgs(mse_loss):
+    G = TinyDCGAN()
+    with torch.no_grad():
+        target = G(torch.randn(2, 16, 1, 1, generator=torch.Generator().manual_seed(4)))
+    lbfgs = project_generic(G, target, loss=mse_loss, num_steps=20, lr=1.0, optimizer="lbfgs")
+    assert (lbfgs.history["total"][-1] < 0.01 * lbfgs.history["total"][0]).all()
+    assert (lbfgs.history["total"][1:] <= lbfgs.history["total"][:-1]).all()  # accepted points only
+
+
 def test_generic_plain_callable_needs_latent_shape(mse_loss):
     def G(z):
         return torch.tanh(z[:, :3, None, None].expand(-1, 3, 4, 4))

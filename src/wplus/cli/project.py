@@ -115,8 +115,8 @@ def project_cmd(
       wplus project face.png --model m.safetensors --preset nvidia --steps 500 --outdir out/
       wplus project scribble.png --model m.safetensors --mask-from-alpha --latent-reg 1 --outdir out/
 
-    Presets: image2stylegan (W+, VGG + MSE, lr 0.01, 5000 steps, noise fixed), fast (W+, lr 0.2 cosine to 0, 1000
-    steps), nvidia (W, LPIPS, lr 0.1 with
+    Presets: image2stylegan (W+, VGG + MSE, lr 0.01, 5000 steps, noise fixed), fast (W+, VGG + MSE, L-BFGS per
+    image, 600 steps), nvidia (W, LPIPS, lr 0.1 with
     ramps, w-noise, noise optimised + regularised 1e5, 1000 steps), course (W+, perceptual 0.01 + L1 10).
     Options given explicitly override the preset; the resolved values are written to config.json.
     With --align each face is FFHQ-aligned first (group.jpg -> out/group_01/, out/group_02/, ...).

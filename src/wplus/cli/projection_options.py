@@ -83,7 +83,12 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("eps", "--eps", _nonneg(True), "Adam epsilon."),
     _Option("seed", "--seed", click.IntRange(0, SEED_LIMIT - 1), "Seed of the initialisation and noise."),
     _Option("w_avg_samples", "--w-avg-samples", click.IntRange(1), "Samples for w_avg / w_std when needed."),
-    _Option("optimizer", "--optimizer", click.Choice(["adam", "lbfgs"]), "Optimiser."),
+    _Option(
+        "optimizer",
+        "--optimizer",
+        click.Choice(["adam", "lbfgs"]),
+        "Optimiser: adam, or lbfgs (a curvature history per image; --lr is its trial step, 1 the natural one).",
+    ),
     _Option("lr_rampup", "--lr-rampup", FiniteFloatRange(0, 1), "Linear warm-up, fraction of steps."),
     _Option("lr_rampdown", "--lr-rampdown", FiniteFloatRange(0, 1), "Cosine ramp-down, fraction of steps."),
     _Option("w_noise", "--w-noise", _nonneg(), "Initial w-noise factor of w_std (NVIDIA 0.05)."),

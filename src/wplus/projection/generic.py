@@ -19,7 +19,8 @@ import torch
 from wplus.errors import ConfigError, ShapeError
 from wplus.losses.regularizers import latent_regularization
 from wplus.metrics import psnr
-from wplus.projection.project import ProjectionLoss, ProjectionStep, _make_optimizer, _prepare_target
+from wplus.projection.lbfgs import BatchLBFGS
+from wplus.projection.project import ProjectionLoss, ProjectionStep, _keep_accepted, _make_optimizer, _prepare_target
 from wplus.projection.schedules import learning_rate
 from wplus.projection.settings import OptimizerKind
 
@@ -121,6 +122,7 @@ def project_generic(
             _check_output(G(z), target)
         opt = _make_optimizer(optimizer, [z], lr, (0.9, 0.999), 1e-8)
         history: dict[str, list[torch.Tensor]] = {}
+        previous: dict[str, Any] = {}
         for step in range(num_steps):
             for group in opt.param_groups:
                 group["lr"] = learning_rate(step, num_steps, lr)
@@ -134,11 +136,15 @@ def project_generic(
                     terms["total"] = terms["total"] + latent_reg_weight * terms["latent_reg"]
                 opt.zero_grad(set_to_none=True)
                 terms["total"].sum().backward()
-                seen.setdefault("out", (images.detach(), {k: v.detach() for k, v in terms.items()}))
-                return terms["total"].sum()
+                seen.setdefault("images", images.detach())
+                seen.setdefault("terms", {k: v.detach() for k, v in terms.items()})
+                return terms["total"].detach()
 
             opt.step(closure)
-            images, terms = seen["out"]
+            if isinstance(opt, BatchLBFGS):
+                _keep_accepted(seen, previous, opt.accepted.to(target.device))
+            previous = seen
+            images, terms = seen["images"], seen["terms"]
             step_psnr = psnr(images, target)
             for k, v in {**terms, "psnr": step_psnr}.items():
                 history.setdefault(k, []).append(v.cpu())

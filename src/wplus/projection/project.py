@@ -28,10 +28,13 @@ from wplus.errors import ConfigError, ProjectionDivergedError, ShapeError
 from wplus.io.latents import Latent
 from wplus.losses.regularizers import latent_regularization, noise_regularization, renormalize_noise_
 from wplus.metrics import psnr, ssim
+from wplus.projection.lbfgs import BatchLBFGS
 from wplus.projection.schedules import learning_rate, w_noise_scale
 from wplus.projection.settings import Init, NoiseInit, NoiseOpt, OptimizerKind, ProjectionSettings, Space
 
 log = logging.getLogger(__name__)
+
+LBFGS_HISTORY = 20  # curvature pairs kept per image by optimizer='lbfgs'
 
 __all__ = [
     "project",
@@ -227,8 +230,21 @@ def _make_optimizer(
 ) -> torch.optim.Optimizer:
     if kind == "adam":
         return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps)
-    # One closure evaluation per step; the curvature history carries over between steps.
-    return torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=10)
+    # One evaluation of the batch per step; each image keeps its own curvature history and step length.
+    return BatchLBFGS(params, lr=lr, history_size=LBFGS_HISTORY)
+
+
+def _keep_accepted(seen: dict[str, Any], previous: dict[str, Any], accepted: torch.Tensor) -> None:
+    """L-BFGS evaluates trial points: an image whose trial was rejected stays where it was, so its step record
+    (images and loss terms) is its previous one."""
+    if not previous or bool(accepted.all()):
+        return
+    keep = ~accepted
+    images = seen["images"]
+    seen["images"] = torch.where(keep.reshape(-1, *[1] * (images.ndim - 1)), previous["images"], images)
+    seen["terms"] = {
+        k: torch.where(keep, previous["terms"][k], v) if k in previous["terms"] else v for k, v in seen["terms"].items()
+    }
 
 
 def _prepare_target(loss: ProjectionLoss, target: torch.Tensor, mask: torch.Tensor | None) -> Any:
@@ -369,6 +385,7 @@ def project(
         stopped: list[str] = []
         done = 0
         for stage in stages:
+            previous: dict[str, Any] = {}
             opt = _make_optimizer(s.optimizer, stage.params, stage.lr, s.betas, s.eps)
             stop = _EarlyStop(s.patience, s.stop_psnr)
             coarse_steps = (
@@ -376,6 +393,10 @@ def project(
             )
             for step in range(stage.steps):
                 render_res = coarse if step < coarse_steps else None
+                if step == coarse_steps and coarse_steps and isinstance(opt, BatchLBFGS):
+                    # The full render is another objective: curvature pairs and losses of the coarse one mislead.
+                    opt = _make_optimizer(s.optimizer, stage.params, stage.lr, s.betas, s.eps)
+                    previous = {}
                 goal = coarse_prepared if render_res is not None else prepared
                 for group in opt.param_groups:
                     group["lr"] = learning_rate(step, stage.steps, stage.lr, rampup=s.lr_rampup, rampdown=s.lr_rampdown)
@@ -407,10 +428,13 @@ def project(
                     total.sum().backward()
                     seen.setdefault("images", images.detach())
                     seen.setdefault("terms", {k: v.detach() for k, v in terms.items()})
-                    return total.sum()
+                    return total.detach()
 
                 opt.step(closure)
                 done += 1
+                if isinstance(opt, BatchLBFGS):
+                    _keep_accepted(seen, previous, opt.accepted.to(device))
+                    previous = seen
                 _check_finite_step(seen["terms"]["total"], latent, done, s)
                 if noise is not None and s.noise_renormalize:
                     renormalize_noise_(noise)
