@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from wplus.align.landmarks import FaceLandmarks
 from wplus.models.stylegan2 import StyleGAN2Config, random_generator
 
 torch.set_num_threads(2)
@@ -50,3 +52,18 @@ class MSELoss:
 @pytest.fixture
 def mse_loss():
     return MSELoss()
+
+
+class FakeDetector:
+    """One face in the middle of any photo: align runs without dlib."""
+
+    def __init__(self, **kwargs):
+        pass
+
+    def detect(self, image):
+        w, h = image.size
+        pts = np.zeros((68, 2))
+        pts[36:42] = (w * 0.4, h * 0.45)
+        pts[42:48] = (w * 0.6, h * 0.45)
+        pts[48], pts[54] = (w * 0.42, h * 0.7), (w * 0.58, h * 0.7)
+        return [FaceLandmarks(points=pts, box=(w * 0.3, h * 0.3, w * 0.7, h * 0.8))]

@@ -15,7 +15,7 @@ from PIL import Image, PngImagePlugin
 
 import wplus.align
 import wplus.io.images
-from wplus.align.landmarks import FaceLandmarks
+from conftest import FakeDetector
 from wplus.cli.align import expand_inputs
 from wplus.cli.main import cli
 from wplus.errors import ConfigError, ImageError
@@ -100,21 +100,6 @@ def test_masks_and_alpha_targets_obey_the_limit(tmp_path):
     for fn in (load_mask, split_alpha):
         with pytest.raises(ImageError, match="bomb.png: 900,000,000 pixels"):
             fn(tmp_path / "bomb.png", 16)
-
-
-class FakeDetector:
-    """One face in the middle of any photo: align runs without dlib."""
-
-    def __init__(self, **kwargs):
-        pass
-
-    def detect(self, image):
-        w, h = image.size
-        pts = np.zeros((68, 2))
-        pts[36:42] = (w * 0.4, h * 0.45)
-        pts[42:48] = (w * 0.6, h * 0.45)
-        pts[48], pts[54] = (w * 0.42, h * 0.7), (w * 0.58, h * 0.7)
-        return [FaceLandmarks(points=pts, box=(w * 0.3, h * 0.3, w * 0.7, h * 0.8))]
 
 
 @pytest.fixture

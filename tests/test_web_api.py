@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from conftest import tiny_config
+from conftest import FakeDetector, tiny_config
 from wplus.cli.main import cli
 from wplus.edits.directions import save_direction
 from wplus.io.checkpoint import save_generator
@@ -147,6 +147,32 @@ def test_pivotal_tuning_and_masked_projection(server, tmp_path):
         name = next(n for n in z.namelist() if n.endswith("mask.png"))
         mask = np.asarray(Image.open(z.open(name)).convert("L"))
     assert mask[:, :4].max() == 0 and mask[:, -4:].min() == 255  # painted left half skipped, right half kept
+
+
+def test_aligned_embeddings_are_pasted_back_into_their_photo(server, tmp_path):
+    app, client, _ = server
+    service = app.wplus_service
+    yy, xx = np.mgrid[:60, :90]
+    photo = np.stack([xx * 2, yy * 3, (xx + yy) % 256], -1).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    service._detector = FakeDetector()  # dlib's landmark model is not needed offline: one face in the middle
+    try:
+        _, recon, _, latent, pngs, archive = _project(client, tmp_path / "photo.png", align=True)
+    finally:
+        service._detector = None
+    names = {n.split("/")[-1] for n in zipfile.ZipFile(archive).namelist()}
+    assert {"align.json", "pasted.png", "photo.png"} <= names
+    direction = save_direction(tmp_path / "d.npz", torch.randn(1, 32) * 3)
+    edited = client.predict(handle_file(latent), 0, handle_file(str(direction)), 3, -1, api_name="/edit")
+    pasted = _pixels(client.predict(handle_file(latent), handle_file(edited), api_name="/paste"))
+    assert pasted.shape == photo.shape
+    changed = np.abs(pasted - photo.astype(np.int16)).max(-1) > 0
+    ys, xs = np.nonzero(changed)
+    assert changed.any() and not changed[:, :10].any() and not changed[:, -10:].any()  # inside the face only
+    assert 20 < xs.mean() < 70 and 15 < ys.mean() < 50
+    # A latent this server did not align has nothing to be pasted into.
+    _, _, _, plain, _, _ = _project(client, server[2] / "face.png")
+    assert client.predict(handle_file(plain), handle_file(edited), api_name="/paste") is None
 
 
 def test_a_projection_can_be_cancelled(server):

@@ -1,6 +1,6 @@
 """The page of ``wplus serve`` (Gradio): tabs for Embed, Edit, Morph, Style mixing, Expression and Masks.
 
-Each action is also a named API endpoint (``project``, ``project_masked``, ``edit``, ``morph``, ``mix``,
+Each action is also a named API endpoint (``project``, ``project_masked``, ``edit``, ``paste``, ``morph``, ``mix``,
 ``expression``; docs/web.md lists their inputs and outputs) that ``gradio_client`` scripts. The work is
 :class:`wplus.web.service.WebService`'s; this module wires it to components and turns every failure into a one-line
 message in the page (``gradio.Error``), never a traceback, so the server keeps serving.
@@ -43,7 +43,7 @@ __all__ = ["build_app", "launch_app", "DEFAULT_HOST", "DEFAULT_PORT", "INSTALL_H
 DEFAULT_HOST = "127.0.0.1"  # loopback: reach it from elsewhere through an SSH tunnel (docs/web.md), not a share link
 DEFAULT_PORT = 7860  # Gradio's usual port
 INSTALL_HINT = "the web UI needs Gradio: pip install 'wplus[web]'"
-ENDPOINTS = ("project", "project_masked", "edit", "morph", "mix", "expression")
+ENDPOINTS = ("project", "project_masked", "edit", "paste", "morph", "mix", "expression")
 PRESET_DEFAULT = "default"  # the dropdown entry for the library defaults (no preset)
 LOSS_OF_PRESET = "preset's"  # the dropdown entry that keeps the preset's loss
 LATENT_TYPES = [".npz", ".npy", ".pt", ".pth"]  # what load_code and load_direction read
@@ -288,6 +288,10 @@ def build_app(
                             strength=float(strength), component=comp)  # fmt: skip
 
     @friendly
+    def paste_fn(latent: str | None, edited: Any) -> Any:
+        return service.paste(latent, edited)
+
+    @friendly
     def morph_fn(a: str | None, b: str | None, frames: float) -> tuple[list, str]:
         images, gif = service.morph(a, b, frames=int(frames))
         return images, str(gif)
@@ -350,7 +354,12 @@ def build_app(
                                         file_types=LATENT_TYPES)  # fmt: skip
                     strength = gr.Slider(-10, 10, value=0, step=0.1, label="Strength of the uploaded direction")
                     component = gr.Number(value=-1, precision=0, label="GANSpace component (-1: not GANSpace)")
-                edit_img = gr.Image(label="Edited", type="pil", format="png", interactive=False, elem_id="edited")
+                with gr.Column():
+                    edit_img = gr.Image(label="Edited", type="pil", format="png", interactive=False, elem_id="edited")
+                    pasted_img = gr.Image(
+                        label="In the photo (faces embedded with 'Align face')", type="pil", format="png",
+                        interactive=False, elem_id="pasted",
+                    )  # fmt: skip
             with gr.Tab("Morph", id="morph"), gr.Row():
                 with gr.Column():
                     morph_a = gr.File(label="First latent", file_types=LATENT_TYPES)
@@ -424,7 +433,7 @@ def build_app(
             edit_img,
             api_name="edit",
             trigger_mode="always_last",
-        )
+        ).then(paste_fn, [edit_latent, edit_img], pasted_img, api_name="paste")
         morph_btn.click(morph_fn, [morph_a, morph_b, frames], [morph_gallery, morph_gif], api_name="morph")
         mix_btn.click(mix_fn, [mix_content, mix_style, first, last], mix_img, api_name="mix")
         expr_btn.click(expression_fn, [w1, w2, w3, lam], expr_img, api_name="expression")

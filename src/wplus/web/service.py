@@ -76,6 +76,7 @@ class EmbedResult:
     pngs: list[Path]
     zip: Path
     notices: list[str] = field(default_factory=list)
+    pasted: Image.Image | None = None  # the (tuned) projection pasted back into the photo, for aligned faces
 
 
 def _one_line(e: BaseException, upload: Path | None = None) -> str:
@@ -113,6 +114,7 @@ class WebService:
         self._lock = threading.Lock()
         self._losses: dict[tuple, tuple[Any, Any, ProjectionSettings]] = {}
         self._tunings: dict[str, Path] = {}  # latent.npz SHA-256 -> the tuning.safetensors written beside it
+        self._alignments: dict[str, tuple[Path, Any]] = {}  # latent.npz SHA-256 -> (its photo, AlignTransform)
         self._tuned: OrderedDict[Path, torch.nn.Module] = OrderedDict()
         self._directions: dict[tuple[str, int | None], Any] = {}
         self._detector: Any = None
@@ -260,6 +262,12 @@ class WebService:
             "mask": "drawn on the page" if mask is not None else None,
             "seconds": time.perf_counter() - t0,
         }
+        pasted = None
+        if transform is not None:
+            from wplus.align import paste_back
+
+            shown = tuned_image if tuned_image is not None else result.images[:1]
+            pasted = paste_back(load_image(req.image, max_pixels=self.max_pixels), shown.cpu(), transform)
         metrics = write_projection_folder(
             folder,
             result,
@@ -271,11 +279,18 @@ class WebService:
             align_transform=transform,
             tuning=tuning,
             tuned_image=tuned_image,
+            pasted=pasted,
         )
+        photo = None
+        if transform is not None:  # kept beside the latent: every later edit can be pasted back into it
+            photo = folder / f"photo{Path(req.image).suffix.lower() or '.png'}"
+            shutil.copyfile(req.image, photo)
         archive = Path(shutil.make_archive(str(folder), "zip", root_dir=folder.parent, base_dir=folder.name))
         latent = folder / "latent.npz"
         if tuning is not None:
             self._tunings[file_sha256(latent)] = folder / "tuning.safetensors"
+        if photo is not None:
+            self._alignments[file_sha256(latent)] = (photo, transform)
         pngs = sorted(folder.glob("*.png"))
         return EmbedResult(
             folder=folder,
@@ -286,6 +301,7 @@ class WebService:
             pngs=pngs,
             zip=archive,
             notices=notices,
+            pasted=pasted,
         )
 
     def _tune(
@@ -373,6 +389,19 @@ class WebService:
                 ws, self.direction(self.check_upload(direction_path, "direction"), component), strength
             )
         return self._render(self._generator_for(path), ws, latent)
+
+    def paste(self, latent_path: str | Path | None, face: Image.Image | None) -> Image.Image | None:
+        """``face`` (an edit of the embedding) warped back into the photo, when this server embedded that latent from
+        an aligned face; None otherwise (nothing to paste into)."""
+        if latent_path is None or face is None or not Path(latent_path).is_file():
+            return None
+        found = self._alignments.get(file_sha256(Path(latent_path)))
+        if found is None:
+            return None
+        from wplus.align import paste_back
+
+        photo, transform = found
+        return paste_back(load_image(photo, max_pixels=self.max_pixels), face, transform)
 
     def smile_available(self) -> str | None:
         """None when the shipped smile direction fits this generator, else why not (one line)."""
