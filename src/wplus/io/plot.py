@@ -31,6 +31,9 @@ class Panel:
     log_y: bool = False
 
 
+LEGEND_CHARS = 40  # legend names are cut to this many characters
+
+
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     """Round tick values (1, 2 or 5 times a power of ten apart) covering [lo, hi].
 
@@ -80,6 +83,9 @@ def _draw_panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], panel
     draw.rectangle([x0, y0, x1, y1], outline=(0, 0, 0))
     draw.text(((x0 + x1) // 2 - 20, bottom - 14), panel.x_label, fill=(0, 0, 0), font=font)
     draw.text((x0 + 4, y0 + 2), panel.y_label, fill=(90, 90, 90), font=font)
+    names = [name[:LEGEND_CHARS] for name in curves]
+    text_w = max((int(draw.textlength(n, font=font)) for n in names), default=0)
+    lx = x1 - text_w - 8  # the legend's text starts here, right-aligned in the frame; its line swatch before it
     for i, (name, (xs, ys)) in enumerate(curves.items()):
         color = COLORS[i % len(COLORS)]
         pts = [(px(x), py(y)) for x, y in zip(xs, ys, strict=True) if math.isfinite(x) and math.isfinite(y)]
@@ -87,8 +93,8 @@ def _draw_panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], panel
             draw.line(pts, fill=color, width=2)
         elif pts:
             draw.ellipse([pts[0][0] - 2, pts[0][1] - 2, pts[0][0] + 2, pts[0][1] + 2], fill=color)
-        draw.line([(x1 - 110, y0 + 12 + 12 * i), (x1 - 95, y0 + 12 + 12 * i)], fill=color, width=2)
-        draw.text((x1 - 90, y0 + 6 + 12 * i), name[:16], fill=(0, 0, 0), font=font)
+        draw.line([(lx - 20, y0 + 12 + 12 * i), (lx - 5, y0 + 12 + 12 * i)], fill=color, width=2)
+        draw.text((lx, y0 + 6 + 12 * i), names[i], fill=(0, 0, 0), font=font)
 
 
 def draw_panels(panels: Sequence[Panel], path: str | Path, *, size: tuple[int, int] = (520, 300)) -> Path:
