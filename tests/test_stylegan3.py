@@ -24,6 +24,7 @@ from wplus.metrics import psnr
 from wplus.models.stylegan3 import (
     Generator,
     StyleGAN3Config,
+    anchor_latent_space,
     design_lowpass_filter,
     make_transform,
     random_generator,
@@ -376,3 +377,48 @@ def test_weights_info_and_convert_a_stylegan3_pickle(sg3_files, gens):
     r = _run(["weights", "convert", pkl, tmp / "r.safetensors"])
     assert r.exit_code == 0, r.output
     assert load_native_generator(tmp / "r.safetensors").config == gens["R"].config
+
+
+def _small_stylegan2():
+    from wplus.models import stylegan2
+
+    cfg = stylegan2.StyleGAN2Config(img_resolution=8, z_dim=8, w_dim=8, channel_base=64, channel_max=8)
+    return stylegan2.random_generator(cfg)
+
+
+@pytest.mark.parametrize("kind", ["T", "R"])
+def test_an_anchored_model_renders_w_avg_unchanged_and_ignores_the_pose_codes_carry(gens, kind):
+    G = gens[kind]
+    A = anchor_latent_space(G)
+    assert not torch.equal(A.synthesis.input.affine.weight, G.synthesis.input.affine.weight)
+    assert G.synthesis.input.affine.weight.abs().sum() > 0  # G itself is untouched
+    avg = G.w_avg.reshape(1, 1, -1).repeat(1, G.num_ws, 1)
+    with torch.no_grad():
+        assert torch.allclose(A.synthesis(avg), G.synthesis(avg), atol=1e-6)
+        ws = G.mapping(torch.randn(4, G.z_dim, generator=torch.Generator().manual_seed(3)))
+        pose = A.synthesis.input.affine(ws[:, 0])
+        assert torch.allclose(pose, pose[:1].expand_as(pose), atol=1e-6)  # one rotation/shift for every code
+        assert not torch.allclose(G.synthesis.input.affine(ws[:, 0]), pose, atol=1e-3)
+    with pytest.raises(ConfigError, match="for StyleGAN3 generators"):
+        anchor_latent_space(_small_stylegan2())
+
+
+def test_weights_convert_anchor_writes_a_model_that_projects(sg3_files, tmp_path):
+    tmp, model, _ = sg3_files
+    out = tmp_path / "anchored.safetensors"
+    r = _run(["weights", "convert", "--anchor", model, out])
+    assert r.exit_code == 0 and "latent space anchored" in r.output, r.output
+    A, G = load_native_generator(out), load_native_generator(model)
+    assert torch.count_nonzero(A.synthesis.input.affine.weight) == 0
+    avg = G.w_avg.reshape(1, 1, -1).repeat(1, G.num_ws, 1)
+    with torch.no_grad():
+        assert torch.allclose(A.synthesis(avg), G.synthesis(avg), atol=1e-6)
+    from wplus.models.stylegan2 import StyleGAN2Config
+    from wplus.models.stylegan2 import random_generator as sg2
+
+    sg2_file = save_generator(
+        sg2(StyleGAN2Config(img_resolution=8, z_dim=8, w_dim=8, channel_base=64, channel_max=8)),
+        tmp_path / "s.safetensors",
+    )
+    r = CliRunner().invoke(cli, ["weights", "convert", "--anchor", str(sg2_file), str(tmp_path / "x.safetensors")])
+    assert r.exit_code != 0 and "--anchor is for StyleGAN3" in r.output and "Traceback" not in r.output

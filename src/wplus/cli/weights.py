@@ -109,8 +109,14 @@ def _generator_summary(info: object) -> dict:
     default=None,
     help="Bake this tuning.safetensors into OUT: one plain generator for tools that read no tunings.",
 )
+@click.option(
+    "--anchor",
+    is_flag=True,
+    help="StyleGAN3: fix the input's rotation and shift at w_avg's, so codes cannot turn or move the image "
+    "(project and edit with OUT).",
+)
 @one_line_errors
-def convert_cmd(source: str, out: Path, with_d: bool, tuning_path: Path | None) -> None:
+def convert_cmd(source: str, out: Path, with_d: bool, tuning_path: Path | None, anchor: bool) -> None:
     """Convert a checkpoint (NVIDIA .pkl, TF .pkl, rosinality .pt, registry name or URL) to OUT (.safetensors).
 
     Nothing in IN is executed; OUT loads without pickle. A discriminator stored in IN (NVIDIA snapshots, TF
@@ -121,6 +127,7 @@ def convert_cmd(source: str, out: Path, with_d: bool, tuning_path: Path | None) 
       wplus weights convert ffhq.pkl ffhq.safetensors
       wplus weights convert stylegan2-ffhq-1024 ffhq1024.safetensors
       wplus weights convert --tuning out/photo/tuning.safetensors ffhq.safetensors photo-tuned.safetensors
+      wplus weights convert --anchor stylegan3-t-ffhqu-256 sg3t-anchored.safetensors
     """
     from wplus.cli.tuning_options import apply_tuning_file
     from wplus.formats.dispatch import load_discriminator_for
@@ -134,8 +141,19 @@ def convert_cmd(source: str, out: Path, with_d: bool, tuning_path: Path | None) 
     G, tuning = apply_tuning_file(info.G, tuning_path)
     if tuning is not None:
         meta["tuning"] = tuning
+    if anchor:
+        from wplus.models.stylegan3 import anchor_latent_space
+
+        if G.config.arch != "stylegan3":
+            raise click.BadParameter(
+                f"{info.path.name} is a {G.config.arch} generator; --anchor is for StyleGAN3 (its Fourier input)",
+                param_hint="--anchor",
+            )
+        G = anchor_latent_space(G)
+        meta["anchored"] = "input affine fixed at w_avg"
     save_generator(G, out, metadata=meta)
     baked = f", tuning {tuning_path.name} baked in" if tuning is not None else ""
+    baked += ", latent space anchored" if anchor else ""
     err(f"wrote {out}: {G.img_resolution}px {G.config.arch}, num_ws={G.num_ws} (from {info.path.name}{baked})")
     if not with_d:
         return

@@ -86,7 +86,7 @@ def _draw_panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], panel
     names = [name[:LEGEND_CHARS] for name in curves]
     text_w = max((int(draw.textlength(n, font=font)) for n in names), default=0)
     lx = x1 - text_w - 8  # the legend's text starts here, right-aligned in the frame; its line swatch before it
-    for i, (name, (xs, ys)) in enumerate(curves.items()):
+    for i, (xs, ys) in enumerate(curves.values()):
         color = COLORS[i % len(COLORS)]
         pts = [(px(x), py(y)) for x, y in zip(xs, ys, strict=True) if math.isfinite(x) and math.isfinite(y)]
         if len(pts) > 1:

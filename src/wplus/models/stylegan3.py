@@ -24,6 +24,7 @@ Shapes: z [B, z_dim], c [B, c_dim], ws [B, num_ws, w_dim], images [B, img_channe
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,7 @@ __all__ = [
     "SynthesisNetwork",
     "LayerSpec",
     "make_transform",
+    "anchor_latent_space",
     "random_generator",
     "filtered_lrelu",
     "design_lowpass_filter",
@@ -719,6 +721,26 @@ class Generator(nn.Module):
         return []
 
     mean_w = stylegan2.Generator.mean_w  # the mean of mapping(z), for checkpoints without a usable w_avg
+
+
+def anchor_latent_space(G: Generator) -> Generator:
+    """A copy of ``G`` whose codes can no longer rotate or shift the image: the input's affine (w -> rotation and
+    translation of the Fourier features) is fixed at its value for ``w_avg`` — its weight zeroed, that value folded
+    into its bias. The stabilisation community StyleGAN3 projectors use; ``G`` itself is not changed.
+
+    Renders of ``w_avg`` are unchanged; any other code renders with the mean code's pose, so a projection into the
+    anchored model cannot explain a target by turning the grid. Codes projected with the anchored model belong to
+    it: save it (``wplus weights convert --anchor``) and edit with that file.
+    """
+    if not isinstance(G, Generator):
+        raise ConfigError(f"latent-space anchoring is for StyleGAN3 generators, got {type(G).__name__}")
+    out = copy.deepcopy(G)
+    affine = out.synthesis.input.affine
+    with torch.no_grad():
+        value = affine(out.w_avg.reshape(1, -1).to(affine.weight.dtype))[0]
+        affine.weight.zero_()
+        affine.bias.copy_(value / affine.bias_gain)
+    return out
 
 
 def random_generator(config: StyleGAN3Config, *, seed: int = 0, w_avg_samples: int = 2000) -> Generator:
