@@ -15,8 +15,7 @@ image, vectorised over the batch, and spends exactly one evaluation of the batch
   same direction for the next step.
 
 The parameters always hold each image's accepted point between steps, so the result of a run is its best point.
-Every parameter tensor has the batch on dimension 0 (a W+ latent [B, L, C], noise maps [B, 1, r, r]), or
-``batch=1`` makes one problem of tensors of any shapes.
+Every parameter tensor has the batch on dimension 0 (a W+ latent [B, L, C], noise maps [B, 1, r, r]).
 """
 
 from __future__ import annotations
@@ -46,21 +45,16 @@ class BatchLBFGS:
     ``param_groups`` holds the learning rate for a schedule, as torch optimisers do.
     """
 
-    def __init__(
-        self, params: Sequence[torch.Tensor], *, lr: float = 1.0, history_size: int = 20, batch: int | None = None
-    ) -> None:
+    def __init__(self, params: Sequence[torch.Tensor], *, lr: float = 1.0, history_size: int = 20) -> None:
         self.params = list(params)
         if not self.params:
             raise ValueError("BatchLBFGS needs at least one parameter tensor")
-        # batch=1: one problem over tensors of any shapes (a generator tuning's factors).
-        self.batch = self.params[0].shape[0] if batch is None else int(batch)
-        if batch is None and any(p.shape[0] != self.batch for p in self.params):
+        self.batch = self.params[0].shape[0]
+        if any(p.shape[0] != self.batch for p in self.params):
             raise ValueError("every parameter of BatchLBFGS needs the same batch size on dimension 0")
-        if batch is not None and any(p.numel() % self.batch for p in self.params):
-            raise ValueError(f"every parameter of BatchLBFGS needs a multiple of {batch} elements")
         self.param_groups = [{"params": self.params, "lr": float(lr)}]
         self.m = int(history_size)
-        n = sum(p.numel() // self.batch for p in self.params)
+        n = sum(p[0].numel() for p in self.params)
         ref = self.params[0]
         self._S = ref.new_zeros(self.batch, self.m, n)
         self._Y = ref.new_zeros(self.batch, self.m, n)
@@ -86,7 +80,7 @@ class BatchLBFGS:
     def _assign(self, flat: torch.Tensor) -> None:
         offset = 0
         for p in self.params:
-            size = p.numel() // self.batch
+            size = p[0].numel()
             p.copy_(flat[:, offset : offset + size].reshape(p.shape))
             offset += size
 
