@@ -2,7 +2,8 @@
 
 Random-weight StyleGAN2 generators at 256 and 1024 px (FFHQ-sized channels), targets rendered by the generator
 itself, the paper's loss (VGG-16 perceptual + MSE, random VGG weights: the cost is the same) at its 256 px loss
-resolution. Every figure is the median of the timed steps after one warm-up step; the ratio is coarse / full.
+resolution for full steps; coarse steps run it at the coarse side. Every figure is the median of the timed steps
+after one warm-up step; the ratio is coarse / full.
 
 Usage: python benchmarks/coarse_to_fine.py [--steps 3] [--resolutions 256,1024] [--json OUT]
 """

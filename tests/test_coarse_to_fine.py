@@ -94,3 +94,24 @@ def test_coarse_resolution_at_or_above_the_generator_is_a_plain_run(tiny_generat
     a = project(G, target, loss=mse_loss, num_steps=5, coarse_resolution=16)
     b = project(G, target, loss=mse_loss, num_steps=5)
     assert torch.equal(a.ws, b.ws)
+
+
+def test_the_perceptual_loss_looks_at_the_coarse_side_in_the_coarse_phase(tiny_generator_32):
+    """VGG at the loss's 256 px was most of a coarse step at 1024 px: in the coarse phase it sees the small image."""
+    from wplus.losses import PerceptualLoss
+    from wplus.models.vgg16 import random_vgg16
+
+    G = tiny_generator_32
+    with torch.no_grad():
+        target = G.synthesis(_codes(G, 1))
+    loss = PerceptualLoss(random_vgg16(seed=0), resize=32)
+    sides: list[int] = []
+    hook = loss.vgg.register_forward_pre_hook(lambda m, args: sides.append(args[0].shape[-1]))
+    try:
+        r = project(G, target, loss=loss, num_steps=8, lr=0.05, coarse_resolution=16, coarse_fraction=0.5)
+    finally:
+        hook.remove()
+    assert loss.resize == 32  # the caller's loss is not changed
+    steps = sides[1:]  # the first call prepares the full target
+    assert steps[:5] == [16] * 5 and set(steps[5:]) == {32}, sides  # coarse target + 4 coarse steps, then full
+    assert r.history["psnr"].shape == (8, 1) and torch.isfinite(r.history["psnr"]).all()

@@ -15,6 +15,7 @@ returned in the result and the final image is rendered with it, so a saved laten
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -369,9 +370,16 @@ def project(
 
         coarse = _coarse_resolution(G, s)
         coarse_prepared = None
+        coarse_loss, coarse_upscale = loss, True
         if coarse is not None:
+            small_loss = _loss_at(loss, coarse) if mask is None else None
             with torch.no_grad():
-                coarse_prepared = _prepare_target(loss, _coarse_view(target, coarse), mask)
+                if small_loss is not None:  # the loss itself runs at the coarse side: VGG sees the small image
+                    coarse_loss, coarse_upscale = small_loss, False
+                    small = torch.nn.functional.interpolate(target, size=(coarse, coarse), mode="area")
+                    coarse_prepared = small_loss.prepare_target(small)
+                else:
+                    coarse_prepared = _prepare_target(loss, _coarse_view(target, coarse), mask)
 
         stages = [_Stage("latent", [latent] + (noise if s.optimize_noise == "joint" else []), s.num_steps, s.lr)]
         if s.optimize_noise == "stage2":
@@ -414,8 +422,8 @@ def project(
                         images = G.synthesis(ws, noise_mode="const", noise=noise)
                     else:
                         coarse_img = G.synthesis(ws, noise_mode="const", noise=noise, max_resolution=render_res)
-                        images = _upscale(coarse_img, G.img_resolution)
-                    terms = dict(loss(images, goal))
+                        images = _upscale(coarse_img, G.img_resolution) if coarse_upscale else coarse_img
+                    terms = dict((loss if render_res is None else coarse_loss)(images, goal))
                     total = terms["total"]
                     if s.latent_reg_weight > 0:
                         terms["latent_reg"] = latent_regularization(latent, reg_center)
@@ -426,6 +434,8 @@ def project(
                     terms["total"] = total
                     opt.zero_grad(set_to_none=True)
                     total.sum().backward()
+                    if images.shape[-1] != G.img_resolution:  # a coarse render the loss saw small: shown scaled up
+                        images = _upscale(images, G.img_resolution)
                     seen.setdefault("images", images.detach())
                     seen.setdefault("terms", {k: v.detach() for k, v in terms.items()})
                     return total.detach()
@@ -508,6 +518,18 @@ def _coarse_resolution(G: torch.nn.Module, s: ProjectionSettings) -> int | None:
             f"image per resolution; {type(G).__name__} does not; leave coarse_resolution unset"
         )
     return s.coarse_resolution
+
+
+def _loss_at(loss: Any, side: int) -> Any:
+    """The perceptual (VGG) loss looking at ``side``-px images, for the coarse phase: VGG at 256 px was most of a
+    coarse step's cost at 1024 px. None for other losses (they see the coarse render scaled up)."""
+    from wplus.losses.perceptual import PerceptualLoss
+
+    if not isinstance(loss, PerceptualLoss) or (loss.resize is not None and loss.resize <= side):
+        return None
+    small = copy.copy(loss)  # shares the VGG module
+    small.resize = side
+    return small
 
 
 def _upscale(images: torch.Tensor, size: int) -> torch.Tensor:

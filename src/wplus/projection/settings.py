@@ -132,9 +132,10 @@ class ProjectionSettings:
             as for a full run; ``metrics.json`` counts the steps that ran.
         coarse_resolution, coarse_fraction: coarse to fine. For the first ``coarse_fraction`` of the latent stage
             the generator renders only up to ``coarse_resolution`` px (its intermediate RGB image; skip
-            architecture), and the loss compares that image, scaled up, with the target scaled down to the same
-            resolution and up again; the rest of the run renders the whole network. None: off. Ignored (with a log
-            line) for a generator whose resolution is not above it. Early stopping waits for the full phase.
+            architecture), and the loss compares it with the target averaged down to that resolution (the VGG
+            perceptual loss runs at that side; other losses see both scaled up to the generator's); the rest of
+            the run renders the whole network. None: off. Ignored (with a log line) for a generator whose
+            resolution is not above it. Early stopping waits for the full phase.
         loss: which terms the loss has (a key of :data:`LOSS_KINDS`); used by :func:`build_loss`.
         perceptual_weight, mse_weight, l1_weight, lpips_weight, dfeat_weight: weights of those terms (``dfeat``: a
             trained discriminator's block features, the stand-in for VGG where its weights cannot be had).
