@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from wplus.projection import project
 from wplus.projection.lbfgs import BatchLBFGS
 
 
@@ -126,8 +127,6 @@ def _in_range_target(G, seed: int, batch: int = 3) -> torch.Tensor:
 
 
 def test_projection_with_lbfgs_beats_adam_in_the_same_steps_and_never_records_a_worse_step(tiny_generator, mse_loss):
-    from wplus.projection import project
-
     target = _in_range_target(tiny_generator, 5)
     lbfgs = project(tiny_generator, target, loss=mse_loss, optimizer="lbfgs", lr=1.0, num_steps=60)
     adam = project(tiny_generator, target, loss=mse_loss, lr=0.05, lr_rampdown=1.0, num_steps=60)
@@ -140,8 +139,6 @@ def test_projection_with_lbfgs_beats_adam_in_the_same_steps_and_never_records_a_
 
 
 def test_lbfgs_starts_afresh_when_coarse_to_fine_switches_to_the_full_render(tiny_generator_32, mse_loss):
-    from wplus.projection import project
-
     target = _in_range_target(tiny_generator_32, 6, batch=2)
     r = project(
         tiny_generator_32, target, loss=mse_loss, optimizer="lbfgs", lr=1.0, num_steps=40, coarse_resolution=16,
