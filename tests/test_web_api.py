@@ -16,6 +16,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 from PIL import Image
 
 from conftest import FakeDetector, tiny_config
@@ -83,8 +84,14 @@ def test_project_writes_the_folder_and_edits_render_it(server, tmp_path):
     assert np.array_equal(_pixels(same), _pixels(recon))
     assert np.abs(_pixels(moved) - _pixels(same)).mean() > 1
     # Mixing a code with itself, and transferring a zero expression difference, give the code back.
-    mixed = client.predict(handle_file(latent), handle_file(latent), 2, 4, api_name="/mix")
+    mixed = client.predict(handle_file(latent), handle_file(latent), "2-4", api_name="/mix")
     assert np.array_equal(_pixels(mixed), _pixels(recon))
+    other = _project(client, root / "face.png", steps=2)[3]  # another code: now the layer range matters
+    coarse = _pixels(client.predict(handle_file(latent), handle_file(other), "0-1", api_name="/mix"))
+    fine = _pixels(client.predict(handle_file(latent), handle_file(other), "fine", api_name="/mix"))
+    assert np.abs(coarse - fine).mean() > 0.1
+    with pytest.raises(AppError, match="outside"):
+        client.predict(handle_file(latent), handle_file(latent), "3-40", api_name="/mix")
     expr = client.predict(handle_file(latent), handle_file(latent), handle_file(latent), 1.5, api_name="/expression")
     assert np.array_equal(_pixels(expr), _pixels(recon))
     frames, gif = client.predict(handle_file(latent), handle_file(latent), 5, api_name="/morph")
@@ -100,7 +107,6 @@ def test_project_writes_the_folder_and_edits_render_it(server, tmp_path):
     ],
 )
 def test_bad_uploads_get_one_line_and_the_server_goes_on(server, tmp_path, name, content, expected):
-    from gradio_client.exceptions import AppError
 
     app, client, root = server
     path = tmp_path / name

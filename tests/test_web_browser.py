@@ -1,8 +1,10 @@
 """The web UI in a real browser: Debian's chromium driven by Playwright (headless), against `wplus serve`'s page
-started in this process on 127.0.0.1. Upload a face, embed it, move the smile slider, check that the image changed.
+started in this process on 127.0.0.1. Upload a face, embed it, move the smile slider, check that the image changed;
+then mix it with another code through the two-handled layer range and check that the range decides the image.
 
 Run with `make test-browser` (or `pytest -m browser`); plain `pytest` deselects it (pyproject addopts).
-WPLUS_WEB_SCREENSHOT=docs/web-ui.png also saves the page (the README's screenshot).
+WPLUS_WEB_SCREENSHOT=docs/web-ui.png also saves the page (the README's screenshot) and the Style mixing tab
+(docs/web-ui-mix.png).
 """
 
 from __future__ import annotations
@@ -37,12 +39,17 @@ def test_embed_then_smile_in_a_real_browser(tmp_path, monkeypatch):
     from playwright.sync_api import sync_playwright
 
     from wplus.data.faces import HELD_OUT_SEED_BASE, draw_face, sample_attributes
+    from wplus.io.latents import Latent, save_latent
+    from wplus.loading import load_generator
+    from wplus.seeds import ws_from_seed
     from wplus.web.app import build_app, launch_app
 
     monkeypatch.setenv("WPLUS_OFFLINE", "1")  # no network: the shipped model, its discriminator features as loss
     monkeypatch.setenv("WPLUS_CACHE", str(tmp_path / "cache"))  # the same loss on every machine (no cached VGG)
     face = tmp_path / "face.png"
     draw_face(sample_attributes(HELD_OUT_SEED_BASE + 3), size=256).save(face)
+    style = tmp_path / "style.npz"
+    save_latent(style, Latent(ws=ws_from_seed(load_generator("cartoon-faces-64"), 7)[1]), npy=False)
     app = build_app("cartoon-faces-64", device="cpu", workdir=tmp_path / "work")
     port = _free_port()
     launch_app(app, port=port, block=False, quiet=True)
@@ -75,6 +82,29 @@ def test_embed_then_smile_in_a_real_browser(tmp_path, monkeypatch):
             assert after != before, "moving the smile slider did not re-render the image"
             old, new = page.request.get(before).body(), page.request.get(after).body()
             assert old != new
+            # Style mixing: the embedding is the content already; the style is another face's code.
+            page.get_by_role("tab", name="Style mixing").click()
+            page.locator("#mix-style input[type=file]").set_input_files(str(style))
+            page.locator("#mix-style", has_text="style.npz").wait_for(timeout=30_000)
+            mixes = []
+            for lo, hi in (("0", "3"), ("6", "9")):
+                page.locator("#layer-range .wplus-hi").fill(hi)  # fill() sends input and change events
+                page.locator("#layer-range .wplus-lo").fill(lo)
+                assert page.locator("#layer-range .wplus-range-text").inner_text() == f"{lo} to {hi}"
+                mixed = page.locator("#mixed img")
+                previous = mixed.get_attribute("src") if mixes else None
+                page.locator("#mix-button").click()
+                deadline = time.time() + 60
+                while time.time() < deadline:
+                    src = mixed.get_attribute("src") if mixed.count() else None
+                    if src and src != previous:
+                        break
+                    time.sleep(0.2)
+                assert src and src != previous, f"mixing layers {lo}-{hi} did not render"
+                mixes.append(page.request.get(src).body())
+            assert mixes[0] != mixes[1], "the layer range did not change the mix"
+            if shot:
+                page.screenshot(path=shot.replace(".png", "-mix.png"), full_page=True)
             browser.close()
     finally:
         app.close()

@@ -297,8 +297,8 @@ def build_app(
         return images, str(gif)
 
     @friendly
-    def mix_fn(content: str | None, style: str | None, first: float, last: float) -> Any:
-        return service.mix(content, style, first=int(first), last=int(last))
+    def mix_fn(content: str | None, style: str | None, layers: str) -> Any:
+        return service.mix(content, style, layers=layers)
 
     @friendly
     def expression_fn(w1: str | None, w2: str | None, w3: str | None, strength: float) -> Any:
@@ -371,12 +371,11 @@ def build_app(
                     morph_gif = gr.File(label="GIF", interactive=False)
             with gr.Tab("Style mixing", id="mix"), gr.Row():
                 with gr.Column():
-                    mix_content = gr.File(label="Content latent", file_types=LATENT_TYPES)
-                    mix_style = gr.File(label="Style latent", file_types=LATENT_TYPES)
-                    first = gr.Slider(0, last_layer, value=min(8, last_layer), step=1, label="First style layer")
-                    last = gr.Slider(0, last_layer, value=last_layer, step=1, label="Last style layer")
-                    mix_btn = gr.Button("Mix", variant="primary")
-                mix_img = gr.Image(label="Mixed", type="pil", format="png", interactive=False)
+                    mix_content = gr.File(label="Content latent", file_types=LATENT_TYPES, elem_id="mix-content")
+                    mix_style = gr.File(label="Style latent", file_types=LATENT_TYPES, elem_id="mix-style")
+                    layer_range = _layer_range(gr, service.num_ws, min(8, last_layer), last_layer)
+                    mix_btn = gr.Button("Mix", variant="primary", elem_id="mix-button")
+                mix_img = gr.Image(label="Mixed", type="pil", format="png", interactive=False, elem_id="mixed")
             with gr.Tab("Expression", id="expression"), gr.Row():
                 with gr.Column():
                     w1 = gr.File(label="w1: the face to change", file_types=LATENT_TYPES)
@@ -435,11 +434,68 @@ def build_app(
             trigger_mode="always_last",
         ).then(paste_fn, [edit_latent, edit_img], pasted_img, api_name="paste")
         morph_btn.click(morph_fn, [morph_a, morph_b, frames], [morph_gallery, morph_gif], api_name="morph")
-        mix_btn.click(mix_fn, [mix_content, mix_style, first, last], mix_img, api_name="mix")
+        mix_btn.click(mix_fn, [mix_content, mix_style, layer_range], mix_img, api_name="mix")
         expr_btn.click(expression_fn, [w1, w2, w3, lam], expr_img, api_name="expression")
     demo.queue(default_concurrency_limit=2)
     demo.wplus_service = service
     return demo
+
+
+# A two-handled range slider (Gradio has none built in): two range inputs over one track, in a gr.HTML whose value
+# is the range as parse_layers reads it ("8-9"). Events are caught on the component's element, which outlives the
+# re-render that setting props.value causes.
+_RANGE_HTML = """
+<div class="wplus-range">
+  <div class="wplus-range-label">Style layers from the style code:
+    <b class="wplus-range-text">${value.replace('-', ' to ')}</b> (of 0 to ${max})</div>
+  <div class="wplus-range-track">
+    <input type="range" class="wplus-lo" aria-label="first style layer" min="0" max="${max}" step="1"
+           value="${value.split('-')[0]}">
+    <input type="range" class="wplus-hi" aria-label="last style layer" min="0" max="${max}" step="1"
+           value="${value.split('-')[1]}">
+  </div>
+</div>
+"""
+_RANGE_CSS = """
+.wplus-range { padding: var(--spacing-md) 0; }
+.wplus-range-track { position: relative; height: 28px; }
+.wplus-range-track input { position: absolute; left: 0; width: 100%; margin: 6px 0; pointer-events: none;
+  background: none; -webkit-appearance: none; appearance: none; }
+.wplus-range-track input::-webkit-slider-runnable-track { height: 6px; border-radius: 3px;
+  background: var(--neutral-300); }
+.wplus-range-track input.wplus-hi::-webkit-slider-runnable-track { background: none; }
+.wplus-range-track input::-webkit-slider-thumb { pointer-events: auto; -webkit-appearance: none; width: 18px;
+  height: 18px; margin-top: -6px; border-radius: 50%; background: var(--color-accent); cursor: pointer; }
+.wplus-range-track input::-moz-range-thumb { pointer-events: auto; width: 18px; height: 18px; border-radius: 50%;
+  background: var(--color-accent); cursor: pointer; }
+"""
+_RANGE_JS = """
+const handles = () => [element.querySelector('.wplus-lo'), element.querySelector('.wplus-hi')];
+const settle = (moved) => {  // a handle pushed past the other takes it along: first <= last always
+  const [lo, hi] = handles();
+  if (+lo.value > +hi.value) { if (moved === lo) hi.value = lo.value; else lo.value = hi.value; }
+  element.querySelector('.wplus-range-text').textContent = lo.value + ' to ' + hi.value;
+  return lo.value + '-' + hi.value;
+};
+element.addEventListener('input', (e) => settle(e.target));
+element.addEventListener('change', (e) => {
+  props.value = settle(e.target);
+  trigger('change');
+});
+"""
+
+
+def _layer_range(gr: Any, num_ws: int, first: int, last: int) -> Any:
+    """The Style mixing tab's layer range: value ``"first-last"`` (rows taken from the style code)."""
+    return gr.HTML(
+        f"{first}-{last}",
+        html_template=_RANGE_HTML,
+        css_template=_RANGE_CSS,
+        js_on_load=_RANGE_JS,
+        max=num_ws - 1,
+        elem_id="layer-range",
+        apply_default_css=True,
+    )
 
 
 def _session(request: Any) -> str:

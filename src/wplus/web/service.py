@@ -429,15 +429,14 @@ class WebService:
         out.mkdir(parents=True)
         return images, save_animation(images, out / "morph")[0]
 
-    def mix(self, content: str | Path | None, style: str | Path | None, *, first: int, last: int) -> Image.Image:
-        """``content`` with layers ``first``..``last`` taken from ``style`` (rendered with the content's noise)."""
-        from wplus.edits.crossover import mix_styles
+    def mix(self, content: str | Path | None, style: str | Path | None, *, layers: str) -> Image.Image:
+        """``content`` with the rows ``layers`` ('8-9', 'fine', ...: :func:`~wplus.edits.crossover.parse_layers`)
+        taken from ``style`` (rendered with the content's noise)."""
+        from wplus.edits.crossover import mix_styles, parse_layers
 
-        first, last = int(first), int(last)
-        if not 0 <= first <= last < self.num_ws:
-            raise ConfigError(f"got layers {first}-{last}, expected 0 <= first <= last <= {self.num_ws - 1}")
+        rows = parse_layers(str(layers or ""), self.num_ws)
         c, s = self.code(content, "content latent"), self.code(style, "style latent")
-        return self._render(self.G, mix_styles(c.ws, s.ws, list(range(first, last + 1))).to(self.device), c)
+        return self._render(self.G, mix_styles(c.ws, s.ws, rows).to(self.device), c)
 
     def expression(
         self, w1: str | Path | None, w2: str | Path | None, w3: str | Path | None, *, strength: float = 1.0
