@@ -1,9 +1,10 @@
 """Pivotal tuning on the shipped model: PSNR / SSIM before and after, seconds, file size, editability, locality.
 
 Targets: held-out faces of the built-in cartoon-face dataset plus scikit-image's astronaut (out of domain). Each is
-projected into W+ (the ``fast`` preset, the W+-alone baseline) and into W (the pivot, as PTI: 450 steps of the
-NVIDIA recipe), then the generator is tuned around the pivot (``wplus.tune`` defaults unless overridden). Every
-run uses the offline loss: the shipped discriminator's features + MSE.
+projected into W+ (the ``fast`` preset, the W+-alone baseline) and, with ``--pivot w`` (the default, as PTI and
+``wplus project --tune``), into W (the pivot: 450 steps of the NVIDIA recipe); ``--pivot w+`` tunes around the W+
+code itself. Then the generator is tuned around the pivot (``wplus.tune`` defaults unless overridden). Every run
+uses the offline loss: the shipped discriminator's features + MSE.
 
 Reported per image and as medians over the faces: PSNR of W+ alone, of the pivot and after tuning; seconds of
 the tuning; the tuning file's size against the generator file's; editability — the shipped smile direction's
@@ -11,8 +12,8 @@ share of change inside the mouth box (benchmarks/check_demo_model.py's measure) 
 ones; locality — PSNR between G's and the tuned G's renders of 16 random codes. Writes a picture
 (target | W+ | pivot | tuned | tuned + smile, one row per image).
 
-Usage: python benchmarks/tuning_quality.py [--faces 4] [--steps 350] [--rank 4] [--lr 3e-4] [--locality 0.1]
-       [--out docs/tuning.png] [--json OUT]
+Usage: python benchmarks/tuning_quality.py [--pivot w|w+] [--faces 4] [--steps 350] [--rank 6] [--lr 1e-2]
+       [--locality 0.1] [--pixel-weight 9] [--biases] [--out docs/tuning.png] [--json OUT]
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from wplus.shipped import (  # noqa: E402
     shipped_smile_direction_path,
 )
 from wplus.train.quality import held_out_faces  # noqa: E402
-from wplus.tuning import DEFAULT_LOCALITY_WEIGHT, DEFAULT_LR, DEFAULT_RANK, DEFAULT_STEPS, save_tuning, tune  # noqa: E402
+from wplus.tuning import TuningSettings, save_tuning, tune  # noqa: E402
 
 
 def mouth_share(G, ws, direction, box, res) -> float:
@@ -57,11 +58,15 @@ def mouth_share(G, ws, direction, box, res) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = TuningSettings()
+    ap.add_argument("--pivot", choices=["w", "w+"], default="w", help="w: PTI's (and --tune's default); w+: the code")
     ap.add_argument("--faces", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    ap.add_argument("--rank", type=int, default=DEFAULT_RANK, help="0: full deltas")
-    ap.add_argument("--lr", type=float, default=DEFAULT_LR)
-    ap.add_argument("--locality", type=float, default=DEFAULT_LOCALITY_WEIGHT)
+    ap.add_argument("--steps", type=int, default=defaults.num_steps)
+    ap.add_argument("--rank", type=int, default=defaults.rank, help="0: full deltas")
+    ap.add_argument("--lr", type=float, default=defaults.lr)
+    ap.add_argument("--locality", type=float, default=defaults.locality_weight)
+    ap.add_argument("--pixel-weight", type=float, default=defaults.pixel_weight)
+    ap.add_argument("--biases", action="store_true", help="also tune biases and the constant")
     ap.add_argument("--out", default="bench_out/tuning.png")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -74,11 +79,17 @@ def main() -> None:
     names = [f"face {i}" for i in range(args.faces)] + (["astronaut"] if extra is not None else [])
     wplus_recipe = "fast" if "fast" in PRESETS else "image2stylegan"
     wplus_settings = resolve_settings(wplus_recipe, **({} if wplus_recipe == "fast" else {"num_steps": 1000}))
-    print(f"{len(names)} targets, {res} px; W+ alone: {wplus_recipe} ({wplus_settings.num_steps} steps); pivot: W")
+    pivot_name = "the W+ code" if args.pivot == "w+" else "W (nvidia, 450 steps)"
+    print(f"{len(names)} targets, {res} px; W+ alone: {wplus_recipe} ({wplus_settings.num_steps} steps); "
+          f"pivot: {pivot_name}")  # fmt: skip
     plus = project(G, targets, loss=loss, settings=wplus_settings.with_discriminator_features())
-    pivot = project(
-        G, targets, loss=loss, settings=resolve_settings("nvidia", num_steps=450).with_discriminator_features()
-    )
+    if args.pivot == "w+":
+        pivot = plus
+    else:
+        w_settings = resolve_settings("nvidia", num_steps=450).with_discriminator_features()
+        pivot = project(G, targets, loss=loss, settings=w_settings)
+    settings = TuningSettings(num_steps=args.steps, lr=args.lr, rank=args.rank or None, locality_weight=args.locality,
+                              pixel_weight=args.pixel_weight, biases=args.biases)  # fmt: skip
     direction = load_direction(shipped_smile_direction_path()).broadcast(G.num_ws, G.w_dim)[None]
     z = torch.randn(16, G.z_dim, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
@@ -91,8 +102,7 @@ def main() -> None:
             target = targets[i : i + 1]
             latent = pivot.latent(i)
             t0 = time.perf_counter()
-            t = tune(G, target, latent.ws, loss=loss, noise=latent.noise, num_steps=args.steps, lr=args.lr,
-                     rank=args.rank or None, locality_weight=args.locality)  # fmt: skip
+            t = tune(G, target, latent.ws, loss=loss, noise=latent.noise, **settings.kwargs())
             seconds = time.perf_counter() - t0
             Gt = t.apply(G, check=False)
             size = os.path.getsize(save_tuning(t, Path(tmp) / f"t{i}.safetensors"))
@@ -136,10 +146,19 @@ def main() -> None:
         print(f"astronaut: W+ {a['psnr_wplus']:.2f}, tuned {a['psnr_tuned']:.2f} (+{gain:.2f} dB)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     image_grid([im.resize((128, 128)) for im in tiles], cols=5).save(args.out)
-    print(f"wrote {args.out} (columns: target, W+ alone, W pivot, tuned, tuned + smile)")
+    print(f"wrote {args.out} (columns: target, W+ alone, pivot, tuned, tuned + smile)")
     if args.json:
         Path(args.json).write_text(
-            json.dumps({"rows": rows, "faces_median": med, "gain_over_wplus": gain_plus}, indent=2)
+            json.dumps(
+                {
+                    "pivot": args.pivot,
+                    "settings": settings.kwargs(),
+                    "rows": rows,
+                    "faces_median": med,
+                    "gain_over_wplus": gain_plus,
+                },
+                indent=2,
+            )  # fmt: skip
         )
 
 

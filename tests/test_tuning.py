@@ -49,12 +49,15 @@ def test_a_rank_limited_delta_has_the_documented_size(tiny_generator_32, pivot):
     t = tune(G, target, r.ws, loss=MSELoss(), num_steps=1, rank=rank)
     expected = 0
     for name, p in G.synthesis.named_parameters():
+        if name.endswith(".bias") or name.endswith("const"):  # left alone by default (docs/tuning.md)
+            assert not any(k.startswith(f"{name}.") for k in t.factors), name
+            continue
         out, rest = p.shape[0] if p.ndim else 1, math.prod(p.shape[1:])
         low = p.ndim >= 2 and rank * (out + rest) < out * rest
         expected += rank * (out + rest) if low else p.numel()
         assert (f"{name}.a" in t.factors) == low and (f"{name}.delta" in t.factors) != low, name
     assert t.num_elements == expected < sum(p.numel() for p in G.synthesis.parameters())
-    full = tune(G, target, r.ws, loss=MSELoss(), num_steps=1, rank=None)
+    full = tune(G, target, r.ws, loss=MSELoss(), num_steps=1, rank=None, biases=True)
     assert full.num_elements == sum(p.numel() for p in G.synthesis.parameters())
 
 
@@ -82,7 +85,8 @@ def test_applying_a_tuning_to_another_model_is_refused(tiny_generator_32, pivot)
         t.apply(other)
 
 
-def test_locality_keeps_other_codes_close_to_the_original(tiny_generator_32, pivot):
+@pytest.mark.parametrize("radius", [None, 1.0])  # along the way to random codes (default); PTI's fixed distance
+def test_locality_keeps_other_codes_close_to_the_original(tiny_generator_32, pivot, radius):
     G = tiny_generator_32
     target, r = pivot
     z = torch.randn(8, G.z_dim, generator=torch.Generator().manual_seed(4))
@@ -91,7 +95,8 @@ def test_locality_keeps_other_codes_close_to_the_original(tiny_generator_32, piv
         original = G.synthesis(w)
 
     def drift(weight):
-        t = tune(G, target, r.ws, loss=MSELoss(), num_steps=40, lr=3e-3, locality_weight=weight, noise=r.noise)
+        t = tune(G, target, r.ws, loss=MSELoss(), num_steps=40, lr=3e-3, locality_weight=weight,
+                 locality_radius=radius, noise=r.noise)  # fmt: skip
         with torch.no_grad():
             return float(psnr(t.apply(G).synthesis(w), original).median())
 
@@ -125,3 +130,17 @@ def test_bad_tuning_files_are_refused_with_one_line(tmp_path, tiny_generator_32)
         load_tuning(junk)
     with pytest.raises(CheckpointError, match="no such file"):
         load_tuning(tmp_path / "missing.safetensors")
+
+
+def test_a_tuning_that_overshoots_keeps_its_best_state(tiny_generator_32, pivot):
+    """Far too high an lr makes Adam overshoot; the tuning returned is the best state seen, never worse than the
+    pivot, and it says which step that was."""
+    G = tiny_generator_32
+    target, r = pivot
+    t = tune(G, target, r.ws, loss=MSELoss(), num_steps=30, lr=0.3, noise=r.noise)
+    m = t.info["metrics"]
+    assert m["psnr_after"][0] >= m["psnr_before"][0]
+    assert 0 <= m["kept_step"] < m["steps"], m  # the last state was worse than an earlier one
+    with torch.no_grad():
+        img = t.apply(G).synthesis(r.ws, noise_mode="const", noise=r.noise)
+    assert float(psnr(img, target)[0]) == pytest.approx(m["psnr_after"][0], abs=1e-3)

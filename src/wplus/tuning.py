@@ -8,16 +8,23 @@ generator per image; here the tuning is a *delta* on the synthesis network's par
 - every weight with a matrix shape ``[out, in, ...]`` gets a rank-``r`` delta ``A @ B`` (``A`` [out, r] starts at
   0, so the tuned network starts as the original; ``B`` [r, in * k * k] is seeded Gaussian), unless the factors
   would be larger than the matrix itself;
-- biases, the learned constant, noise strengths and small matrices get a full delta.
+- noise strengths and small matrices (ToRGB's) get a full delta;
+- biases and the learned constant are left alone unless ``biases=True``: a bias moves every render by the same
+  amount, and leaving them out measured better in both reconstruction and locality (docs/tuning.md).
 
-``rank=None`` gives every parameter a full delta (PTI's own method). A :class:`Tuning` records the SHA-256 of the
+``rank=None`` gives every tuned parameter a full delta (PTI's own method). A :class:`Tuning` records the SHA-256 of the
 base generator's weights (:func:`weights_fingerprint`, independent of the file format they came in) and refuses to
 apply to another network. The file (``tuning.safetensors``) is our safetensors format: the factors plus a JSON
 header (base fingerprint and file SHA-256, rank, steps, lr, loss, locality, metrics, wplus version); no pickle.
 
-Locality (PTI sec. 3.2): each step draws ``z``, maps it to ``w_z`` and takes the code at distance
-``locality_radius * w_std`` from the pivot towards ``w_z``; the tuned render of that code must match the original
-generator's render under the same loss, weighted by ``locality_weight``.
+Locality (PTI sec. 3.2): each step draws ``z``, maps it to ``w_z`` and takes a code between the pivot and ``w_z``:
+by default at a uniformly random fraction of the way (so the codes the model usually renders are covered too), or,
+with ``locality_radius`` set, at PTI's fixed distance ``locality_radius * w_std`` from the pivot. The tuned render
+of that code must match the original generator's render under the same loss, weighted by ``locality_weight``.
+Adam's learning rate ramps up linearly over the first ``WARMUP_FRACTION`` of the steps: Adam's first steps move
+every factor by the full lr whatever its gradient, and on a delta that starts at 0 that cost locality and PSNR.
+Both terms add ``pixel_weight`` times the pixel MSE to the loss's own total: PSNR is what a tuning is for, and the
+weight was chosen by measurement.
 """
 
 from __future__ import annotations
@@ -58,16 +65,20 @@ __all__ = [
     "DEFAULT_STEPS",
     "DEFAULT_LR",
     "DEFAULT_LOCALITY_WEIGHT",
+    "DEFAULT_PIXEL_WEIGHT",
+    "DEFAULT_BIASES",
 ]
 
 TUNING_ARCH = "wplus_tuning"
-DEFAULT_RANK = 4
+DEFAULT_RANK = 6  # the delta file is 4.2 % of the shipped generator's (docs/tuning.md)
 DEFAULT_STEPS = 350  # PTI's tuning steps
-# PTI uses 3e-4 on full weights; on our low-rank factors 3e-3 measured better (docs/tuning.md: +2.4 to +3.9 dB on
-# held-out faces at 350 steps, locality about 1.5 dB lower).
-DEFAULT_LR = 3e-3
-DEFAULT_LOCALITY_WEIGHT = 0.1
-DEFAULT_LOCALITY_RADIUS = 1.0  # in units of w_std (sqrt of the mean squared distance of mapped codes from w_avg)
+# PTI uses 3e-4 on full weights; on our low-rank factors (with the warm-up below) 1e-2 measured best (docs/tuning.md).
+DEFAULT_LR = 1e-2
+DEFAULT_LOCALITY_WEIGHT = 0.05  # with samples along the way to random codes; PTI's 0.1 measured worse (docs)
+DEFAULT_LOCALITY_RADIUS: float | None = None  # None: anywhere on the way to a random code; else PTI's, in w_std units
+WARMUP_FRACTION = 0.05  # of the steps, over which the lr ramps up linearly (as NVIDIA's projector's does)
+DEFAULT_PIXEL_WEIGHT = 9.0  # extra pixel MSE on top of the loss's total (docs/tuning.md: +1 to +1.7 dB at 350 steps)
+DEFAULT_BIASES = False  # biases and the constant shift every render: left alone, locality and PSNR both improved
 MAX_TUNING_ELEMENTS = 1 << 30  # a header announcing more than this (4 GiB of float32) is refused before reading
 MAX_RANK = 4096
 
@@ -80,19 +91,35 @@ class TuningSettings:
     lr: float = DEFAULT_LR
     rank: int | None = DEFAULT_RANK
     locality_weight: float = DEFAULT_LOCALITY_WEIGHT
-    locality_radius: float = DEFAULT_LOCALITY_RADIUS
+    locality_radius: float | None = DEFAULT_LOCALITY_RADIUS
+    pixel_weight: float = DEFAULT_PIXEL_WEIGHT
+    biases: bool = DEFAULT_BIASES
     stop_psnr: float | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_options(self.num_steps, self.lr, self.rank, self.locality_weight, self.locality_radius, self.stop_psnr)
+        _check_options(
+            self.num_steps,
+            self.lr,
+            self.rank,
+            self.locality_weight,
+            self.locality_radius,
+            self.pixel_weight,
+            self.stop_psnr,
+        )
 
     def kwargs(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 def _check_options(
-    num_steps: int, lr: float, rank: int | None, locality_weight: float, radius: float, stop_psnr: float | None
+    num_steps: int,
+    lr: float,
+    rank: int | None,
+    locality_weight: float,
+    radius: float | None,
+    pixel_weight: float,
+    stop_psnr: float | None,
 ) -> None:
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 0:
         raise ConfigError(f"got tuning steps {num_steps!r}, expected an integer >= 0")
@@ -100,7 +127,8 @@ def _check_options(
         raise ConfigError(f"got tuning lr {lr!r}, expected a positive number (PTI: 3e-4)")
     if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= MAX_RANK):
         raise ConfigError(f"got tuning rank {rank!r}, expected 1..{MAX_RANK} or None (full deltas)")
-    for name, v in (("locality weight", locality_weight), ("locality radius", radius)):
+    checked = [("locality weight", locality_weight), ("pixel weight", pixel_weight)]
+    for name, v in checked + ([] if radius is None else [("locality radius", radius)]):
         if not (math.isfinite(v) and v >= 0):
             raise ConfigError(f"got {name} {v!r}, expected a finite number >= 0")
     if stop_psnr is not None and not (math.isfinite(stop_psnr) and stop_psnr > 0):
@@ -118,6 +146,11 @@ def weights_fingerprint(G: nn.Module) -> str:
         h.update(f"{name}:{list(t.shape)};".encode())
         h.update(t.numpy().tobytes())
     return h.hexdigest()
+
+
+def _tuned(name: str, biases: bool) -> bool:
+    """Whether synthesis parameter ``name`` gets a delta: all but biases and the learned constant, unless ``biases``."""
+    return biases or not (name.endswith(".bias") or name.endswith("const"))
 
 
 def _factored(shape: torch.Size, rank: int | None) -> bool:
@@ -262,7 +295,9 @@ def tune(
     lr: float = DEFAULT_LR,
     rank: int | None = DEFAULT_RANK,
     locality_weight: float = DEFAULT_LOCALITY_WEIGHT,
-    locality_radius: float = DEFAULT_LOCALITY_RADIUS,
+    locality_radius: float | None = DEFAULT_LOCALITY_RADIUS,
+    pixel_weight: float = DEFAULT_PIXEL_WEIGHT,
+    biases: bool = DEFAULT_BIASES,
     stop_psnr: float | None = None,
     noise: list[torch.Tensor] | None = None,
     seed: int = 0,
@@ -279,8 +314,11 @@ def tune(
             projected with.
         num_steps: Adam steps (PTI: 350). lr: Adam's learning rate (PTI: 3e-4).
         rank: rank of the weight deltas (None: full deltas, PTI's own method).
-        locality_weight: weight of the locality term (0: off); locality_radius: its distance from the pivot in
-            units of the model's w spread.
+        locality_weight: weight of the locality term (0: off); locality_radius: None samples its codes anywhere
+            between the pivot and a random code, a number at that distance from the pivot in units of the model's
+            w spread (PTI's samples).
+        pixel_weight: weight of an extra pixel MSE (images in [-1, 1]) added to the loss's total, in both terms.
+        biases: also tune biases and the learned constant (off: they shift every render, docs/tuning.md).
         stop_psnr: stop once every image's PSNR reached this many dB.
         noise: the noise maps the pivot renders with (a projection result's ``noise``), else the stored ones.
         seed: seeds the factors' initialisation and the locality samples.
@@ -295,7 +333,7 @@ def tune(
         raise ShapeError(f"target has shape {list(target.shape)}, expected [B, {', '.join(map(str, want))}]")
     if ws.ndim != 3 or ws.shape[0] != target.shape[0] or tuple(ws.shape[1:]) != (G.num_ws, G.w_dim):
         raise ShapeError(f"ws has shape {list(ws.shape)}, expected [{target.shape[0]}, {G.num_ws}, {G.w_dim}]")
-    _check_options(num_steps, lr, rank, locality_weight, locality_radius, stop_psnr)
+    _check_options(num_steps, lr, rank, locality_weight, locality_radius, pixel_weight, stop_psnr)
     started = time.perf_counter()
     device = target.device
     fingerprint = weights_fingerprint(G)
@@ -305,41 +343,55 @@ def tune(
     with frozen(G):
         base = {n: p.detach() for n, p in G.synthesis.named_parameters()}
         buffers = dict(G.synthesis.named_buffers())
-        delta = _Delta(base, rank, gen)
+        delta = _Delta({n: p for n, p in base.items() if _tuned(n, biases)}, rank, gen)
         opt = torch.optim.Adam(delta.parameters(), lr=lr)
+
+        def objective(images: torch.Tensor, prepared: Any, reference: torch.Tensor) -> torch.Tensor:
+            total = loss(images, prepared)["total"].sum()
+            if pixel_weight > 0:
+                total = total + pixel_weight * (images - reference).square().flatten(1).mean(1).sum()
+            return total
 
         def render(codes: torch.Tensor, params: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
             """The pivots render with their own noise maps; locality samples with the stored ones."""
-            state = {**buffers, **(params if params is not None else base)}
+            state = {**buffers, **base, **(params or {})}
             kwargs = {"noise_mode": "const", "noise": noise if codes is ws else None}
             return functional_call(G.synthesis, state, (codes,), kwargs)
 
         with torch.no_grad():
             prepared = loss.prepare_target(target)
             before = render(ws)
-            radius = 0.0
-            if locality_weight > 0:
+            radius = None
+            if locality_weight > 0 and locality_radius is not None:
                 w_avg = resolve_w_avg(G).to(device)
                 radius = locality_radius * estimate_w_std(G, w_avg, 2000, seed=seed)
         psnr_before, ssim_before = psnr(before, target).cpu(), ssim(before, target).cpu()
         steps = 0
         stopped = ""
-        for _ in range(num_steps):
+        best_score, best_step, best_state = -math.inf, 0, None
+        warmup = max(1.0, WARMUP_FRACTION * num_steps)
+        for step in range(num_steps):
+            for group in opt.param_groups:
+                group["lr"] = lr * min(1.0, (step + 1) / warmup)
             tuned = delta.tuned(base)
             images = render(ws, tuned)
-            total = loss(images, prepared)["total"].sum()
+            step_psnr = psnr(images.detach(), target)
+            if float(step_psnr.mean()) > best_score:  # the state that rendered `images`, before this step's update
+                best_score, best_step = float(step_psnr.mean()), step
+                best_state = {k: v.detach().clone() for k, v in delta.state_dict().items()}
+            total = objective(images, prepared, target)
             if locality_weight > 0:
                 codes = _locality_codes(G, ws, radius, gen)
                 with torch.no_grad():
-                    reference = loss.prepare_target(render(codes))
-                total = total + locality_weight * loss(render(codes, tuned), reference)["total"].sum()
+                    reference = render(codes)
+                kept = objective(render(codes, tuned), loss.prepare_target(reference), reference)
+                total = total + locality_weight * kept
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
             steps += 1
             if not math.isfinite(float(total.detach())):
                 raise ConfigError(f"tuning diverged at step {steps} (loss {float(total)}); lower the lr ({lr:g})")
-            step_psnr = psnr(images.detach(), target)
             if callback is not None:
                 callback(TuningStep(steps, num_steps, step_psnr.cpu(), float(total.detach()), images.detach()))
             if stop_psnr is not None and bool((step_psnr >= stop_psnr).all()):
@@ -347,12 +399,20 @@ def tune(
                 break
         with torch.no_grad():
             after = render(ws, delta.tuned(base))
+            kept_step = steps
+            if best_state is not None and float(psnr(after, target).mean()) < best_score:
+                # The run ended below its best (an out-of-domain photo can make Adam overshoot): keep the best state,
+                # so a tuning never renders its photo worse than where it was at its best (at worst, the pivot).
+                delta.load_state_dict(best_state)
+                after = render(ws, delta.tuned(base))
+                kept_step = best_step
     metrics = {
         "psnr_before": [float(v) for v in psnr_before],
         "ssim_before": [float(v) for v in ssim_before],
         "psnr_after": [float(v) for v in psnr(after, target).cpu()],
         "ssim_after": [float(v) for v in ssim(after, target).cpu()],
         "steps": steps,
+        "kept_step": kept_step,  # the state returned: after this many updates (the best one seen, or the last)
         "seconds": time.perf_counter() - started,
     }
     info = {
@@ -360,6 +420,8 @@ def tune(
         "lr": lr,
         "locality_weight": locality_weight,
         "locality_radius": locality_radius,
+        "pixel_weight": pixel_weight,
+        "biases": biases,
         "seed": seed,
         "loss": type(loss).__name__,
         "stopped_early": stopped,
@@ -368,12 +430,16 @@ def tune(
     return Tuning(delta.export(), rank, fingerprint, base_sha256, info)
 
 
-def _locality_codes(G: nn.Module, ws: torch.Tensor, radius: float, gen: torch.Generator) -> torch.Tensor:
-    """Codes at ``radius`` from each pivot, towards a freshly mapped random code (PTI's locality samples)."""
+def _locality_codes(G: nn.Module, ws: torch.Tensor, radius: float | None, gen: torch.Generator) -> torch.Tensor:
+    """A code on the way from each pivot to a freshly mapped random code: at a uniform random fraction of the way
+    (``radius`` None) or at distance ``radius`` from the pivot (PTI's locality samples)."""
     z = torch.randn([ws.shape[0], G.z_dim], generator=gen).to(ws.device)
     with torch.no_grad():
         w_z = G.mapping(z, None)
     direction = w_z - ws
+    if radius is None:
+        fraction = torch.rand([ws.shape[0], 1, 1], generator=gen).to(ws.device)
+        return (ws + fraction * direction).detach()
     norm = direction.flatten(1).norm(dim=1).clamp_min(1e-8)[:, None, None]
     return (ws + radius * direction / norm).detach()
 

@@ -13,9 +13,11 @@ import click
 from wplus.cli.common import FiniteFloatRange
 from wplus.errors import ConfigError, WplusError
 from wplus.tuning import (
+    DEFAULT_BIASES,
     DEFAULT_LOCALITY_RADIUS,
     DEFAULT_LOCALITY_WEIGHT,
     DEFAULT_LR,
+    DEFAULT_PIXEL_WEIGHT,
     DEFAULT_RANK,
     DEFAULT_STEPS,
     MAX_RANK,
@@ -38,7 +40,13 @@ def _setting_options(prefix: str) -> list[Callable[[F], F]]:
                      default=DEFAULT_LOCALITY_WEIGHT, show_default=True,
                      help="Weight of the locality term (codes near the pivot keep their renders; 0: off)."),
         click.option(f"--{prefix}radius", "tune_radius", type=FiniteFloatRange(0), default=DEFAULT_LOCALITY_RADIUS,
-                     show_default=True, help="Distance of the locality samples from the pivot, in w spreads."),
+                     help="Locality samples at this distance from the pivot, in w spreads (PTI's; default: anywhere "
+                     "between the pivot and a random code)."),
+        click.option(f"--{prefix}pixel-weight", "tune_pixel_weight", type=FiniteFloatRange(0),
+                     default=DEFAULT_PIXEL_WEIGHT, show_default=True,
+                     help="Weight of an extra pixel MSE on top of the loss (PSNR is what tuning is for)."),
+        click.option(f"--{prefix}biases/--no-{prefix}biases", "tune_biases", default=DEFAULT_BIASES,
+                     show_default=True, help="Also tune biases and the learned constant (they shift every render)."),
         click.option(f"--{prefix}stop-psnr", "tune_stop_psnr", type=FiniteFloatRange(0, min_open=True),
                      default=None, help="Stop tuning once the PSNR reaches this many dB."),
     ]  # fmt: skip
@@ -53,6 +61,8 @@ def _settings(kwargs: dict[str, Any]) -> TuningSettings:
             rank=rank or None,
             locality_weight=kwargs.pop("tune_locality"),
             locality_radius=kwargs.pop("tune_radius"),
+            pixel_weight=kwargs.pop("tune_pixel_weight"),
+            biases=kwargs.pop("tune_biases"),
             stop_psnr=kwargs.pop("tune_stop_psnr"),
         )
     except ConfigError as e:
