@@ -38,7 +38,7 @@ def _setting_options(prefix: str) -> list[Callable[[F], F]]:
                      show_default=True, help="Tuning learning rate."),
         click.option(f"--{prefix}locality", "tune_locality", type=FiniteFloatRange(0),
                      default=DEFAULT_LOCALITY_WEIGHT, show_default=True,
-                     help="Weight of the locality term (codes near the pivot keep their renders; 0: off)."),
+                     help="Weight of the locality term (other codes keep their renders; 0: off)."),
         click.option(f"--{prefix}radius", "tune_radius", type=FiniteFloatRange(0), default=DEFAULT_LOCALITY_RADIUS,
                      help="Locality samples at this distance from the pivot, in w spreads (PTI's; default: anywhere "
                      "between the pivot and a random code)."),
