@@ -209,6 +209,48 @@ def test_truncation_and_cutoff(gens):
     assert torch.allclose(G(z, truncation_psi=0.6), G.synthesis(t), atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("n", "factor", "taps", "pads"),
+    [(150, 4, 24, (-6, -9)), (38, 2, 12, (9, 8)), (50, 2, 24, (3, 0)), (20, 2, 24, (9, 8)), (30, 4, 24, (0, 0))],
+)
+def test_blocked_filter_steps_match_the_convolution_and_their_adjoints(n, factor, taps, pads):
+    from wplus.models import stylegan3 as s3
+
+    f = torch.rand(taps, generator=torch.Generator().manual_seed(n))
+    x = torch.randn(2, 3, n, n, dtype=torch.float64)
+    for axis in (2, 3):
+        if pads != (0, 0):  # an up-sampling step, NVIDIA's padding
+            ref = s3._up_axis_conv(x, f.double(), factor, *pads, axis)
+            y = s3._up_axis(x, f, factor, *pads, axis)
+            g = torch.randn_like(ref)
+            back = s3._up_axis_adjoint(g, f, factor, *pads, axis, n)
+        else:  # a down-sampling step (both axes at once)
+            ref = s3._down_axis_conv(s3._down_axis_conv(x, f.double(), factor, 3), f.double(), factor, 2)
+            y = s3._down(x, f, factor)
+            g = torch.randn_like(ref)
+            back = s3._down_adjoint(g, f, factor, x.shape)
+        assert y.shape == ref.shape and (y - ref).abs().max() < 1e-12
+        assert abs(float((ref * g).sum() - (x * back).sum())) < 1e-10 * float(ref.abs().sum())  # <Ax, g> = <x, A'g>
+    op, adjoint = s3._ops("up" if pads != (0, 0) else "down", f, n, factor, pads, x)
+    assert (op.dense is None) == (n >= 38)  # long axes run in blocks, short ones as the dense matrix
+
+
+@pytest.mark.parametrize("kind", ["T", "R"])
+def test_renders_and_gradients_do_not_depend_on_the_channel_chunks(kind, one_thread, monkeypatch):
+    from wplus.models import stylegan3 as s3
+
+    G = random_generator((t_config if kind == "T" else r_config)(), seed=4, w_avg_samples=50)
+    ws = G.mapping(torch.randn(2, G.z_dim)) + 0.3 * torch.randn(2, 16, G.w_dim)
+    out = []
+    for budget in (1 << 21, 1):  # one chunk per layer, then one channel at a time
+        monkeypatch.setitem(s3.CHUNK_ELEMENTS, "cpu", budget)
+        x = ws.clone().requires_grad_(True)
+        img = G.synthesis(x)
+        (img * torch.linspace(-1, 1, img.numel()).reshape(img.shape)).sum().backward()
+        out.append((img.detach(), x.grad))
+    assert (out[0][0] - out[1][0]).abs().max() < 1e-6 and (out[0][1] - out[1][1]).abs().max() < 1e-6
+
+
 @pytest.mark.parametrize("kind", ["T", "R"])
 def test_frozen_backward_matches_plain_autograd(kind, one_thread):
     # A small clamp makes some activations saturate, so the recomputed clamp mask is exercised too.

@@ -332,40 +332,125 @@ def _down_axis_conv(x: torch.Tensor, f: torch.Tensor, down: int, axis: int) -> t
     return F.conv2d(x, k, stride=(1, down) if axis == 3 else (down, 1), groups=x.shape[1])
 
 
-# A 1-D filter step along one axis is a banded [n, L] matrix: one BLAS matmul per step runs many times faster on
-# CPU than PyTorch's depthwise (transposed) convolutions with these 12- to 24-tap kernels, at a few times the MACs.
-def _axis_matrix(step: Any, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+# Each 1-D filter step along one axis is a linear map y = x @ M with a banded M [n_in, n_out], shift-invariant in
+# the interior (NVIDIA's zero padding is zero extension, their crop a restriction). It runs as BLAS matmuls over
+# blocks: output block j (``bo`` samples) reads the ``m * step`` inputs from ``start + j * step`` on, with the same
+# weights k [m * step, bo] for every block. About m * step MACs per output instead of n_in for the dense matrix.
+# The windows of consecutive blocks overlap, and two layouts avoid copying the larger side:
+# - up-sampling (output larger): copy the input's overlapping windows (m times the small input), one matmul;
+# - down-sampling (input larger): cut the input into ``step``-sample pieces (a free reshape), one matmul with
+#   [step, m * bo] gives each piece's share of the m blocks that read it, and m shifted slices are summed.
+# Axes too short to have interior blocks use M itself.
+@dataclass(frozen=True)
+class _AxisOp:
+    n_in: int
+    n_out: int
+    dense: torch.Tensor | None  # [n_in, n_out], or None when blocked
+    k: torch.Tensor | None = None  # [m * step, bo] (windows) or [step, m * bo] (pieces)
+    step: int = 0
+    bo: int = 0
+    nb: int = 0
+    m: int = 0
+    start: int = 0
+    windows: bool = False
+
+    def __call__(self, x: torch.Tensor, axis: int) -> torch.Tensor:
+        if self.dense is not None:
+            return x @ self.dense if axis == 3 else self.dense.t() @ x
+        step, bo, nb, m = self.step, self.bo, self.nb, self.m
+        pieces = nb + m - 1
+        lo, hi = -self.start, self.start + pieces * step - self.n_in  # pad (negative: crop) to whole pieces
+        x = F.pad(x, [lo, hi] if axis == 3 else [0, 0, lo, hi]) if lo or hi else x
+        b, c, h, w = x.shape
+        if self.windows:
+            win = x.unfold(axis, m * step, step)  # [B, C, H, nb, m * step] or [B, C, nb, W, m * step]
+            if axis == 3:  # the copy of the windows, then one matmul
+                return (win.reshape(-1, m * step) @ self.k).reshape(b, c, h, nb * bo)[..., : self.n_out]
+            win = win.transpose(3, 4).contiguous()  # [B, C, nb, m * step, W]
+            return (self.k.t() @ win).reshape(b, c, nb * bo, w)[:, :, : self.n_out]
+        if axis == 3:
+            z = x.reshape(b, c, h, pieces, step) @ self.k  # [B, C, H, pieces, m * bo]
+            y = z[..., 0:nb, 0:bo]
+            for i in range(1, m):
+                y = y + z[..., i : i + nb, i * bo : (i + 1) * bo]
+            return y.reshape(b, c, h, nb * bo)[..., : self.n_out]
+        z = self.k.t() @ x.reshape(b, c, pieces, step, w)  # [B, C, pieces, m * bo, W]
+        y = z[:, :, 0:nb, 0:bo]
+        for i in range(1, m):
+            y = y + z[:, :, i : i + nb, i * bo : (i + 1) * bo]
+        return y.reshape(b, c, nb * bo, w)[:, :, : self.n_out]
+
+
+def _blocked(m_: torch.Tensor, num: int, den: int, bo: int) -> _AxisOp | None:
+    """``m_`` [n_in, n_out] in blocks of ``bo`` outputs whose windows advance by ``bo * num / den`` inputs; None when
+    the axis has no interior block to read the shared block weights from (or the windows overlap more than 2)."""
+    n_in, n_out = m_.shape
+    step, nb = bo * num // den, -(-n_out // bo)
+    nz = F.pad(m_, [0, nb * bo - n_out]).reshape(n_in, nb, bo).ne(0).any(2)  # [n_in, nb]: rows block j reads
+    used = nz.any(0)
+    if step < 1 or step * den != bo * num or nb < 3 or not used.any():
+        return None
+    rows = torch.arange(n_in, device=m_.device)[:, None]
+    shift = torch.arange(nb, device=m_.device) * step
+    first = int((torch.where(nz, rows, n_in).amin(0) - shift)[used].min())
+    last = int((torch.where(nz, rows, -1).amax(0) + 1 - shift)[used].max())
+    m = -(-(last - first) // step)
+    inner = [j for j in range(nb) if first + j * step >= 0 and first + (j + m) * step <= n_in and (j + 1) * bo <= n_out]
+    if m > 2 or not inner:
+        return None
+    j = inner[len(inner) // 2]
+    s = first + j * step
+    k = m_[s : s + m * step, j * bo : (j + 1) * bo]  # [m * step, bo]; rows past the band are zero
+    if num < den:  # up-sampling: the windows layout
+        return _AxisOp(n_in, n_out, None, k.contiguous(), step, bo, nb, m, first, windows=True)
+    pieces = torch.cat([k[i * step : (i + 1) * step] for i in range(m)], dim=1).contiguous()
+    return _AxisOp(n_in, n_out, None, pieces, step, bo, nb, m, first)
+
+
+def _axis_op(m_: torch.Tensor, num: int, den: int) -> _AxisOp:
+    """The fastest form of ``x @ m_``: the smallest blocks whose windows overlap at most two pieces."""
+    unit = den // math.gcd(num, den)  # bo must be a multiple of it for whole-sample steps
+    for bo in range(unit, m_.shape[1] // 3 + 1, unit):
+        op = _blocked(m_, num, den, bo)
+        if op is not None:
+            return op
+    return _AxisOp(*m_.shape, m_.contiguous())
+
+
+def _impulses(step: Any, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """The matrix M with ``step(x) == x @ M`` along the last axis (the step applied to the unit impulses)."""
     eye = torch.eye(n, dtype=dtype, device=device)[:, None, None, :]  # n impulses, one channel
     return step(eye).reshape(n, -1)
 
 
-def _apply_axis(x: torch.Tensor, m: torch.Tensor, axis: int) -> torch.Tensor:
-    return x @ m if axis == 3 else m.t() @ x
+_OPS: dict[tuple, tuple[_AxisOp, _AxisOp]] = {}  # (kind, filter, n, factor, pads, dtype, device) -> (op, adjoint)
+_MAX_OPS = 512
 
 
-def _apply_axis_adjoint(g: torch.Tensor, m: torch.Tensor, axis: int) -> torch.Tensor:
-    return g @ m.t() if axis == 3 else m @ g
-
-
-def _up_matrix(x: torch.Tensor, f: torch.Tensor, up: int, p0: int, p1: int, axis: int) -> torch.Tensor:
-    step = lambda e: _up_axis_conv(e, f.to(x.dtype), up, p0, p1, 3)  # noqa: E731
-    return _axis_matrix(step, x.shape[axis], x.dtype, x.device)
+def _ops(kind: str, f: torch.Tensor, n: int, factor: int, pads: tuple[int, int], like: torch.Tensor):
+    """The (forward, adjoint) axis ops of one up- or down-sampling step on an axis of n samples, cached by value."""
+    key = (kind, tuple(f.tolist()), n, factor, pads, like.dtype, like.device)
+    ops = _OPS.get(key)
+    if ops is None:
+        fx = f.to(device=like.device, dtype=like.dtype)
+        if kind == "up":
+            m_ = _impulses(lambda e: _up_axis_conv(e, fx, factor, *pads, 3), n, like.dtype, like.device)
+            ops = _axis_op(m_, 1, factor), _axis_op(m_.t(), factor, 1)
+        else:
+            m_ = _impulses(lambda e: _down_axis_conv(e, fx, factor, 3), n, like.dtype, like.device)
+            ops = _axis_op(m_, factor, 1), _axis_op(m_.t(), 1, factor)
+        if len(_OPS) >= _MAX_OPS:
+            _OPS.clear()
+        _OPS[key] = ops
+    return ops
 
 
 def _up_axis(x: torch.Tensor, f: torch.Tensor, up: int, p0: int, p1: int, axis: int) -> torch.Tensor:
-    return _apply_axis(x, _up_matrix(x, f, up, p0, p1, axis), axis)
+    return _ops("up", f, x.shape[axis], up, (p0, p1), x)[0](x, axis)
 
 
 def _up_axis_adjoint(g: torch.Tensor, f: torch.Tensor, up: int, p0: int, p1: int, axis: int, n: int) -> torch.Tensor:
-    shape = list(g.shape)
-    shape[axis] = n
-    return _apply_axis_adjoint(g, _up_matrix(g.new_empty(shape), f, up, p0, p1, axis), axis)
-
-
-def _down_matrix(n: int, f: torch.Tensor, down: int, like: torch.Tensor) -> torch.Tensor:
-    step = lambda e: _down_axis_conv(e, f.to(like.dtype), down, 3)  # noqa: E731
-    return _axis_matrix(step, n, like.dtype, like.device)
+    return _ops("up", f, n, up, (p0, p1), g)[1](g, axis)
 
 
 def _down(x: torch.Tensor, f: torch.Tensor, down: int) -> torch.Tensor:
@@ -374,8 +459,8 @@ def _down(x: torch.Tensor, f: torch.Tensor, down: int) -> torch.Tensor:
     if f.ndim == 2:
         k = f.flip([0, 1]).to(x.dtype)[None, None].expand(c, 1, *f.shape)
         return F.conv2d(x, k, stride=down, groups=c)
-    x = _apply_axis(x, _down_matrix(x.shape[3], f, down, x), 3)
-    return _apply_axis(x, _down_matrix(x.shape[2], f, down, x), 2)
+    x = _ops("down", f, x.shape[3], down, (0, 0), x)[0](x, 3)
+    return _ops("down", f, x.shape[2], down, (0, 0), x)[0](x, 2)
 
 
 def _down_adjoint(g: torch.Tensor, f: torch.Tensor, down: int, shape: torch.Size) -> torch.Tensor:
@@ -383,19 +468,13 @@ def _down_adjoint(g: torch.Tensor, f: torch.Tensor, down: int, shape: torch.Size
     if f.ndim == 2:
         k = f.flip([0, 1]).to(g.dtype)[None, None].expand(c, 1, *f.shape)
         return torch.nn.grad.conv2d_input(shape, k, g, stride=down, groups=c)
-    g = _apply_axis_adjoint(g, _down_matrix(shape[2], f, down, g), 2)
-    return _apply_axis_adjoint(g, _down_matrix(shape[3], f, down, g), 3)
+    g = _ops("down", f, shape[2], down, (0, 0), g)[1](g, 2)
+    return _ops("down", f, shape[3], down, (0, 0), g)[1](g, 3)
 
 
 def _up(x: torch.Tensor, f: torch.Tensor, up: int, padding: tuple[int, int, int, int]) -> torch.Tensor:
     px0, px1, py0, py1 = padding
     return _up_axis(_up_axis(x, f, up, px0, px1, 3), f, up, py0, py1, 2)
-
-
-def _lrelu_clamp_(u: torch.Tensor, clamp: float | None) -> torch.Tensor:
-    """In place: lrelu(u, 0.2) * sqrt(2), clamped to ±clamp."""
-    u = F.leaky_relu_(u, 0.2).mul_(_SQRT2)
-    return u if clamp is None else u.clamp_(-clamp, clamp)
 
 
 def filtered_lrelu(
@@ -418,11 +497,43 @@ def filtered_lrelu(
     return _down(u, fd, down)
 
 
+def _may_clamp(z: torch.Tensor, fu: torch.Tensor, up: int, clamp: float | None) -> bool:
+    """Whether lrelu(up(z)) * sqrt(2) can reach ±clamp at all: each separable pass multiplies max|.| by at most
+    up * sum|fu|. Nearly always False (NVIDIA's conv_clamp is 256), which spares the clamp's passes over the
+    up-sampled map."""
+    if clamp is None:
+        return False
+    return z.abs().amax().item() * (up * fu.abs().sum().item()) ** 2 * _SQRT2 > clamp
+
+
+# Channels are independent in the filtered lrelu, so the frozen path runs it a few channels at a time: the
+# up-sampled maps of one chunk (about CHUNK_ELEMENTS values) stay in the CPU's cache and are reused from the
+# allocator instead of being faulted in afresh at every layer, and peak memory no longer grows with the full
+# up-sampled map (the bulk of StyleGAN3's memory at 1024 px). On a GPU the chunks are large: it wants parallel work.
+CHUNK_ELEMENTS = {"cpu": 1 << 21, "other": 1 << 28}
+
+
+def _channel_chunks(shape: torch.Size, up_shape: torch.Size, device: torch.device) -> list[slice]:
+    budget = CHUNK_ELEMENTS["cpu" if device.type == "cpu" else "other"]
+    per_channel = shape[0] * up_shape[-2] * up_shape[-1]
+    step = max(1, budget // max(per_channel, 1))
+    return [slice(c, min(c + step, shape[1])) for c in range(0, shape[1], step)]
+
+
+def _up_shape(y: torch.Tensor, fu: torch.Tensor, up: int, padding: tuple[int, int, int, int]) -> torch.Size:
+    px0, px1, py0, py1 = padding
+    t = fu.shape[0]
+    return torch.Size([*y.shape[:2], y.shape[2] * up + py0 + py1 - t + 1, y.shape[3] * up + px0 + px1 - t + 1])
+
+
 class _FrozenFilteredLReLU(torch.autograd.Function):
     """``filtered_lrelu(y * d + b)`` saving only ``y``: the up-sampled map is recomputed in the backward pass.
 
     The up-sampled pre-activation is up**2 times the size of ``y`` (4 to 16x) and dominates StyleGAN3's memory;
-    autograd would also keep the lrelu output and the half-filtered maps. Shapes: y [B, C, H, W], d [B, C, 1, 1].
+    autograd would also keep the lrelu output and the half-filtered maps. The gain sqrt(2) is applied to the
+    down-sampled map (the filter is linear), and the clamp only where it can act (:func:`_may_clamp`), so the
+    up-sampled map sees one lrelu pass forward and one fused lrelu-gradient pass backward; both passes run over
+    channel chunks (:data:`CHUNK_ELEMENTS`). Shapes: y [B, C, H, W], d [B, C, 1, 1].
     """
 
     @staticmethod
@@ -439,10 +550,20 @@ class _FrozenFilteredLReLU(torch.autograd.Function):
         clamp: float | None,
     ) -> torch.Tensor:
         ctx.save_for_backward(y, d, b, fu, fd)
-        ctx.args = up, down, padding, clamp
-        u = _up(torch.addcmul(b.to(y.dtype)[None, :, None, None], y, d), fu, up, padding)
-        ctx.u_shape = u.shape
-        return _down(_lrelu_clamp_(u, clamp), fd, down)
+        b = b.to(y.dtype)[None, :, None, None]
+        u_shape = _up_shape(y, fu, up, padding)
+        parts, clamps = [], False
+        for sl in _channel_chunks(y.shape, u_shape, y.device):
+            z = torch.addcmul(b[:, sl], y[:, sl], d[:, sl])
+            u = F.leaky_relu_(_up(z, fu, up, padding), 0.2)
+            if _may_clamp(z, fu, up, clamp):
+                clamps = True
+                u.clamp_(-clamp / _SQRT2, clamp / _SQRT2)  # type: ignore[operator]
+            parts.append(_down(u, fd, down))
+            del z, u
+        ctx.args = up, down, padding, clamp if clamps else None
+        ctx.u_shape = u_shape
+        return torch.cat(parts, dim=1).mul_(_SQRT2) if len(parts) > 1 else parts[0].mul_(_SQRT2)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -450,17 +571,20 @@ class _FrozenFilteredLReLU(torch.autograd.Function):
         y, d, b, fu, fd = ctx.saved_tensors
         up, down, padding, clamp = ctx.args
         px0, px1, py0, py1 = padding
-        z = torch.addcmul(b.to(y.dtype)[None, :, None, None], y, d)
-        u = _up(z, fu, up, padding)  # recomputed pre-activation
-        ga = _down_adjoint(g, fd, down, ctx.u_shape)
-        gu = torch.where(u > 0, ga, ga * 0.2).mul_(_SQRT2)
-        del ga
-        if clamp is not None:  # clamp passes the gradient where |lrelu(u) * gain| <= clamp (inclusive, as torch)
-            gu.masked_fill_(F.leaky_relu_(u, 0.2).mul_(_SQRT2).abs_() > clamp, 0)
-        del u
-        gz = _up_axis_adjoint(gu, fu, up, py0, py1, 2, z.shape[2])
-        del gu
-        gz = _up_axis_adjoint(gz, fu, up, px0, px1, 3, z.shape[3])
+        b = b.to(y.dtype)[None, :, None, None]
+        g = g * _SQRT2
+        gz = torch.empty_like(y)
+        for sl in _channel_chunks(y.shape, ctx.u_shape, y.device):
+            z = torch.addcmul(b[:, sl], y[:, sl], d[:, sl])
+            u = _up(z, fu, up, padding)  # recomputed pre-activation
+            gu = _down_adjoint(g[:, sl], fd, down, torch.Size([y.shape[0], z.shape[1], *ctx.u_shape[2:]]))
+            torch.ops.aten.leaky_relu_backward.grad_input(gu, u, 0.2, False, grad_input=gu)
+            if clamp is not None:  # clamp passes the gradient where |lrelu(u) * gain| <= clamp (inclusive, as torch)
+                gu.masked_fill_(F.leaky_relu_(u, 0.2).abs_() > clamp / _SQRT2, 0)
+            del u
+            gu = _up_axis_adjoint(gu, fu, up, py0, py1, 2, z.shape[2])
+            gz[:, sl] = _up_axis_adjoint(gu, fu, up, px0, px1, 3, z.shape[3])
+            del gu, z
         grad_y = gz * d if ctx.needs_input_grad[0] else None
         grad_d = (gz * y).sum(dim=[2, 3], keepdim=True) if ctx.needs_input_grad[1] else None
         grad_b = gz.sum(dim=[0, 2, 3]) if ctx.needs_input_grad[2] else None
