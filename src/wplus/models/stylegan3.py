@@ -492,11 +492,10 @@ def filtered_lrelu(
 ) -> torch.Tensor:
     """NVIDIA's filtered_lrelu (slope 0.2, gain sqrt(2)) with plain autograd: bias, up-sample with ``fu`` (gain up**2),
     lrelu, clamp, down-sample with ``fd``. Shapes: x [B, C, H, W], fu [T], fd [T] or [T, T], b [C]."""
-    u = _up(x + b.to(x.dtype)[None, :, None, None], fu, up, padding)
-    u = F.leaky_relu(u, 0.2) * _SQRT2
-    if clamp is not None:
-        u = u.clamp(-clamp, clamp)
-    return _down(u, fd, down)
+    u = F.leaky_relu(_up(x + b.to(x.dtype)[None, :, None, None], fu, up, padding), 0.2)
+    if clamp is not None:  # clamp(gain * a, c) = gain * clamp(a, c / gain), the gain applied after the (linear) down
+        u = u.clamp(-clamp / _SQRT2, clamp / _SQRT2)
+    return _down(u, fd, down) * _SQRT2
 
 
 def _may_clamp(z: torch.Tensor, fu: torch.Tensor, up: int, clamp: float | None) -> bool:
