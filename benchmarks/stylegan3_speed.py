@@ -4,7 +4,9 @@ Each generator runs in its own subprocess, so that its peak resident memory (ru_
 the StyleGAN2 256-px step (benchmarks/projection_speed.py's config) come from the same run. Random weights, VGG
 perceptual + MSE loss, batch 1, fp32. Widths: T at channel_base 16384 / channel_max 512 and R at twice both (the
 R rule of NVIDIA's train.py), the same channel_base as the StyleGAN2 figure.
-Usage: python benchmarks/stylegan3_speed.py [--steps 3] [--models sg2,t,r] [--resolution 256] [--json OUT]
+Usage: python benchmarks/stylegan3_speed.py [--steps 3] [--models sg2,t,r] [--resolution 256] [--channel-base 16384]
+       [--json OUT]
+The 1024-px memory figure: --models t --resolution 1024 --channel-base 32768 --steps 1 (NVIDIA's FFHQ T widths).
 """
 
 from __future__ import annotations
@@ -20,17 +22,17 @@ import torch
 from projection_speed import matmul_probe  # a sibling script (benchmarks/ is on sys.path)
 
 
-def build(model: str, resolution: int) -> torch.nn.Module:
+def build(model: str, resolution: int, channel_base: int = 16384) -> torch.nn.Module:
     from wplus.models import stylegan2, stylegan3
 
     if model == "sg2":
         return stylegan2.random_generator(
-            stylegan2.StyleGAN2Config(img_resolution=resolution, channel_base=16384), seed=0, w_avg_samples=1000
+            stylegan2.StyleGAN2Config(img_resolution=resolution, channel_base=channel_base), seed=0, w_avg_samples=1000
         )
     r = model == "r"
     cfg = stylegan3.StyleGAN3Config(
         img_resolution=resolution,
-        channel_base=16384 * (2 if r else 1),
+        channel_base=channel_base * (2 if r else 1),
         channel_max=512 * (2 if r else 1),
         conv_kernel=1 if r else 3,
         use_radial_filters=r,
@@ -38,14 +40,14 @@ def build(model: str, resolution: int) -> torch.nn.Module:
     return stylegan3.random_generator(cfg, seed=0, w_avg_samples=1000)
 
 
-def run_one(model: str, resolution: int, steps: int) -> dict:
+def run_one(model: str, resolution: int, steps: int, channel_base: int = 16384) -> dict:
     from wplus.losses import PerceptualLoss
     from wplus.models.vgg16 import random_vgg16
     from wplus.projection.project import project
     from wplus.runtime import tune_cpu_allocator
 
     tune_cpu_allocator()  # what the wplus command does at start-up
-    G = build(model, resolution)
+    G = build(model, resolution, channel_base)
     loss = PerceptualLoss(random_vgg16(0))
     target = torch.rand(1, 3, resolution, resolution) * 2 - 1
     project(G, target, loss=loss, num_steps=1)  # warm-up
@@ -60,6 +62,7 @@ def run_one(model: str, resolution: int, steps: int) -> dict:
     return dict(
         model=model,
         resolution=resolution,
+        channel_base=channel_base,
         s_per_step=per_step,
         s_per_render=render,
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -71,11 +74,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--models", default="sg2,t,r")
     ap.add_argument("--resolution", type=int, default=256)
+    ap.add_argument(
+        "--channel-base", type=int, default=16384, help="T's and StyleGAN2's (R: twice); NVIDIA's FFHQ 1024-px T: 32768"
+    )
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.resolution, args.steps)))
+        print(json.dumps(run_one(args.one, args.resolution, args.steps, args.channel_base)))
         return
     probe = matmul_probe()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; float32 matmul probe: {probe:.1f} GFLOP/s")
@@ -91,6 +97,8 @@ def main() -> None:
             str(args.steps),
             "--resolution",
             str(args.resolution),
+            "--channel-base",
+            str(args.channel_base),
         ]
         out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
         r = rows[model] = json.loads(out.stdout.strip().splitlines()[-1])
