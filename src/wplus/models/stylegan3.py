@@ -678,7 +678,7 @@ class SynthesisInput(nn.Module):
         amp = (1 - (freqs.norm(dim=2) - self.bandwidth) / (self.sampling_rate / 2 - self.bandwidth)).clamp(0, 1)
         # Sample positions: pixel centres of a size x size grid spanning size / sampling_rate units.
         s = 0.5 * self.size / self.sampling_rate
-        pos = (torch.arange(self.size, device=w.device, dtype=torch.float32) * 2 + 1) / self.size - 1
+        pos = (torch.arange(self.size, device=w.device, dtype=w.dtype) * 2 + 1) / self.size - 1
         pos = pos * s  # [size], affine_grid's align_corners=False positions, scaled
         gx, gy = pos[None, :].expand(self.size, -1), pos[:, None].expand(-1, self.size)
         grid = torch.stack([gx, gy], -1).reshape(1, -1, 2)  # [1, H*W, 2] (x, y)
@@ -817,7 +817,7 @@ class SynthesisNetwork(nn.Module):
                 f"got {len(noise)} noise maps, but a StyleGAN3 generator has no noise inputs; pass none "
                 "(a latent saved from a StyleGAN2 projection does not fit this model)"
             )
-        ws = ws.to(torch.float32)
+        ws = ws.to(self.input.weight.dtype)  # float32, or float64 for a .double() model
         x = self.input(ws[:, 0], transform)
         for i, layer in enumerate(self.layers()):
             x = layer(x, ws[:, i + 1])
