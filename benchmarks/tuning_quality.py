@@ -60,11 +60,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = TuningSettings()
     ap.add_argument("--pivot", choices=["w", "w+"], default="w", help="w: PTI's (and --tune's default); w+: the code")
+    ap.add_argument("--pivot-preset", default="nvidia",
+                    help="the W pivot's projection preset, space forced to W ('defaults': the library's)")  # fmt: skip
+    ap.add_argument("--pivot-steps", type=int, default=450, help="the W pivot's projection steps (0: the preset's)")
     ap.add_argument("--faces", type=int, default=4)
+    ap.add_argument("--no-astronaut", action="store_true", help="held-out faces only")
     ap.add_argument("--steps", type=int, default=defaults.num_steps)
     ap.add_argument("--rank", type=int, default=defaults.rank, help="0: full deltas")
     ap.add_argument("--lr", type=float, default=defaults.lr)
     ap.add_argument("--locality", type=float, default=defaults.locality_weight)
+    ap.add_argument("--locality-samples", type=int, default=defaults.locality_samples)
     ap.add_argument("--pixel-weight", type=float, default=defaults.pixel_weight)
     ap.add_argument("--biases", action="store_true", help="also tune biases and the constant")
     ap.add_argument("--out", default="bench_out/tuning.png")
@@ -74,21 +79,24 @@ def main() -> None:
     loss = DiscriminatorFeatures(load_shipped_discriminator())
     res = G.img_resolution
     faces = held_out_faces(1000, args.faces, res)
-    extra = astronaut(res)
+    extra = None if args.no_astronaut else astronaut(res)
     targets = faces if extra is None else torch.cat([faces, extra])
     names = [f"face {i}" for i in range(args.faces)] + (["astronaut"] if extra is not None else [])
     wplus_recipe = "fast" if "fast" in PRESETS else "image2stylegan"
     wplus_settings = resolve_settings(wplus_recipe, **({} if wplus_recipe == "fast" else {"num_steps": 1000}))
-    pivot_name = "the W+ code" if args.pivot == "w+" else "W (nvidia, 450 steps)"
+    pivot_name = "the W+ code" if args.pivot == "w+" else f"W ({args.pivot_preset}, {args.pivot_steps or 'its'} steps)"
     print(f"{len(names)} targets, {res} px; W+ alone: {wplus_recipe} ({wplus_settings.num_steps} steps); "
           f"pivot: {pivot_name}")  # fmt: skip
     plus = project(G, targets, loss=loss, settings=wplus_settings.with_discriminator_features())
     if args.pivot == "w+":
         pivot = plus
     else:
-        w_settings = resolve_settings("nvidia", num_steps=450).with_discriminator_features()
+        preset = None if args.pivot_preset == "defaults" else args.pivot_preset
+        steps = {"num_steps": args.pivot_steps} if args.pivot_steps else {}
+        w_settings = resolve_settings(preset, space="w", **steps).with_discriminator_features()
         pivot = project(G, targets, loss=loss, settings=w_settings)
     settings = TuningSettings(num_steps=args.steps, lr=args.lr, rank=args.rank or None, locality_weight=args.locality,
+                              locality_samples=args.locality_samples,
                               pixel_weight=args.pixel_weight, biases=args.biases)  # fmt: skip
     direction = load_direction(shipped_smile_direction_path()).broadcast(G.num_ws, G.w_dim)[None]
     z = torch.randn(16, G.z_dim, generator=torch.Generator().manual_seed(5))

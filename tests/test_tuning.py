@@ -12,7 +12,7 @@ from wplus.errors import CheckpointError, ConfigError
 from wplus.metrics import psnr
 from wplus.models.stylegan2 import random_generator
 from wplus.projection import project
-from wplus.tuning import blend_tunings, load_tuning, save_tuning, tune, weights_fingerprint
+from wplus.tuning import TuningSettings, blend_tunings, load_tuning, save_tuning, tune, weights_fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +85,9 @@ def test_applying_a_tuning_to_another_model_is_refused(tiny_generator_32, pivot)
         t.apply(other)
 
 
-@pytest.mark.parametrize("radius", [None, 1.0])  # along the way to random codes (default); PTI's fixed distance
-def test_locality_keeps_other_codes_close_to_the_original(tiny_generator_32, pivot, radius):
+# Along the way to random codes (default), PTI's fixed distance, and several samples a step.
+@pytest.mark.parametrize(("radius", "samples"), [(None, 1), (1.0, 1), (None, 3)])
+def test_locality_keeps_other_codes_close_to_the_original(tiny_generator_32, pivot, radius, samples):
     G = tiny_generator_32
     target, r = pivot
     z = torch.randn(8, G.z_dim, generator=torch.Generator().manual_seed(4))
@@ -96,11 +97,31 @@ def test_locality_keeps_other_codes_close_to_the_original(tiny_generator_32, piv
 
     def drift(weight):
         t = tune(G, target, r.ws, loss=MSELoss(), num_steps=40, lr=3e-3, locality_weight=weight,
-                 locality_radius=radius, noise=r.noise)  # fmt: skip
+                 locality_radius=radius, locality_samples=samples, noise=r.noise)  # fmt: skip
+        assert t.info["locality_samples"] == samples
         with torch.no_grad():
             return float(psnr(t.apply(G).synthesis(w), original).median())
 
     assert drift(1.0) > drift(0.0)
+
+
+@pytest.mark.parametrize(
+    ("option", "match"),
+    [
+        ({"lr": 0.0}, "tuning lr 0.0, expected a positive number"),
+        ({"rank": 0}, "tuning rank 0, expected 1..4096 or None"),
+        ({"num_steps": -1}, "tuning steps -1"),
+        ({"locality_samples": 0}, "locality samples 0, expected an integer 1..64"),
+        ({"locality_weight": float("nan")}, "locality weight nan"),
+        ({"stop_psnr": -3.0}, "stop_psnr -3.0"),
+    ],
+)
+def test_bad_tuning_options_are_refused_before_any_step(tiny_generator_32, pivot, option, match):
+    target, r = pivot
+    with pytest.raises(ConfigError, match=match):
+        TuningSettings(**option)
+    with pytest.raises(ConfigError, match=match):
+        tune(tiny_generator_32, target, r.ws, loss=MSELoss(), **option)
 
 
 def test_blending_tunings_interpolates_their_deltas(tiny_generator_32, pivot):

@@ -117,3 +117,13 @@ def test_weights_convert_bakes_a_tuning_into_a_plain_generator(tuned, tmp_path, 
     with torch.no_grad():
         a, b = (g.synthesis(latent.ws, noise=latent.noise) for g in (baked, want))
     assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [(["--locality-samples", 0], "--locality-samples"), (["--lr", 0], "--lr"), (["--rank", -1], "--rank")],
+)
+def test_bad_tuning_flags_are_refused_naming_the_flag(tuned, tmp_path, args, flag):
+    _, model, folder = tuned
+    r = _run(["tune", folder, *args], code=2)
+    assert flag in r.output and "Traceback" not in r.output

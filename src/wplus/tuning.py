@@ -65,6 +65,7 @@ __all__ = [
     "DEFAULT_STEPS",
     "DEFAULT_LR",
     "DEFAULT_LOCALITY_WEIGHT",
+    "DEFAULT_LOCALITY_SAMPLES",
     "DEFAULT_PIXEL_WEIGHT",
     "DEFAULT_BIASES",
 ]
@@ -75,6 +76,7 @@ DEFAULT_STEPS = 350  # PTI's tuning steps
 # PTI uses 3e-4 on full weights; on our low-rank factors (with the warm-up below) 1e-2 measured best (docs/tuning.md).
 DEFAULT_LR = 1e-2
 DEFAULT_LOCALITY_WEIGHT = 0.05  # with samples along the way to random codes; PTI's 0.1 measured worse (docs)
+DEFAULT_LOCALITY_SAMPLES = 1  # locality codes per step (each costs one more render of G and of the tuned G)
 DEFAULT_LOCALITY_RADIUS: float | None = None  # None: anywhere on the way to a random code; else PTI's, in w_std units
 WARMUP_FRACTION = 0.05  # of the steps, over which the lr ramps up linearly (as NVIDIA's projector's does)
 DEFAULT_PIXEL_WEIGHT = 9.0  # extra pixel MSE on top of the loss's total (docs/tuning.md: +1 to +1.7 dB at 350 steps)
@@ -92,6 +94,7 @@ class TuningSettings:
     rank: int | None = DEFAULT_RANK
     locality_weight: float = DEFAULT_LOCALITY_WEIGHT
     locality_radius: float | None = DEFAULT_LOCALITY_RADIUS
+    locality_samples: int = DEFAULT_LOCALITY_SAMPLES
     pixel_weight: float = DEFAULT_PIXEL_WEIGHT
     biases: bool = DEFAULT_BIASES
     stop_psnr: float | None = None
@@ -104,6 +107,7 @@ class TuningSettings:
             self.rank,
             self.locality_weight,
             self.locality_radius,
+            self.locality_samples,
             self.pixel_weight,
             self.stop_psnr,
         )
@@ -118,6 +122,7 @@ def _check_options(
     rank: int | None,
     locality_weight: float,
     radius: float | None,
+    locality_samples: int,
     pixel_weight: float,
     stop_psnr: float | None,
 ) -> None:
@@ -127,6 +132,8 @@ def _check_options(
         raise ConfigError(f"got tuning lr {lr!r}, expected a positive number (PTI: 3e-4)")
     if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= MAX_RANK):
         raise ConfigError(f"got tuning rank {rank!r}, expected 1..{MAX_RANK} or None (full deltas)")
+    if isinstance(locality_samples, bool) or not isinstance(locality_samples, int) or not 1 <= locality_samples <= 64:
+        raise ConfigError(f"got locality samples {locality_samples!r}, expected an integer 1..64")
     checked = [("locality weight", locality_weight), ("pixel weight", pixel_weight)]
     for name, v in checked + ([] if radius is None else [("locality radius", radius)]):
         if not (math.isfinite(v) and v >= 0):
@@ -296,6 +303,7 @@ def tune(
     rank: int | None = DEFAULT_RANK,
     locality_weight: float = DEFAULT_LOCALITY_WEIGHT,
     locality_radius: float | None = DEFAULT_LOCALITY_RADIUS,
+    locality_samples: int = DEFAULT_LOCALITY_SAMPLES,
     pixel_weight: float = DEFAULT_PIXEL_WEIGHT,
     biases: bool = DEFAULT_BIASES,
     stop_psnr: float | None = None,
@@ -316,7 +324,7 @@ def tune(
         rank: rank of the weight deltas (None: full deltas, PTI's own method).
         locality_weight: weight of the locality term (0: off); locality_radius: None samples its codes anywhere
             between the pivot and a random code, a number at that distance from the pivot in units of the model's
-            w spread (PTI's samples).
+            w spread (PTI's samples); locality_samples: codes per step per pivot (rendered as one batch).
         pixel_weight: weight of an extra pixel MSE (images in [-1, 1]) added to the loss's total, in both terms.
         biases: also tune biases and the learned constant (off: they shift every render, docs/tuning.md).
         stop_psnr: stop once every image's PSNR reached this many dB.
@@ -333,7 +341,7 @@ def tune(
         raise ShapeError(f"target has shape {list(target.shape)}, expected [B, {', '.join(map(str, want))}]")
     if ws.ndim != 3 or ws.shape[0] != target.shape[0] or tuple(ws.shape[1:]) != (G.num_ws, G.w_dim):
         raise ShapeError(f"ws has shape {list(ws.shape)}, expected [{target.shape[0]}, {G.num_ws}, {G.w_dim}]")
-    _check_options(num_steps, lr, rank, locality_weight, locality_radius, pixel_weight, stop_psnr)
+    _check_options(num_steps, lr, rank, locality_weight, locality_radius, locality_samples, pixel_weight, stop_psnr)
     started = time.perf_counter()
     device = target.device
     fingerprint = weights_fingerprint(G)
@@ -381,11 +389,11 @@ def tune(
                 best_state = {k: v.detach().clone() for k, v in delta.state_dict().items()}
             total = objective(images, prepared, target)
             if locality_weight > 0:
-                codes = _locality_codes(G, ws, radius, gen)
+                codes = _locality_codes(G, ws.repeat_interleave(locality_samples, 0), radius, gen)
                 with torch.no_grad():
                     reference = render(codes)
                 kept = objective(render(codes, tuned), loss.prepare_target(reference), reference)
-                total = total + locality_weight * kept
+                total = total + locality_weight / locality_samples * kept
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
@@ -420,6 +428,7 @@ def tune(
         "lr": lr,
         "locality_weight": locality_weight,
         "locality_radius": locality_radius,
+        "locality_samples": locality_samples,
         "pixel_weight": pixel_weight,
         "biases": biases,
         "seed": seed,

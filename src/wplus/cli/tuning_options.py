@@ -15,6 +15,7 @@ from wplus.errors import ConfigError, WplusError
 from wplus.tuning import (
     DEFAULT_BIASES,
     DEFAULT_LOCALITY_RADIUS,
+    DEFAULT_LOCALITY_SAMPLES,
     DEFAULT_LOCALITY_WEIGHT,
     DEFAULT_LR,
     DEFAULT_PIXEL_WEIGHT,
@@ -42,6 +43,9 @@ def _setting_options(prefix: str) -> list[Callable[[F], F]]:
         click.option(f"--{prefix}radius", "tune_radius", type=FiniteFloatRange(0), default=DEFAULT_LOCALITY_RADIUS,
                      help="Locality samples at this distance from the pivot, in w spreads (PTI's; default: anywhere "
                      "between the pivot and a random code)."),
+        click.option(f"--{prefix}locality-samples", "tune_locality_samples", type=click.IntRange(1, 64),
+                     default=DEFAULT_LOCALITY_SAMPLES, show_default=True,
+                     help="Locality codes per step (each adds a render of both generators)."),
         click.option(f"--{prefix}pixel-weight", "tune_pixel_weight", type=FiniteFloatRange(0),
                      default=DEFAULT_PIXEL_WEIGHT, show_default=True,
                      help="Weight of an extra pixel MSE on top of the loss (PSNR is what tuning is for)."),
@@ -61,6 +65,7 @@ def _settings(kwargs: dict[str, Any]) -> TuningSettings:
             rank=rank or None,
             locality_weight=kwargs.pop("tune_locality"),
             locality_radius=kwargs.pop("tune_radius"),
+            locality_samples=kwargs.pop("tune_locality_samples"),
             pixel_weight=kwargs.pop("tune_pixel_weight"),
             biases=kwargs.pop("tune_biases"),
             stop_psnr=kwargs.pop("tune_stop_psnr"),
