@@ -2,7 +2,8 @@
 
 Targets: held-out faces of the built-in cartoon-face dataset plus scikit-image's astronaut (out of domain). Each is
 projected into W+ (the ``fast`` preset, the W+-alone baseline) and, with ``--pivot w`` (the default, as PTI and
-``wplus project --tune``), into W (the pivot: 450 steps of the NVIDIA recipe); ``--pivot w+`` tunes around the W+
+``wplus project --tune``), into W (the pivot: what ``wplus project --tune`` runs without ``--preset``, the library's
+default recipe in W; ``--pivot-preset nvidia --pivot-steps 450`` is PTI's own); ``--pivot w+`` tunes around the W+
 code itself. Then the generator is tuned around the pivot (``wplus.tune`` defaults unless overridden). Every run
 uses the offline loss: the shipped discriminator's features + MSE.
 
@@ -12,8 +13,9 @@ share of change inside the mouth box (benchmarks/check_demo_model.py's measure) 
 ones; locality — PSNR between G's and the tuned G's renders of 16 random codes. Writes a picture
 (target | W+ | pivot | tuned | tuned + smile, one row per image).
 
-Usage: python benchmarks/tuning_quality.py [--pivot w|w+] [--faces 4] [--steps 350] [--rank 6] [--lr 1e-2]
-       [--locality 0.1] [--pixel-weight 9] [--biases] [--out docs/tuning.png] [--json OUT]
+Usage: python benchmarks/tuning_quality.py [--pivot w|w+] [--pivot-preset P --pivot-steps N] [--faces 4]
+       [--no-astronaut] [--steps 350] [--rank 6] [--lr 1e-2] [--locality 0.1] [--locality-samples 2]
+       [--pixel-weight 9] [--biases] [--out docs/tuning.png] [--json OUT]
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from wplus.shipped import (  # noqa: E402
     shipped_smile_direction_path,
 )
 from wplus.train.quality import held_out_faces  # noqa: E402
-from wplus.tuning import TuningSettings, save_tuning, tune  # noqa: E402
+from wplus.tuning import PIVOT_SPACE, TuningSettings, save_tuning, tune  # noqa: E402
 
 
 def mouth_share(G, ws, direction, box, res) -> float:
@@ -60,9 +62,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = TuningSettings()
     ap.add_argument("--pivot", choices=["w", "w+"], default="w", help="w: PTI's (and --tune's default); w+: the code")
-    ap.add_argument("--pivot-preset", default="nvidia",
-                    help="the W pivot's projection preset, space forced to W ('defaults': the library's)")  # fmt: skip
-    ap.add_argument("--pivot-steps", type=int, default=450, help="the W pivot's projection steps (0: the preset's)")
+    ap.add_argument(
+        "--pivot-preset",
+        default="defaults",
+        help="the W pivot's projection preset, in W ('defaults': the library's, as `project --tune`)",
+    )
+    ap.add_argument("--pivot-steps", type=int, default=0, help="the W pivot's projection steps (0: the preset's)")
     ap.add_argument("--faces", type=int, default=4)
     ap.add_argument("--no-astronaut", action="store_true", help="held-out faces only")
     ap.add_argument("--steps", type=int, default=defaults.num_steps)
@@ -93,7 +98,7 @@ def main() -> None:
     else:
         preset = None if args.pivot_preset == "defaults" else args.pivot_preset
         steps = {"num_steps": args.pivot_steps} if args.pivot_steps else {}
-        w_settings = resolve_settings(preset, space="w", **steps).with_discriminator_features()
+        w_settings = resolve_settings(preset, space=PIVOT_SPACE, **steps).with_discriminator_features()
         pivot = project(G, targets, loss=loss, settings=w_settings)
     settings = TuningSettings(num_steps=args.steps, lr=args.lr, rank=args.rank or None, locality_weight=args.locality,
                               locality_samples=args.locality_samples,

@@ -21,7 +21,7 @@ from wplus.datasets.runner import DatasetProjector, Preprocess, RunSpec, plan_ru
 from wplus.errors import ConfigError
 from wplus.io.images import MAX_PIXELS
 from wplus.loading import LoadedGenerator, file_sha256
-from wplus.tuning import TuningSettings
+from wplus.tuning import PIVOT_SPACE, TuningSettings
 
 
 def _provenance(model: LoadedGenerator, **fields: Any) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def project_cmd(
     except ConfigError as e:
         raise click.BadParameter(str(e), param_hint="IMAGES") from None
     if tuning is not None and "space" not in projection.given:
-        projection.settings = projection.settings.replace(space="w")  # PTI's pivot is a W code
+        projection.settings = projection.settings.replace(space=PIVOT_SPACE)  # PTI's pivot is a W code
     dev = resolve_device(device)
     model_info = open_model(model, device=dev)
     loss, lpips = projection.loss(dev, model_info, notice=err)
