@@ -17,10 +17,11 @@ base generator's weights (:func:`weights_fingerprint`, independent of the file f
 apply to another network. The file (``tuning.safetensors``) is our safetensors format: the factors plus a JSON
 header (base fingerprint and file SHA-256, rank, steps, lr, loss, locality, metrics, wplus version); no pickle.
 
-Locality (PTI sec. 3.2): each step draws ``z``, maps it to ``w_z`` and takes a code between the pivot and ``w_z``:
-by default at a uniformly random fraction of the way (so the codes the model usually renders are covered too), or,
-with ``locality_radius`` set, at PTI's fixed distance ``locality_radius * w_std`` from the pivot. The tuned render
-of that code must match the original generator's render under the same loss, weighted by ``locality_weight``.
+Locality (PTI sec. 3.2): each step draws ``locality_samples`` ``z``, maps each to ``w_z`` and takes a code between
+the pivot and ``w_z``: by default at a uniformly random fraction of the way (so the codes the model usually renders
+are covered too), or, with ``locality_radius`` set, at PTI's fixed distance ``locality_radius * w_std`` from the
+pivot. The tuned render of each code must match the original generator's render under the same loss; their mean is
+weighted by ``locality_weight``.
 Adam's learning rate ramps up linearly over the first ``WARMUP_FRACTION`` of the steps: Adam's first steps move
 every factor by the full lr whatever its gradient, and on a delta that starts at 0 that cost locality and PSNR.
 Both terms add ``pixel_weight`` times the pixel MSE to the loss's own total: PSNR is what a tuning is for, and the
