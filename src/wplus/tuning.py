@@ -88,6 +88,7 @@ DEFAULT_PIXEL_WEIGHT = 9.0  # extra pixel MSE on top of the loss's total (docs/t
 DEFAULT_BIASES = False  # biases and the constant shift every render: left alone, locality and PSNR both improved
 MAX_TUNING_ELEMENTS = 1 << 30  # a header announcing more than this (4 GiB of float32) is refused before reading
 MAX_RANK = 4096
+MAX_LOCALITY_SAMPLES = 64  # codes per step; each is one more render of both generators
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,11 @@ class TuningSettings:
         return dataclasses.asdict(self)
 
 
+def _int_in(v: Any, lo: int, hi: int | None) -> bool:
+    """Whether ``v`` is an int (not a bool) in ``lo..hi`` (``hi`` None: no upper bound)."""
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v and (hi is None or v <= hi)
+
+
 def _check_options(
     num_steps: int,
     lr: float,
@@ -131,14 +137,14 @@ def _check_options(
     pixel_weight: float,
     stop_psnr: float | None,
 ) -> None:
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 0:
+    if not _int_in(num_steps, 0, None):
         raise ConfigError(f"got tuning steps {num_steps!r}, expected an integer >= 0")
     if not (math.isfinite(lr) and lr > 0):
         raise ConfigError(f"got tuning lr {lr!r}, expected a positive number (PTI: 3e-4)")
-    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= MAX_RANK):
+    if rank is not None and not _int_in(rank, 1, MAX_RANK):
         raise ConfigError(f"got tuning rank {rank!r}, expected 1..{MAX_RANK} or None (full deltas)")
-    if isinstance(locality_samples, bool) or not isinstance(locality_samples, int) or not 1 <= locality_samples <= 64:
-        raise ConfigError(f"got locality samples {locality_samples!r}, expected an integer 1..64")
+    if not _int_in(locality_samples, 1, MAX_LOCALITY_SAMPLES):
+        raise ConfigError(f"got locality samples {locality_samples!r}, expected an integer 1..{MAX_LOCALITY_SAMPLES}")
     checked = [("locality weight", locality_weight), ("pixel weight", pixel_weight)]
     for name, v in checked + ([] if radius is None else [("locality radius", radius)]):
         if not (math.isfinite(v) and v >= 0):

@@ -21,6 +21,7 @@ from wplus.tuning import (
     DEFAULT_PIXEL_WEIGHT,
     DEFAULT_RANK,
     DEFAULT_STEPS,
+    MAX_LOCALITY_SAMPLES,
     MAX_RANK,
     TuningSettings,
 )
@@ -43,8 +44,8 @@ def _setting_options(prefix: str) -> list[Callable[[F], F]]:
         click.option(f"--{prefix}radius", "tune_radius", type=FiniteFloatRange(0), default=DEFAULT_LOCALITY_RADIUS,
                      help="Locality samples at this distance from the pivot, in w spreads (PTI's; default: anywhere "
                      "between the pivot and a random code)."),
-        click.option(f"--{prefix}locality-samples", "tune_locality_samples", type=click.IntRange(1, 64),
-                     default=DEFAULT_LOCALITY_SAMPLES, show_default=True,
+        click.option(f"--{prefix}locality-samples", "tune_locality_samples",
+                     type=click.IntRange(1, MAX_LOCALITY_SAMPLES), default=DEFAULT_LOCALITY_SAMPLES, show_default=True,
                      help="Locality codes per step (each adds a render of both generators)."),
         click.option(f"--{prefix}pixel-weight", "tune_pixel_weight", type=FiniteFloatRange(0),
                      default=DEFAULT_PIXEL_WEIGHT, show_default=True,
