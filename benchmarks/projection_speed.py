@@ -14,6 +14,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -29,6 +30,49 @@ def matmul_probe(n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
 
 
+def build_case(config: dict, batch: int, device: str | torch.device = "cpu", loss_resize: int | None = 256):
+    """A random generator of ``config`` (StyleGAN2Config keywords), the paper's loss on random VGG weights (nothing
+    downloaded) and a random target batch, all on ``device``: the setup every speed figure here measures."""
+    from wplus.losses import PerceptualLoss
+    from wplus.models.stylegan2 import StyleGAN2Config, random_generator
+    from wplus.models.vgg16 import random_vgg16
+
+    G = random_generator(StyleGAN2Config(**config), seed=0, w_avg_samples=1000).to(device)
+    loss = PerceptualLoss(random_vgg16(0), resize=loss_resize).to(device)
+    res = G.img_resolution
+    target = (torch.rand(batch, 3, res, res, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(device)
+    return G, loss, target
+
+
+def seconds_per_step(
+    run: Callable[[int, Callable[[object], None]], object],
+    steps: int,
+    device: str | torch.device = "cpu",
+    on_step: Callable[[], object] | None = None,
+) -> float:
+    """Seconds per step of ``run(num_steps, callback)`` (a projection or a tuning) after one warm-up step.
+
+    The clock runs from the first step's callback to the last one's (one step alone: from the call), so set-up and
+    the final render are left out. On CUDA each stamp waits for the queued kernels first.
+    """
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else None
+    run(1, lambda _: None)  # warm-up (allocations, oneDNN / cuDNN algorithm choice)
+    stamps: list[float] = []
+
+    def stamp(_: object) -> None:
+        if sync is not None:
+            sync()
+        stamps.append(time.perf_counter())
+        if on_step is not None:
+            on_step()
+
+    if sync is not None:
+        sync()
+    t0 = time.perf_counter()
+    run(steps, stamp)
+    return (stamps[-1] - stamps[0]) / (steps - 1) if steps > 1 else stamps[0] - t0
+
+
 def run_one(resolution: int, batch: int, steps: int, tune: bool) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -37,28 +81,15 @@ def run_one(resolution: int, batch: int, steps: int, tune: bool) -> dict:
     if tune:
         tune_cpu_allocator()  # what the wplus command does at start-up
 
-    from wplus.losses import PerceptualLoss
-    from wplus.models.stylegan2 import StyleGAN2Config, random_generator
-    from wplus.models.vgg16 import random_vgg16
     from wplus.progress import progress
     from wplus.projection.project import project
 
-    G = random_generator(StyleGAN2Config(**CONFIGS[resolution]), seed=0, w_avg_samples=1000)
-    loss = PerceptualLoss(random_vgg16(0))
-    target = torch.rand(batch, 3, resolution, resolution) * 2 - 1
-    stamps: list[float] = []
-    # Phases: the warm-up step, the timed steps, the counted step and the counted tail, one bar unit each step.
-    with progress(steps + 3, desc=f"  {resolution}px batch {batch}", unit="step") as bar:
-        project(G, target, loss=loss, num_steps=1)  # warm-up (allocations, oneDNN primitive caches)
-        bar.update()
-        t0 = time.perf_counter()
-
-        def on_step(_: object) -> None:
-            stamps.append(time.perf_counter())
-            bar.update()
-
-        project(G, target, loss=loss, num_steps=steps, callback=on_step)
-        per_step = (stamps[-1] - stamps[0]) / (steps - 1) if steps > 1 else stamps[0] - t0
+    G, loss, target = build_case(CONFIGS[resolution], batch)
+    # Phases: the timed steps, the counted step and the counted tail, one bar unit each step (the warm-up: none).
+    with progress(steps + 2, desc=f"  {resolution}px batch {batch}", unit="step") as bar:
+        per_step = seconds_per_step(
+            lambda n, cb: project(G, target, loss=loss, num_steps=n, callback=cb), steps, on_step=bar.update
+        )
         with FlopCounterMode(display=False) as fc:
             project(G, target, loss=loss, num_steps=1)
         bar.update()

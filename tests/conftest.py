@@ -1,6 +1,12 @@
-"""Shared fixtures: tiny seeded generators that run every algorithm on CPU in seconds."""
+"""Shared fixtures: tiny seeded generators that run every algorithm on CPU in seconds, and the device option.
+
+``pytest --device cuda`` (default cpu) runs the tests that take the ``device`` fixture on that device; they carry the
+``device`` marker, so ``pytest -m device --device cuda`` runs just them (benchmarks/gpu_check.py does).
+"""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
@@ -10,6 +16,59 @@ from wplus.align.landmarks import FaceLandmarks
 from wplus.models.stylegan2 import StyleGAN2Config, random_generator
 
 torch.set_num_threads(2)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--device",
+        default="cpu",
+        help="torch device of the device-parametrised tests (marker 'device'): cpu (default), cuda, cuda:1, mps",
+    )
+
+
+def pytest_configure(config):
+    try:
+        torch.device(config.getoption("--device"))
+    except RuntimeError as e:
+        raise pytest.UsageError(f"--device {config.getoption('--device')!r}: {e}") from None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "device" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.device)
+
+
+def _unavailable(device: torch.device) -> str | None:
+    """Why ``device`` cannot run here, or None."""
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            built = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            return f"--device {device}: CUDA is not available here (torch {torch.__version__}, {built})"
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            return f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here"
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        return f"--device {device}: MPS is not available here"
+    return None
+
+
+@pytest.fixture(scope="session")
+def device(request) -> torch.device:
+    """The device of ``--device``; its tests skip, saying why, when that device is missing (never on cpu)."""
+    dev = torch.device(request.config.getoption("--device"))
+    if (reason := _unavailable(dev)) is not None:
+        pytest.skip(reason)
+    if dev.type == "cuda":
+        # The tests compare against float32/float64 references computed in full precision; TF32 (cuDNN's default for
+        # convolutions) would fail them by design. Its speed is benchmarks/gpu_check.py's business.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return dev
+
+
+def on_device(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """A copy of ``module`` on ``device`` (the shared fixtures stay as they are)."""
+    return copy.deepcopy(module).to(device)
 
 
 def tiny_config(resolution: int = 16, **overrides) -> StyleGAN2Config:
@@ -27,6 +86,12 @@ def tiny_generator():
 @pytest.fixture(scope="session")
 def tiny_generator_32():
     return random_generator(tiny_config(32), seed=2, noise_strength=0.1)
+
+
+@pytest.fixture(scope="session")
+def tiny_generator_on(tiny_generator, device):
+    """``tiny_generator`` on ``--device``."""
+    return on_device(tiny_generator, device)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ def test_bench_runs_speed_first_and_quality_only_on_request():
     default = [p.name for p in run_all.plan(quality=False)]
     assert default[:2] == ["projection_speed.py", "checkpoint_load.py"]
     assert "check_demo_model.py" not in default and "run_all.py" not in default
+    assert "gpu_check.py" not in [p.name for p in run_all.plan(quality=True)]  # by hand, on a GPU (docs/gpu.md)
     with_quality = [p.name for p in run_all.plan(quality=True)]
     assert with_quality[: len(default)] == default and with_quality[-1] == "check_demo_model.py"
     assert [p.name for p in run_all.plan(quality=True, only=["check_demo_model"])] == ["check_demo_model.py"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -63,12 +65,12 @@ def _reference(vgg: VGG16Features, x: torch.Tensor, y: torch.Tensor, indices: li
     ],
 )
 def test_matches_direct_recomputation(
-    vgg: VGG16Features, taps: str, indices: list[int], size: int, resize: int | None
+    vgg: VGG16Features, taps: str, indices: list[int], size: int, resize: int | None, device: torch.device
 ) -> None:
-    loss = PerceptualLoss(vgg, taps=taps, resize=resize)
     x, y = _images(2, size, 1), _images(2, size, 2)
-    got = loss(x, loss.prepare_target(y))
-    want = _reference(vgg, x, y, indices, resize)
+    want = _reference(vgg, x, y, indices, resize)  # on the CPU
+    loss = PerceptualLoss(copy.deepcopy(vgg), taps=taps, resize=resize).to(device)
+    got = {k: v.cpu() for k, v in loss(x.to(device), loss.prepare_target(y.to(device))).items()}
     assert set(got) == set(want)
     for key, value in want.items():
         assert got[key].shape == (2,)
@@ -84,9 +86,9 @@ def test_weights_combine_terms(vgg: VGG16Features) -> None:
     torch.testing.assert_close(terms["total"], 3.0 * perceptual + 0.25 * terms["mse"])
 
 
-def test_batch_equals_per_image(vgg: VGG16Features) -> None:
-    loss = PerceptualLoss(vgg, resize=8)
-    x, y = _images(3, 12, 5), _images(3, 12, 6)
+def test_batch_equals_per_image(vgg: VGG16Features, device: torch.device) -> None:
+    loss = PerceptualLoss(copy.deepcopy(vgg), resize=8).to(device)
+    x, y = _images(3, 12, 5).to(device), _images(3, 12, 6).to(device)
     xb = x.clone().requires_grad_(True)
     batch = loss(xb, loss.prepare_target(y))
     batch["total"].sum().backward()

@@ -16,8 +16,9 @@ from wplus.projection.project import latent_to_ws, project
 
 def _in_range_target(G, seed=5, spread=0.3):
     g = torch.Generator().manual_seed(seed)
-    w = G.mapping(torch.randn(1, G.z_dim, generator=g))
-    w = w + spread * torch.randn(w.shape, generator=g)  # a genuine W+ code near the mapped distribution
+    device = G.w_avg.device  # the same codes on every device: drawn on the CPU, then moved
+    w = G.mapping(torch.randn(1, G.z_dim, generator=g).to(device))
+    w = w + spread * torch.randn(w.shape, generator=g).to(device)  # a genuine W+ code near the mapped distribution
     with torch.no_grad():
         return G.synthesis(w), w
 
@@ -55,7 +56,8 @@ def test_out_of_range_photo_loss_orders_wplus_w_z(tiny_generator_32, small_perce
     assert final["w+"] < final["w"] < final["z"], final
 
 
-def test_batch_equals_single_runs(tiny_generator, mse_loss):
+def test_batch_equals_single_runs(tiny_generator_on, mse_loss):
+    tiny_generator = tiny_generator_on
     targets = torch.cat([_in_range_target(tiny_generator, seed=s)[0] for s in (1, 2, 3)])
     batch = project(tiny_generator, targets, loss=mse_loss, num_steps=30, lr=0.02)
     for i in range(3):
@@ -66,7 +68,8 @@ def test_batch_equals_single_runs(tiny_generator, mse_loss):
 
 @pytest.mark.parametrize("space", ["w+", "w", "z"])
 @pytest.mark.parametrize("init", ["mean", "random"])
-def test_inits_and_spaces_reduce_loss(tiny_generator, mse_loss, space, init):
+def test_inits_and_spaces_reduce_loss(tiny_generator_on, mse_loss, space, init):
+    tiny_generator = tiny_generator_on
     target, _ = _in_range_target(tiny_generator, seed=7)
     r = project(tiny_generator, target, loss=mse_loss, space=space, init=init, num_steps=40, lr=0.05, seed=3)
     hist = r.history["total"][:, 0]
@@ -125,7 +128,8 @@ def test_deterministic_on_cpu(tiny_generator, mse_loss):
     assert np.array_equal(a.history["total"].numpy(), b.history["total"].numpy())
 
 
-def test_noise_is_held_constant_and_returned(tiny_generator, mse_loss):
+def test_noise_is_held_constant_and_returned(tiny_generator_on, mse_loss):
+    tiny_generator = tiny_generator_on
     target, _ = _in_range_target(tiny_generator)
     before = [n.clone() for n in tiny_generator.noise_maps()]
     r = project(tiny_generator, target, loss=mse_loss, num_steps=5)
@@ -143,14 +147,14 @@ def test_callback_sees_every_step(tiny_generator, mse_loss):
     assert seen == [1, 2, 3, 4, 5, 6]
 
 
-def test_w_avg_is_estimated_when_missing(mse_loss):
+def test_w_avg_is_estimated_when_missing(mse_loss, device):
     from conftest import tiny_config
     from wplus.models.stylegan2 import random_generator
 
-    G = random_generator(tiny_config(16), seed=9)
+    G = random_generator(tiny_config(16), seed=9).to(device)
     expected = G.w_avg.clone()
     G.mapping.w_avg.zero_()
-    target = torch.zeros(1, 3, 16, 16)
+    target = torch.zeros(1, 3, 16, 16, device=device)
     r = project(G, target, loss=mse_loss, num_steps=0, w_avg_samples=10_000)
     assert torch.allclose(r.ws[0, 0], expected, atol=0.05 * expected.abs().max().item())
     G.mapping.w_avg.copy_(expected)

@@ -183,9 +183,9 @@ def test_truncation_and_sampling_defaults(tmp_path):
         torch.testing.assert_close(G(z, truncation_psi=1.0), G.synthesis(ws))
 
 
-def test_noise_modes_and_shape_errors():
-    G = random_generator(tiny_config(16), seed=5, noise_strength=0.5)
-    ws = G.mapping(torch.randn([2, 16], generator=torch.Generator().manual_seed(2)))
+def test_noise_modes_and_shape_errors(device):
+    G = random_generator(tiny_config(16), seed=5, noise_strength=0.5).to(device)
+    ws = G.mapping(torch.randn([2, 16], generator=torch.Generator().manual_seed(2)).to(device))
     with torch.no_grad():
         const = G.synthesis(ws, noise_mode="const")
         torch.testing.assert_close(G.synthesis(ws, noise=G.noise_maps()), const)
@@ -204,7 +204,7 @@ def test_noise_modes_and_shape_errors():
     with pytest.raises(ConfigError, match="noise_mode"):
         G.synthesis(ws, noise_mode="fresh")
     with pytest.raises(ConfigError, match="unconditional"):
-        G.mapping(torch.zeros([1, 16]), torch.ones([1, 3]))
+        G.mapping(torch.zeros([1, 16], device=device), torch.ones([1, 3], device=device))
     with pytest.raises(ConfigError, match="power of two"):
         StyleGAN1Config(img_resolution=48)
 
@@ -349,12 +349,12 @@ def test_safetensors_round_trip(tmp_path):
     assert StyleGAN1Config.from_dict(G.config.to_dict()) == G.config
 
 
-def test_projection_into_w_plus_reaches_30db(mse_loss):
-    G = random_generator(tiny_config(16), seed=9, noise_strength=0.1)
+def test_projection_into_w_plus_reaches_30db(mse_loss, device):
+    G = random_generator(tiny_config(16), seed=9, noise_strength=0.1).to(device)
     gen = torch.Generator().manual_seed(11)
     with torch.no_grad():
-        ws = G.mapping(torch.randn([6, 16], generator=gen), truncation_psi=0.7)
-        ws = ws + 0.2 * torch.randn(ws.shape, generator=gen)  # in-range W+ codes, different per layer
+        ws = G.mapping(torch.randn([6, 16], generator=gen).to(device), truncation_psi=0.7)
+        ws = ws + 0.2 * torch.randn(ws.shape, generator=gen).to(device)  # in-range W+ codes, different per layer
         target = G.synthesis(ws[:1])
     # A random v1 net has style scales (1 + s) with s ~ N(0, 1), so W+ has local minima; of six such targets, 200
     # MSE steps reached 51 / 23 / 22 / 29 / 39 / 28 dB. This one is reached (38.6 dB after 100 steps, 50.9 after 200).

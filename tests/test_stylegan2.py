@@ -104,12 +104,12 @@ def _ref_synthesis(sd, ws, resolution, clamp=None):
 
 
 @pytest.mark.parametrize("conv_clamp", [None, 0.5])
-def test_synthesis_matches_plain_reference(conv_clamp):
+def test_synthesis_matches_plain_reference(conv_clamp, device):
     G = random_generator(tiny_config(32, conv_clamp=conv_clamp), seed=3, noise_strength=0.3)
     sd = {k: v.double().float() for k, v in G.state_dict().items()}
     ws = G.mapping(torch.randn(3, G.z_dim, generator=torch.Generator().manual_seed(0)))
     ws = ws + 0.5 * torch.randn(ws.shape, generator=torch.Generator().manual_seed(1))  # genuine W+
-    ours = G.synthesis(ws, noise_mode="const")
+    ours = G.to(device).synthesis(ws.to(device), noise_mode="const").cpu()  # against the reference on the CPU
     ref = _ref_synthesis(sd, ws, 32, conv_clamp)
     assert ours.shape == (3, 3, 32, 32)
     assert (ours - ref).abs().max().item() < 1e-5
@@ -144,9 +144,9 @@ def test_noise_modes(tiny_generator):
     assert torch.allclose(G.synthesis(ws, noise=G.noise_maps()), const1, atol=1e-6)
 
 
-def test_batch_is_per_sample(tiny_generator):
-    G = tiny_generator
-    ws = G.mapping(torch.randn(3, G.z_dim))
+def test_batch_is_per_sample(tiny_generator_on):
+    G = tiny_generator_on
+    ws = G.mapping(torch.randn(3, G.z_dim).to(G.w_avg.device))
     full = G.synthesis(ws)
     single = torch.cat([G.synthesis(ws[i : i + 1]) for i in range(3)])
     assert torch.allclose(full, single, atol=1e-5)
@@ -182,12 +182,12 @@ def test_shape_errors(tiny_generator):
 
 
 @pytest.mark.parametrize("conv_clamp", [None, 0.3])
-def test_frozen_weight_gradients_equal_autograd(conv_clamp):
+def test_frozen_weight_gradients_equal_autograd(conv_clamp, device):
     """The memory-lean backward used when weights are frozen gives autograd's gradients (ws and noise)."""
-    G = random_generator(tiny_config(32, conv_clamp=conv_clamp), seed=5, noise_strength=0.3)
-    ws0 = G.mapping(torch.randn(2, G.z_dim)) + 0.5 * torch.randn(2, G.num_ws, G.w_dim)
-    noise0 = [torch.randn(2, 1, *n.shape[-2:]) for n in G.noise_maps()]
-    target = torch.randn(2, 3, 32, 32)
+    G = random_generator(tiny_config(32, conv_clamp=conv_clamp), seed=5, noise_strength=0.3).to(device)
+    ws0 = G.mapping(torch.randn(2, G.z_dim).to(device)) + 0.5 * torch.randn(2, G.num_ws, G.w_dim).to(device)
+    noise0 = [torch.randn(2, 1, *n.shape[-2:]).to(device) for n in G.noise_maps()]
+    target = torch.randn(2, 3, 32, 32).to(device)
 
     def grads(frozen: bool):
         G.requires_grad_(not frozen)
@@ -205,16 +205,18 @@ def test_frozen_weight_gradients_equal_autograd(conv_clamp):
         assert (a - f).abs().max() <= 1e-5 * a.abs().max()
 
 
-def test_fused_upsampling_path_matches_reference(monkeypatch):
+def test_fused_upsampling_path_matches_reference(monkeypatch, device):
     """Large up-sampling layers run as one 6x6 transposed conv; force that path on a tiny model and compare."""
     import wplus.models.stylegan2 as sg2
 
     G = random_generator(tiny_config(32), seed=3, noise_strength=0.3)
     sd = {k: v.clone() for k, v in G.state_dict().items()}
     ws = G.mapping(torch.randn(2, G.z_dim)) + 0.5 * torch.randn(2, G.num_ws, G.w_dim)
+    ref = _ref_synthesis(sd, ws, 32)  # on the CPU
+    G, ws = G.to(device), ws.to(device)
     monkeypatch.setattr(sg2, "FUSE_UPSAMPLING_ELEMENTS", 0)
-    assert (G.synthesis(ws) - _ref_synthesis(sd, ws, 32)).abs().max().item() < 1e-5
+    assert (G.synthesis(ws).cpu() - ref).abs().max().item() < 1e-5
     G.requires_grad_(True)  # the autograd path fuses too
-    assert (G.synthesis(ws) - _ref_synthesis(sd, ws, 32)).abs().max().item() < 1e-5
+    assert (G.synthesis(ws).cpu() - ref).abs().max().item() < 1e-5
     G.requires_grad_(False)
-    test_frozen_weight_gradients_equal_autograd(None)  # and the frozen backward of the fused path is exact
+    test_frozen_weight_gradients_equal_autograd(None, device)  # and the frozen backward of the fused path is exact

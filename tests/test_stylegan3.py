@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import on_device
 from wplus import load_generator, project
 from wplus.cli.main import cli
 from wplus.errors import CheckpointError, ConfigError
@@ -163,17 +164,19 @@ def test_filters_are_nvidias_kaiser_and_jinc_designs():
 
 
 @pytest.mark.parametrize("kind", ["T", "R"])
-def test_renders_match_the_reference_computation(gens, kind):
+def test_renders_match_the_reference_computation(gens, kind, device):
     G = gens[kind]
     gen = torch.Generator().manual_seed(0)
     w = G.mapping(torch.randn(2, G.z_dim, generator=gen))
     ws = torch.cat([w[:1], w[1:] + 0.5 * torch.randn(1, G.num_ws, G.w_dim, generator=gen)])  # a W and a W+ code
-    ref = synthesis_ref(G, ws)
+    ref = synthesis_ref(G, ws)  # on the CPU, in float64
     assert ref.abs().max() > 0.01
-    assert (G.synthesis(ws) - ref).abs().max() < 1e-5
     T = make_transform(25.0, (0.15, -0.1))
-    turned = G.synthesis(ws[1:], transform=T)
-    assert (turned - synthesis_ref(G, ws[1:], T)).abs().max() < 1e-5
+    turned_ref = synthesis_ref(G, ws[1:], T)
+    G, ws = on_device(G, device), ws.to(device)
+    assert (G.synthesis(ws).cpu() - ref).abs().max() < 1e-5
+    turned = G.synthesis(ws[1:], transform=T.to(device))
+    assert (turned.cpu() - turned_ref).abs().max() < 1e-5
     assert (turned - G.synthesis(ws[1:])).abs().max() > 1e-2  # the transform does change the picture
     one = torch.cat([G.synthesis(ws[i : i + 1]) for i in range(2)])
     assert (one - G.synthesis(ws)).abs().max() < 1e-6  # an image renders the same alone and in a batch
@@ -236,24 +239,24 @@ def test_blocked_filter_steps_match_the_convolution_and_their_adjoints(n, factor
 
 
 @pytest.mark.parametrize("kind", ["T", "R"])
-def test_renders_and_gradients_do_not_depend_on_the_channel_chunks(kind, one_thread, monkeypatch):
+def test_renders_and_gradients_do_not_depend_on_the_channel_chunks(kind, one_thread, monkeypatch, device):
     from wplus.models import stylegan3 as s3
 
-    G = random_generator((t_config if kind == "T" else r_config)(), seed=4, w_avg_samples=50)
-    ws = G.mapping(torch.randn(2, G.z_dim)) + 0.3 * torch.randn(2, 16, G.w_dim)
+    G = random_generator((t_config if kind == "T" else r_config)(), seed=4, w_avg_samples=50).to(device)
+    ws = G.mapping(torch.randn(2, G.z_dim).to(device)) + 0.3 * torch.randn(2, 16, G.w_dim).to(device)
     out = []
     for budget in (1 << 21, 1):  # one chunk per layer, then one channel at a time
-        monkeypatch.setitem(s3.CHUNK_ELEMENTS, "cpu", budget)
+        monkeypatch.setitem(s3.CHUNK_ELEMENTS, "cpu" if device.type == "cpu" else "other", budget)
         x = ws.clone().requires_grad_(True)
         img = G.synthesis(x)
-        (img * torch.linspace(-1, 1, img.numel()).reshape(img.shape)).sum().backward()
+        (img * torch.linspace(-1, 1, img.numel(), device=device).reshape(img.shape)).sum().backward()
         out.append((img.detach(), x.grad))
     scale = out[0][1].abs().max()
     assert (out[0][0] - out[1][0]).abs().max() < 1e-6 and (out[0][1] - out[1][1]).abs().max() < 1e-6 * scale * 10
 
 
 @pytest.mark.parametrize("kind", ["T", "R"])
-def test_frozen_backward_matches_plain_autograd(kind, one_thread):
+def test_frozen_backward_matches_plain_autograd(kind, one_thread, device):
     # A small clamp makes some activations saturate, so the recomputed clamp mask is exercised too. In float64:
     # in float32 the two paths' different rounding flips the odd pre-activation across the clamp boundary.
     cfg = (t_config if kind == "T" else r_config)(conv_clamp=0.5)
@@ -262,8 +265,8 @@ def test_frozen_backward_matches_plain_autograd(kind, one_thread):
     gen = torch.Generator().manual_seed(5)
     ws = frozen.mapping(torch.randn(2, cfg.z_dim, generator=gen)).double()
     ws = ws + 0.3 * torch.randn(2, 16, cfg.w_dim, generator=gen, dtype=torch.float64)
-    frozen = frozen.double()
-    target = torch.randn(2, 3, 32, 32, generator=gen, dtype=torch.float64)
+    frozen, plain, ws = frozen.double().to(device), plain.to(device), ws.to(device)
+    target = torch.randn(2, 3, 32, 32, generator=gen, dtype=torch.float64).to(device)
     grads = []
     for G in (frozen, plain):
         x = ws.clone().requires_grad_(True)
@@ -271,7 +274,7 @@ def test_frozen_backward_matches_plain_autograd(kind, one_thread):
         (img * target).sum().backward()
         grads.append(x.grad)
     free = random_generator((t_config if kind == "T" else r_config)(conv_clamp=None), seed=3, w_avg_samples=50)
-    assert (free.double().synthesis(ws) - img).abs().max() > 1e-3  # the clamp does act
+    assert (free.double().to(device).synthesis(ws) - img).abs().max() > 1e-3  # the clamp does act
     scale = grads[1].abs().max()
     assert scale > 0 and (grads[0] - grads[1]).abs().max() < 1e-10 * scale
 
@@ -339,11 +342,11 @@ def test_a_tensor_of_the_wrong_shape_is_refused_in_one_line(gens, tmp_path):
 # Embedding and the commands
 
 
-def test_projection_of_an_in_range_target_reaches_high_psnr(one_thread, mse_loss):
-    G = random_generator(t_config(img_resolution=16, channel_base=256), seed=5, w_avg_samples=200)
+def test_projection_of_an_in_range_target_reaches_high_psnr(one_thread, mse_loss, device):
+    G = random_generator(t_config(img_resolution=16, channel_base=256), seed=5, w_avg_samples=200).to(device)
     gen = torch.Generator().manual_seed(1)
-    ws = G.mapping(torch.randn(1, G.z_dim, generator=gen), truncation_psi=0.7)
-    target = G.synthesis(ws + 0.2 * torch.randn(ws.shape, generator=gen))  # a W+ code near the start
+    ws = G.mapping(torch.randn(1, G.z_dim, generator=gen).to(device), truncation_psi=0.7)
+    target = G.synthesis(ws + 0.2 * torch.randn(ws.shape, generator=gen).to(device))  # a W+ code near the start
     target = target / target.abs().max().clamp(min=1.0)
     start = psnr(G.synthesis(G.w_avg.expand(1, G.num_ws, -1)), target)
     res = project(G, target, loss=mse_loss, space="w+", num_steps=100, lr=0.05, w_avg_samples=200)

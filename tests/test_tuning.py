@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from conftest import MSELoss, tiny_config
+from conftest import MSELoss, on_device, tiny_config
 from wplus.errors import CheckpointError, ConfigError
 from wplus.metrics import psnr
 from wplus.models.stylegan2 import random_generator
@@ -25,11 +25,17 @@ def pivot(tiny_generator_32, one_thread):
     return target, r
 
 
-def test_tuning_raises_psnr_and_leaves_g_unchanged(tiny_generator_32, pivot):
-    G = tiny_generator_32
+def _pivot_on(pivot, device):
+    """The pivot's target, codes and noise on ``device``."""
     target, r = pivot
+    return target.to(device), r.ws.to(device), [n.to(device) for n in r.noise], r
+
+
+def test_tuning_raises_psnr_and_leaves_g_unchanged(tiny_generator_32, pivot, device):
+    G = on_device(tiny_generator_32, device)
+    target, ws, noise, r = _pivot_on(pivot, device)
     before = {k: v.clone() for k, v in G.state_dict().items()}
-    t = tune(G, target, r.ws, loss=MSELoss(), num_steps=60, lr=3e-3, rank=4, noise=r.noise)
+    t = tune(G, target, ws, loss=MSELoss(), num_steps=60, lr=3e-3, rank=4, noise=noise)
     m = t.info["metrics"]
     assert m["psnr_before"][0] == pytest.approx(r.metrics[0]["psnr"], abs=1e-3)
     assert m["psnr_after"][0] > m["psnr_before"][0] + 3.0, m
@@ -38,7 +44,7 @@ def test_tuning_raises_psnr_and_leaves_g_unchanged(tiny_generator_32, pivot):
     assert all(not p.requires_grad for p in G.parameters())
     tuned = t.apply(G)
     with torch.no_grad():
-        img = tuned.synthesis(r.ws, noise_mode="const", noise=r.noise)
+        img = tuned.synthesis(ws, noise_mode="const", noise=noise)
     assert float(psnr(img, target)[0]) == pytest.approx(m["psnr_after"][0], abs=1e-3)
 
 
@@ -61,18 +67,18 @@ def test_a_rank_limited_delta_has_the_documented_size(tiny_generator_32, pivot):
     assert full.num_elements == sum(p.numel() for p in G.synthesis.parameters())
 
 
-def test_a_tuning_file_round_trips_and_reproduces_the_render(tiny_generator_32, pivot, tmp_path):
-    G = tiny_generator_32
-    target, r = pivot
-    t = tune(G, target, r.ws, loss=MSELoss(), num_steps=10, lr=3e-3, base_sha256="ab" * 32, noise=r.noise)
+def test_a_tuning_file_round_trips_and_reproduces_the_render(tiny_generator_32, pivot, tmp_path, device):
+    G = on_device(tiny_generator_32, device)
+    target, ws, noise, _ = _pivot_on(pivot, device)
+    t = tune(G, target, ws, loss=MSELoss(), num_steps=10, lr=3e-3, base_sha256="ab" * 32, noise=noise)
     path = save_tuning(t, tmp_path / "tuning.safetensors")
     back = load_tuning(path)
     assert back.rank == t.rank and back.base_fingerprint == weights_fingerprint(G)
     assert back.base_sha256 == "ab" * 32 and back.info["metrics"]["steps"] == 10
     assert set(back.factors) == set(t.factors)
     with torch.no_grad():
-        a = t.apply(G).synthesis(r.ws, noise=r.noise)
-        b = back.apply(G).synthesis(r.ws, noise=r.noise)
+        a = t.apply(G).synthesis(ws, noise=noise)
+        b = back.apply(G).synthesis(ws, noise=noise)
     assert torch.equal(a, b)
 
 
