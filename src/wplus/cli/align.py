@@ -12,6 +12,7 @@ from wplus.cli.common import FiniteFloatRange, echo_json, err, one_line_errors
 from wplus.cli.naming import face_name, unique_dirs
 from wplus.errors import WplusError
 from wplus.io.images import IMAGE_SUFFIXES, MAX_PIXELS, save_image
+from wplus.text import plural
 
 
 @dataclass
@@ -140,7 +141,7 @@ def align_cmd(
                 json_path = f.transform.save(outdir / f"{name}.json")
                 results.append({"image": str(path), "aligned": str(image_path), "transform": str(json_path)})
             if not as_json:
-                err(f"{path.name}: {len(faces)} face(s) -> {outdir}")
+                err(f"{path.name}: {plural(len(faces), 'face')} -> {outdir}")
         except (WplusError, OSError) as e:
             failed.append({"image": str(path), "error": str(e)})
             err(f"skipped: {e}")
@@ -149,7 +150,8 @@ def align_cmd(
     if failed:
         total = len(files) + len(inputs.empty_folders)
         raise click.ClickException(
-            f"{total - len(failed)} of {total} inputs aligned; {len(failed)} failed (first: {failed[0]['error']})"
+            f"{total - len(failed)} of {plural(total, 'input')} aligned; {len(failed)} failed "
+            f"(first: {failed[0]['error']})"
         )
 
 

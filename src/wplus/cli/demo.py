@@ -17,6 +17,7 @@ from wplus.losses import DiscriminatorFeatures, PerceptualLoss
 from wplus.progress import progress
 from wplus.projection.project import ProjectionStep
 from wplus.shipped import SHIPPED_MODEL, load_shipped_discriminator
+from wplus.text import plural
 
 D_LOSS_NAME = "shipped discriminator features + MSE (offline stand-in for VGG-16)"
 MODEL_ENV = "WPLUS_MODEL"  # --model's environment variable (`make demo MODEL=...` passes MODEL on as --model)
@@ -87,7 +88,7 @@ def demo_cmd(
             loss_name = "pixel MSE only (no VGG-16 weights)"
     smile_name = "the shipped smile direction" if smile is not None else "one-pair expression transfer (the paper's)"
     click.echo(f"model: {path}\nloss: {loss_name}\nsmile: {smile_name}", err=True)
-    err(f"projecting {len(DEMO_NAMES)} faces into W+ ({steps} steps)")
+    err(f"projecting {len(DEMO_NAMES)} faces into W+ ({plural(steps, 'step')})")
     bar = progress(steps, desc="project", unit="step")
 
     def on_step(st: ProjectionStep) -> None:

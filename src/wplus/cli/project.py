@@ -21,6 +21,7 @@ from wplus.datasets.runner import DatasetProjector, Preprocess, RunSpec, plan_ru
 from wplus.errors import ConfigError
 from wplus.io.images import MAX_PIXELS
 from wplus.loading import LoadedGenerator, file_sha256
+from wplus.text import plural
 from wplus.tuning import PIVOT_SPACE, TuningSettings
 
 
@@ -167,7 +168,8 @@ def project_cmd(
     )
     plan = plan_run(inputs, outdir, spec, shard=dataset.shard, overwrite=dataset.overwrite)
     if plan.skipped:
-        err(f"skipped {len(plan.skipped)} of {len(plan.skipped) + len(plan.todo)} images done earlier with the same "
+        total = plural(len(plan.skipped) + len(plan.todo), "image")
+        err(f"skipped {len(plan.skipped)} of {total} done earlier with the same "
             f"input and settings (manifest in {outdir}; --overwrite redoes them)")  # fmt: skip
     if dataset.engine == "ray":
         from wplus.datasets.ray_engine import RayOptions, run_ray
@@ -187,6 +189,6 @@ def project_cmd(
         echo_json({"results": summary, "failed": failed, "skipped": len(plan.skipped)})
     if failed:
         raise click.ClickException(
-            f"{len(outcomes) - len(failed)} of {len(outcomes)} images projected; {len(failed)} failed "
+            f"{len(outcomes) - len(failed)} of {plural(len(outcomes), 'image')} projected; {len(failed)} failed "
             f"(first: {failed[0]['error']})"
         )

@@ -16,6 +16,7 @@ from wplus.io.images import load_image, pil_to_tensor, save_image
 from wplus.io.latents import load_latent
 from wplus.projection.outputs import tuning_metrics
 from wplus.projection.settings import ProjectionSettings
+from wplus.text import plural
 from wplus.tuning import TuningSettings, save_tuning, tune
 
 
@@ -66,7 +67,7 @@ def tune_cmd(
             err(f"failed: {line}" if str(folder) in line else f"failed: {folder}: {line}")
     if failed:
         raise click.ClickException(
-            f"{len(folders) - len(failed)} of {len(folders)} folders tuned; {len(failed)} failed"
+            f"{len(folders) - len(failed)} of {plural(len(folders), 'folder')} tuned; {len(failed)} failed"
         )
 
 
@@ -93,7 +94,7 @@ def _tune_folder(
     G = info.G
     ws = latent.ws.to(dev)
     noise = [n.to(dev) for n in latent.noise] or None
-    err(f"tuning {folder} ({tuning.num_steps} steps, rank {tuning.rank or 'full'})")
+    err(f"tuning {folder} ({plural(tuning.num_steps, 'step')}, rank {tuning.rank or 'full'})")
     t = tune(G, target, ws, loss=loss, noise=noise, base_sha256=info.sha256, **tuning.kwargs())
     with torch.no_grad():
         image = t.apply(G, check=False).synthesis(ws, noise_mode="const", noise=noise)
