@@ -200,8 +200,8 @@ def ffhq_quad(landmarks: np.ndarray, *, rotate: bool = True) -> tuple[np.ndarray
 
 
 def face_size(landmarks: np.ndarray) -> float:
-    """The side of the face's FFHQ crop (:func:`ffhq_quad`): the larger of twice the eye-to-eye distance and 1.8
-    times the eye-to-mouth distance, in pixels. It measures the face itself, not the detector's box."""
+    """The side of the face's FFHQ crop (``qsize`` of :func:`ffhq_quad`), in pixels: twice the larger of 2 x the
+    eye-to-eye and 1.8 x the eye-to-mouth distance. It measures the face's landmarks, not the detector's box."""
     return ffhq_quad(landmarks, rotate=False)[1]
 
 

@@ -93,8 +93,8 @@ def align_cmd(
     For photo.jpg, OUTDIR gets photo_01.png (the largest face) and beside it photo_01.json with the quad and source
     size, which `wplus paste` uses to put an edited face back. With --face all, also photo_02.png, ... (largest
     first), leaving out faces smaller than --min-face-ratio of the largest (badges, prints on clothes).
+    docs/alignment.md has the details.
 
-    \b
     IMAGES are files, folders (every image below them, searched recursively as `wplus project` does, the layout
     kept in OUTDIR: photos/a/x.jpg -> OUTDIR/a/x_01.png), globs ('photos/**/*.jpg') or @list.txt (one a line).
     Names starting with '.' or '_' are skipped. A missing file or a folder without images stops the run before it
