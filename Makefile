@@ -1,6 +1,8 @@
 # Each target creates/uses .venv and installs what it needs. TORCH_SPEC picks the torch build
 # (default: the CPU wheel torch==2.13.0; e.g. TORCH_SPEC="torch==2.13.0 --index-url ..." for CUDA).
 # `make bench` prints the speed figures; `make bench QUALITY=1` adds the shipped model's quality check (long).
+# `make demo MODEL=stylegan2-ffhq-256` runs the demo on another generator (passed on as --model; wplus itself reads
+# WPLUS_MODEL, not MODEL).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -24,7 +26,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m wplus demo --outdir demo_out
+	$(BIN)/python -m wplus demo --outdir demo_out $(if $(MODEL),--model "$(MODEL)")
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

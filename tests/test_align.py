@@ -128,7 +128,7 @@ def test_multiple_faces_named_largest_first(portrait, tmp_path, shared_detector)
     canvas.paste(portrait, (165, 5))
     canvas.save(tmp_path / "pair.png")
     base = ["align", str(tmp_path / "pair.png"), "--size", "64", "--transform-size", "128"]
-    res = CliRunner().invoke(cli, [*base, "--outdir", str(tmp_path / "out")])
+    res = CliRunner().invoke(cli, [*base, "--outdir", str(tmp_path / "out"), "--face", "all"])
     assert res.exit_code == 0, res.output
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["pair_01.json", "pair_01.png", "pair_02.json", "pair_02.png"]
@@ -213,4 +213,4 @@ def test_project_align_paste_back(portrait, tiny_generator, tmp_path, shared_det
     assert pasted.shape == photo.shape
     assert np.array_equal(pasted[:, :20], photo[:, :20])  # far from the face: untouched
     assert np.abs(pasted[90:130, 110:150] - photo[90:130, 110:150]).mean() > 5  # the face was replaced
-    assert json.loads((out / "config.json").read_text())["preprocess"] == "ffhq-align"
+    assert json.loads((out / "config.json").read_text())["preprocess"] == "ffhq-align, largest face"

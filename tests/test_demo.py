@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,7 +114,8 @@ def test_demo_targets_pair_differs_only_in_the_mouth():
 
 
 def test_cli_demo_offline(fake_assets, tmp_path):
-    r = CliRunner().invoke(cli, ["demo", "--outdir", str(tmp_path / "d"), "--steps", "2", "--device", "cpu"])
+    args = ["demo", "--outdir", str(tmp_path / "d"), "--steps", "2", "--device", "cpu"]
+    r = CliRunner().invoke(cli, args, env={"MODEL": "gpt-4"})  # a bare MODEL (another tool's) is not ours
     assert r.exit_code == 0, r.output
     assert "contact sheet" in r.output and (tmp_path / "d" / "contact_sheet.png").is_file()
     summary = json.loads((tmp_path / "d" / "summary.json").read_text())
@@ -147,3 +152,25 @@ def test_quality_checks_report_every_step(fake_assets):
         smile = smile_fraction(G, loss, num_pairs=2, num_faces=3, method=method, run=run)
         assert len(calls) == smile_fraction_steps(2, 3, method=method, run=run), method
         assert smile.direction.shape == (G.num_ws, G.w_dim) and smile.direction_norm > 0
+
+
+def test_cli_demo_names_the_environment_variable_a_bad_model_came_from(tmp_path):
+    out = str(tmp_path / "d")
+    r = CliRunner().invoke(cli, ["demo", "--outdir", out], env={"WPLUS_MODEL": "gpt-4"})
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.output.count("\n") == 1 and "WPLUS_MODEL=gpt-4 (environment variable): gpt-4: no such file" in r.output
+    r = CliRunner().invoke(cli, ["demo", "--outdir", out, "--model", "gpt-4"], env={"WPLUS_MODEL": "x"})
+    assert r.exit_code == 1 and "WPLUS_MODEL" not in r.output and "gpt-4: no such file" in r.output
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_demo_passes_model_on_as_the_model_option():
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "MODEL"}
+
+    def dry_run(*args: str) -> str:  # -n: print the commands, run none
+        return subprocess.run(["make", "-n", "-C", str(root), "demo", *args], capture_output=True, text=True,
+                              check=True, env=env).stdout  # fmt: skip
+
+    assert 'wplus demo --outdir demo_out --model "stylegan2-ffhq-256"' in dry_run("MODEL=stylegan2-ffhq-256")
+    assert "--model" not in dry_run()

@@ -16,8 +16,8 @@ from PIL import Image, PngImagePlugin
 import wplus.align
 import wplus.io.images
 from conftest import FakeDetector
-from wplus.cli.align import expand_inputs
 from wplus.cli.main import cli
+from wplus.datasets.inputs import expand_inputs
 from wplus.errors import ConfigError, ImageError
 from wplus.io.checkpoint import save_generator
 from wplus.io.images import IMAGE_SUFFIXES, MAX_PIXELS, load_image
@@ -139,27 +139,32 @@ def test_align_folder_without_images_is_named(tmp_path, fake_detector):
     res = _align(tmp_path / "docs", "--outdir", tmp_path / "out")
     assert res.exit_code == 2
     line = res.output.strip().splitlines()[-1]
-    assert f"{tmp_path / 'docs'}: no image files in this folder" in line and "notes.txt" in line
-    (tmp_path / "none").mkdir()
-    res = _align(tmp_path / "none", "--outdir", tmp_path / "out")
-    assert res.exit_code == 2 and "it is empty" in res.output
+    assert f"{tmp_path / 'docs'}: no image files in this folder or below" in line and "IMAGES" in line
+    photo().save(tmp_path / "single.png")  # as project does: a typo among good inputs stops the run before it starts
+    res = _align(tmp_path / "single.png", tmp_path / "docs", "--outdir", tmp_path / "out")
+    assert res.exit_code == 2 and not (tmp_path / "out").exists()
 
 
-def test_align_folder_among_files_is_not_ignored_and_skips_are_counted(tmp_path, fake_detector):
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "photos").mkdir()
+def test_align_searches_folders_recursively_and_keeps_their_layout(tmp_path, fake_detector):
+    (tmp_path / "photos" / "trip" / "day2").mkdir(parents=True)
+    (tmp_path / "photos" / "_drafts").mkdir()
     photo().save(tmp_path / "photos" / "a.png")
-    photo().save(tmp_path / "photos" / "b.jpg")
-    for name in ("c.txt", "d.json", ".hidden.png"):
+    photo().save(tmp_path / "photos" / "trip" / "b.jpg")
+    photo().save(tmp_path / "photos" / "trip" / "day2" / "a.png")
+    photo().save(tmp_path / "photos" / "_drafts" / "skip.png")
+    for name in ("c.txt", ".hidden.png"):
         (tmp_path / "photos" / name).write_text("x")
-    (tmp_path / "photos" / "sub").mkdir()
-    photo().save(tmp_path / "single.png")
-    res = _align(tmp_path / "single.png", tmp_path / "empty", tmp_path / "photos", "--outdir", tmp_path / "out")
-    assert res.exit_code == 1
-    assert f"skipped: {tmp_path / 'empty'}: no image files in this folder (it is empty)" in res.output
-    assert f"{tmp_path / 'photos'}: 2 images; skipped 4 other entries (.hidden.png, c.txt, d.json, ...)" in res.output
-    assert "3 of 4 inputs aligned; 1 failed" in res.output
-    assert {p.name for p in (tmp_path / "out").glob("*.png")} == {"single_01.png", "a_01.png", "b_01.png"}
+    photo().save(tmp_path / "a.png")  # same stem as photos/a.png: a unique name, as project gives it
+    res = _align(tmp_path / "a.png", tmp_path / "photos", "--outdir", tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    found = {p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png")}
+    assert found == {"a_01.png", "a_2_01.png", "trip/b_01.png", "trip/day2/a_01.png"}
+    assert (tmp_path / "out" / "trip" / "day2" / "a_01.json").is_file()
+    assert f"{tmp_path / 'photos' / 'trip' / 'b.jpg'}: 1 face -> {tmp_path / 'out' / 'trip'}" in res.output
+    # The same inputs through project's expansion name the same folders (one rule for both commands).
+    assert [i.name for i in expand_inputs([tmp_path / "a.png", tmp_path / "photos"])] == [
+        "a", "a_2", "trip/b", "trip/day2/a"
+    ]  # fmt: skip
 
 
 def test_project_batch_with_a_bomb_goes_on(tmp_path, tiny_generator):
@@ -208,7 +213,7 @@ def test_one_list_of_image_suffixes(tmp_path, tiny_generator):
     for name in ("a.ppm", "b.tif", "c.gif", "d.PNG"):
         photo(24, 24).save(folder / name)
     (folder / "e.txt").write_text("x")
-    assert {p.suffix.lower() for p in expand_inputs([folder]).files} == {".ppm", ".tif", ".gif", ".png"}
+    assert {i.path.suffix.lower() for i in expand_inputs([folder])} == {".ppm", ".tif", ".gif", ".png"}
     assert load_image_folder(folder, 16).shape == (4, 3, 16, 16)
     with pytest.raises(ConfigError, match="is an image"):
         wplus.load_code(folder / "a.ppm", tiny_generator)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import click
 import numpy as np
 import pytest
 import torch
@@ -13,12 +14,13 @@ from PIL import Image
 
 from conftest import tiny_config
 from wplus.cli.main import cli
+from wplus.cli.tuning_options import tuning_options, tuning_settings_options
 from wplus.io.checkpoint import load_native_generator, save_generator
 from wplus.io.images import load_image, pil_to_tensor
 from wplus.io.latents import load_latent
 from wplus.loading import file_sha256
 from wplus.models.stylegan2 import random_generator
-from wplus.tuning import load_tuning
+from wplus.tuning import TuningSettings, load_tuning
 
 PROJECT = ["--steps", 15, "--lr", 0.05, "--loss", "mse", "--device", "cpu"]
 TUNE = ["--tune-steps", 15, "--tune-lr", 3e-3, "--tune-locality", 0]
@@ -68,6 +70,14 @@ def test_tune_command_tunes_an_existing_folder(tuned, tmp_path):
     assert (folder / "untuned.png").is_file() and (folder / "tuning.safetensors").is_file()
     r = _run(["tune", folder, tmp_path / "missing", "--steps", 1, "--device", "cpu"], code=1)
     assert "already tuned" in r.output and "missing" in r.output and "0 of 2 folders tuned" in r.output
+    assert f"failed: {folder}: already tuned" in r.output and f"{folder}: {folder}" not in r.output  # named once
+    assert "--overwrite" in r.output
+    first = json.loads((folder / "metrics.json").read_text())
+    _run(["tune", folder, "--overwrite", "--tune-steps", 2, "--tune-lr", 3e-3, "--device", "cpu"])
+    metrics = json.loads((folder / "metrics.json").read_text())
+    # Tuned again from the base model and the untuned code: the same "before", a new number of steps.
+    assert metrics["psnr_before_tuning"] == pytest.approx(first["psnr_before_tuning"], abs=1e-3)
+    assert metrics["tuning_steps"] == 2 and json.loads((folder / "config.json").read_text())["tuning"]["num_steps"] == 2
 
 
 @pytest.mark.parametrize("command", ["edit", "morph", "mix", "expression"])
@@ -127,3 +137,31 @@ def test_bad_tuning_flags_are_refused_naming_the_flag(tuned, tmp_path, args, fla
     _, model, folder = tuned
     r = _run(["tune", folder, *args], code=2)
     assert flag in r.output and "Traceback" not in r.output
+
+
+def _settings_from(decorator, args):
+    """The TuningSettings a command declared with ``decorator`` receives for ``args``."""
+    got = []
+
+    @click.command()
+    @decorator
+    def cmd(tuning):
+        got.append(tuning)
+
+    r = CliRunner().invoke(cmd, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    return got[0]
+
+
+def test_tuning_settings_have_one_spelling_on_both_commands_and_short_aliases_on_tune():
+    values = {"steps": 7, "rank": 0, "lr": 3e-4, "locality": 0, "radius": 1.5, "locality-samples": 3,
+              "pixel-weight": 0.5, "stop-psnr": 30}  # fmt: skip
+    canonical = [a for k, v in values.items() for a in (f"--tune-{k}", v)] + ["--tune-biases"]
+    short = [a for k, v in values.items() for a in (f"--{k}", v)] + ["--biases"]
+    want = TuningSettings(num_steps=7, lr=3e-4, rank=None, locality_weight=0.0, locality_radius=1.5,
+                          locality_samples=3, pixel_weight=0.5, biases=True, stop_psnr=30.0)  # fmt: skip
+    assert _settings_from(tuning_settings_options, canonical) == want  # wplus tune, project's spelling
+    assert _settings_from(tuning_settings_options, short) == want  # wplus tune, the aliases
+    assert _settings_from(tuning_options, ["--tune", *canonical]) == want  # wplus project
+    assert _settings_from(tuning_settings_options, []) == TuningSettings()
+    assert _settings_from(tuning_settings_options, ["--no-biases"]) == _settings_from(tuning_options, ["--tune"])

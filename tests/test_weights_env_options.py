@@ -90,3 +90,63 @@ def test_environment_takes_an_injected_probe():
     assert environment(probe=lambda: None)["offline"] is False
     info = environment(probe=lambda: "cannot reach anything")
     assert info["offline"] is True and info["network"] == "cannot reach anything"
+
+
+class _FakeDist:
+    """Package metadata as importlib.metadata gives it: extras and their requirements, with markers."""
+
+    metadata = type("M", (), {"get_all": staticmethod(lambda key: ["align", "web", "ray"])})()
+    requires = [
+        "torch>=2.1",
+        'dlib-bin>=19.24; extra == "align"',
+        'scipy>=1.10; extra == "align"',
+        'gradio>=5; extra == "web"',
+        'ray[data]>=2.9; python_version >= "3.9" and extra == "ray"',
+    ]
+
+
+def test_extras_come_from_the_package_metadata_with_what_is_missing(monkeypatch):
+    from importlib import metadata
+
+    import wplus.extras as extras_module
+
+    installed = {"wplus", "dlib", "scipy", "ray"}  # dlib built from source stands in for dlib-bin
+
+    def distribution(name):
+        if name not in installed:
+            raise metadata.PackageNotFoundError(name)
+        return _FakeDist()
+
+    monkeypatch.setattr(extras_module.metadata, "distribution", distribution)
+    found = {e.name: e for e in extras_module.extras()}
+    assert list(found) == ["align", "web", "ray"]
+    assert found["align"].installed and found["align"].requires == ("dlib-bin", "scipy")
+    assert not found["web"].installed and found["web"].missing == ("gradio",) and "serve" in found["web"].enables
+    assert found["ray"].installed and found["ray"].requires == ("ray",)
+    installed.discard("wplus")  # run from a source tree: no metadata, no guesses
+    assert extras_module.extras() == []
+
+
+def test_env_prints_one_aligned_line_per_extra(monkeypatch):
+    from wplus.extras import extras
+
+    monkeypatch.setenv("WPLUS_OFFLINE", "1")  # no network probe
+    r = CliRunner().invoke(cli, ["env"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    head = lines[: lines.index("extras (pip install 'wplus[NAME]')")]
+    assert len({len(line) - len(line.split(maxsplit=1)[1]) for line in head}) == 1  # values in one column
+    rows = lines[len(head) + 1 :]
+    names = [e.name for e in extras()]
+    assert {"align", "video", "web", "ray"} <= set(names) and [row.split()[0] for row in rows] == names
+    assert len({row.index("installed" if "installed" in row else "missing") for row in rows}) == 1
+    assert "{" not in r.output and all(row.split()[1] in {"installed", "missing"} for row in rows)
+    info = json.loads(CliRunner().invoke(cli, ["env", "--json"]).output)
+    assert set(info["extras"]) == set(names) and {"installed", "missing", "enables"} <= set(info["extras"]["web"])
+
+
+def test_plural_agrees_with_the_number():
+    from wplus.text import plural
+
+    assert [plural(n, "pair") for n in (0, 1, 2)] == ["0 pairs", "1 pair", "2 pairs"]
+    assert plural(1, "entry", "entries") == "1 entry" and plural(3, "entry", "entries") == "3 entries"

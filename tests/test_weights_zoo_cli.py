@@ -116,6 +116,9 @@ def test_cli_convert_and_info(G, tmp_path):
     assert summary["num_ws"] == G.num_ws and summary["config"]["img_resolution"] == 8 and len(summary["sha256"]) == 64
     r = CliRunner().invoke(cli, ["weights", "info", str(out)])
     assert r.exit_code == 0 and f"num_ws={G.num_ws}" in r.output
+    rows = r.output.splitlines()[1:]  # after the path: "  key  value", values in one column
+    starts = {len(row) - len(row.split(maxsplit=1)[1]) for row in rows}
+    assert len(rows) >= 10 and len(starts) == 1 and any(row.startswith("  mapping_layers  ") for row in rows)
 
 
 def test_cli_errors_are_one_line(tmp_path):

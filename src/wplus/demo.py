@@ -37,6 +37,7 @@ from wplus.io.latents import Latent, save_latent
 from wplus.metrics import psnr
 from wplus.projection.project import ProjectionLoss, ProjectionStep, project
 from wplus.shipped import shipped_smile_direction_path
+from wplus.text import plural
 
 __all__ = [
     "DemoResult",
@@ -199,7 +200,8 @@ def run_demo(
         expr = render(G, apply_direction(ws["target"], smile, strengths))
         files["smile_direction"] = save_direction(outdir / "smile.npz", smile.vector, metadata=smile.metadata)
         pairs = smile.metadata.get("num_pairs")
-        expr_title = f"Smile direction ({pairs or 'several'} pairs projected jointly): target + s * smile"
+        how_many = plural(pairs, "pair") if pairs else "several pairs"
+        expr_title = f"Smile direction ({how_many} projected jointly): target + s * smile"
         expr_first = [_labelled(targets["target"], "target", scale)]
         expr_labels = [f"s={s:g}" for s in strengths]
     else:

@@ -4,11 +4,26 @@ Needs the ``align`` extra (``pip install 'wplus[align]'``) for detection; :func:
 and :func:`paste_back` work without it.
 """
 
-from wplus.align.ffhq import AlignedFace, AlignTransform, align_face, align_faces, ffhq_quad, load_transform
+from wplus.align.ffhq import (
+    DEFAULT_FACE,
+    DEFAULT_MIN_FACE_RATIO,
+    FACE_CHOICES,
+    AlignedFace,
+    AlignTransform,
+    align_face,
+    align_faces,
+    face_size,
+    ffhq_quad,
+    load_transform,
+    select_faces,
+)
 from wplus.align.landmarks import FaceLandmarks, LandmarkDetector, shape_predictor_path
 from wplus.align.paste import face_mask, paste_back
 
 __all__ = [
+    "DEFAULT_FACE",
+    "DEFAULT_MIN_FACE_RATIO",
+    "FACE_CHOICES",
     "AlignTransform",
     "AlignedFace",
     "FaceLandmarks",
@@ -16,8 +31,10 @@ __all__ = [
     "align_face",
     "align_faces",
     "face_mask",
+    "face_size",
     "ffhq_quad",
     "load_transform",
     "paste_back",
+    "select_faces",
     "shape_predictor_path",
 ]

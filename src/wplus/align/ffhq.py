@@ -12,7 +12,9 @@ aligned image and is all :func:`wplus.align.paste_back` needs to put an (edited)
 from __future__ import annotations
 
 import json
+import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,10 +26,31 @@ from wplus.align.landmarks import FaceLandmarks, LandmarkDetector
 from wplus.errors import ConfigError, ImageError, NoFaceFoundError
 from wplus.io.atomic import write_json
 from wplus.io.images import load_image
+from wplus.text import plural
 
-__all__ = ["AlignTransform", "AlignedFace", "ffhq_quad", "align_face", "align_faces", "load_transform"]
+__all__ = [
+    "AlignTransform",
+    "AlignedFace",
+    "ffhq_quad",
+    "face_size",
+    "select_faces",
+    "align_face",
+    "align_faces",
+    "load_transform",
+    "FACE_CHOICES",
+    "DEFAULT_FACE",
+    "DEFAULT_MIN_FACE_RATIO",
+]
+
+log = logging.getLogger(__name__)
 
 TRANSFORM_FORMAT = "wplus-align-transform"
+
+FACE_CHOICES = ("largest", "all")
+DEFAULT_FACE: Literal["largest", "all"] = "largest"
+# With face="all", a face whose size (face_size) is below this share of the largest one's is dropped: a detector
+# also finds faces on badges, prints and posters, and those are small beside the photo's subject. 0 keeps them all.
+DEFAULT_MIN_FACE_RATIO = 0.25
 
 
 @dataclass(frozen=True)
@@ -176,6 +199,41 @@ def ffhq_quad(landmarks: np.ndarray, *, rotate: bool = True) -> tuple[np.ndarray
     return quad, 2.0 * math.hypot(*x)
 
 
+def face_size(landmarks: np.ndarray) -> float:
+    """The side of the face's FFHQ crop (``qsize`` of :func:`ffhq_quad`), in pixels: twice the larger of 2 x the
+    eye-to-eye and 1.8 x the eye-to-mouth distance. It measures the face's landmarks, not the detector's box."""
+    return ffhq_quad(landmarks, rotate=False)[1]
+
+
+def select_faces(
+    found: list[FaceLandmarks],
+    *,
+    face: Literal["largest", "all"] = DEFAULT_FACE,
+    min_face_ratio: float = DEFAULT_MIN_FACE_RATIO,
+) -> tuple[list[FaceLandmarks], list[FaceLandmarks]]:
+    """The detections to align and those left out, each in the detector's order (largest first).
+
+    Args:
+        found: detections, largest first (:meth:`LandmarkDetector.detect`).
+        face: ``"largest"``: the first detection only; ``"all"``: every face whose :func:`face_size` is at least
+            ``min_face_ratio`` times the largest face's.
+        min_face_ratio: in [0, 1]; 0 keeps every detection.
+
+    Raises:
+        ConfigError: ``face`` or ``min_face_ratio`` out of range.
+    """
+    if face not in FACE_CHOICES:
+        raise ConfigError(f"got face={face!r}, expected 'largest' or 'all'")
+    if not (isinstance(min_face_ratio, int | float) and 0.0 <= min_face_ratio <= 1.0):
+        raise ConfigError(f"got min_face_ratio={min_face_ratio!r}, expected a number from 0 (keep every face) to 1")
+    if face == "largest":
+        return found[:1], found[1:]
+    sizes = [face_size(f.points) for f in found]
+    floor = min_face_ratio * max(sizes, default=0.0)
+    kept = [f for f, size in zip(found, sizes, strict=True) if size >= floor]
+    return kept, [f for f, size in zip(found, sizes, strict=True) if size < floor]
+
+
 def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     from scipy.ndimage import gaussian_filter
 
@@ -292,31 +350,37 @@ def align_faces(
     image: Image.Image | str | Path,
     *,
     detector: LandmarkDetector | None = None,
-    face: Literal["all", "largest"] = "all",
+    face: Literal["largest", "all"] = DEFAULT_FACE,
+    min_face_ratio: float = DEFAULT_MIN_FACE_RATIO,
     output_size: int = 1024,
     transform_size: int = 4096,
     enable_padding: bool = True,
     rotate: bool = True,
     max_pixels: int | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> list[AlignedFace]:
-    """Detect every face in a photo (or file) and align each, largest first.
+    """Detect the faces in a photo (or file) and align the largest, or each one, largest first.
 
     Args:
         image: an RGB image, or a path read with :func:`wplus.io.images.load_image` (EXIF orientation, any mode).
         detector: a :class:`LandmarkDetector` to reuse (its models load once); default: a new one.
-        face: ``"all"`` or ``"largest"``.
+        face: ``"largest"`` (default): the largest face only; ``"all"``: every face but those far smaller than the
+            largest (see ``min_face_ratio`` and :func:`select_faces`).
+        min_face_ratio: with ``face="all"``, drop faces whose :func:`face_size` is below this share of the largest
+            face's (default :data:`DEFAULT_MIN_FACE_RATIO`: a badge or a print on a shirt); 0 keeps every face.
         max_pixels: a file with more pixels is refused before decoding (default
             :data:`wplus.io.images.MAX_PIXELS`).
+        notice: receives one line when faces were dropped for their size; without it the line is logged.
 
     Returns:
-        One AlignedFace per face; ``transform.face_index`` is 1, 2, ... in that order.
+        One AlignedFace per face kept; ``transform.face_index`` is 1, 2, ... in that order.
 
     Raises:
         NoFaceFoundError: no face was detected; the message names the file.
         ImageError: the file cannot be read.
+        ConfigError: ``face`` or ``min_face_ratio`` out of range.
     """
-    if face not in ("all", "largest"):
-        raise ConfigError(f"got face={face!r}, expected 'all' or 'largest'")
+    select_faces([], face=face, min_face_ratio=min_face_ratio)  # check the options before reading anything
     source: str | None = None
     if isinstance(image, str | Path):
         source = str(image)
@@ -328,8 +392,13 @@ def align_faces(
     if not found:
         w, h = image.size
         raise NoFaceFoundError(source or "image", f"no face found in {w}x{h} image; expected a visible frontal face")
-    if face == "largest":
-        found = found[:1]
+    kept, dropped = select_faces(found, face=face, min_face_ratio=min_face_ratio)
+    if dropped and face == "all":
+        line = (
+            f"{source or 'image'}: skipped {plural(len(dropped), 'face')} smaller than {min_face_ratio:g} of the "
+            "largest face's size (a badge or a print?); a minimum face ratio of 0 keeps every face"
+        )
+        (notice or log.info)(line)
     return [
         align_face(
             image,
@@ -342,5 +411,5 @@ def align_faces(
             source=None if source is None else Path(source).name,
             face_index=i,
         )
-        for i, f in enumerate(found, start=1)
+        for i, f in enumerate(kept, start=1)
     ]

@@ -1,60 +1,56 @@
-"""``wplus align`` (FFHQ alignment of every face in a photo) and ``wplus paste`` (put a face back)."""
+"""``wplus align`` (FFHQ alignment of the faces in photos) and ``wplus paste`` (put a face back)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
-from wplus.cli.common import FiniteFloatRange, echo_json, err, one_line_errors
-from wplus.cli.naming import face_name, unique_dirs
-from wplus.errors import WplusError
-from wplus.io.images import IMAGE_SUFFIXES, MAX_PIXELS, save_image
+from wplus.align.ffhq import DEFAULT_FACE, DEFAULT_MIN_FACE_RATIO, FACE_CHOICES
+from wplus.cli.common import FiniteFloatRange, echo_json, err, explicit_options, one_line_errors
+from wplus.datasets.inputs import expand_inputs, face_name
+from wplus.errors import ConfigError, WplusError
+from wplus.io.images import MAX_PIXELS, save_image
+from wplus.text import plural
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass
-class Inputs:
-    """What the IMAGES arguments name: image files, folders without images (errors), and what was skipped."""
-
-    files: list[Path] = field(default_factory=list)
-    empty_folders: list[tuple[Path, str]] = field(default_factory=list)  # (folder, one-line reason)
-    notes: list[str] = field(default_factory=list)  # one line per folder that had entries other than images
-
-
-def expand_inputs(paths: tuple[Path, ...] | list[Path]) -> Inputs:
-    """Files as given; a folder becomes its image files (sorted, not recursive).
-
-    Names starting with '.' or '_', files of other types and sub-folders are skipped, and each folder that had some
-    gets a note saying how many; a folder with no image at all is reported, never dropped silently.
-    """
-    out = Inputs()
-    for p in paths:
-        if not p.is_dir():
-            out.files.append(p)
-            continue
-        entries = sorted(p.iterdir())
-        images = [f for f in entries if _is_image(f)]
-        skipped = [f.name + ("/" if f.is_dir() else "") for f in entries if not _is_image(f)]
-        out.files.extend(images)
-        shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
-        if not images:
-            holds = f"it holds {len(skipped)} other entries ({shown})" if skipped else "it is empty"
-            out.empty_folders.append(
-                (p, f"{p}: no image files in this folder ({holds}); expected {', '.join(sorted(IMAGE_SUFFIXES))}")
-            )
-        elif skipped:
-            out.notes.append(f"{p}: {len(images)} images; skipped {len(skipped)} other entries ({shown})")
-    return out
+def face_options(fn: F) -> F:
+    """``--face`` and ``--min-face-ratio`` (``align``, ``project --align``); the defaults are the library's."""
+    fn = click.option(
+        "--min-face-ratio",
+        type=FiniteFloatRange(0, 1),
+        default=DEFAULT_MIN_FACE_RATIO,
+        show_default=True,
+        help="With --face all: skip faces smaller than this share of the largest (size: the side of the FFHQ crop), "
+        "such as a badge or a print on a shirt; 0 keeps every face.",
+    )(fn)
+    return click.option(
+        "--face",
+        type=click.Choice(FACE_CHOICES),
+        default=DEFAULT_FACE,
+        show_default=True,
+        help="Faces to align per photo: the largest, or all (but those under --min-face-ratio).",
+    )(fn)
 
 
-def _is_image(f: Path) -> bool:
-    return f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith((".", "_"))
+def check_face_options(ctx: click.Context, face: str, *, needs: str | None = None) -> None:
+    """Refuse face options that would do nothing: ``--min-face-ratio`` without ``--face all``, and either of them
+    without ``needs`` (the flag that turns alignment on: ``--align`` on ``project``)."""
+    given = explicit_options(ctx)
+    if needs is not None:
+        for name in sorted({"face", "min_face_ratio"} & given):
+            raise click.UsageError(f"--{name.replace('_', '-')} needs {needs} (it chooses the faces to align)")
+    if "min_face_ratio" in given and face != "all":
+        raise click.UsageError("--min-face-ratio applies to --face all (with --face largest one face is aligned)")
 
 
 @click.command("align")
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True)
 @click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--size", type=click.IntRange(1), default=None, help="Output side [default: --model's, else 1024].")
 @click.option(
@@ -66,7 +62,7 @@ def _is_image(f: Path) -> bool:
 @click.option("--transform-size", type=click.IntRange(1), default=4096, help="Side of the intermediate QUAD warp.")
 @click.option("--no-padding", is_flag=True, help="Fill outside the photo with black, not blurred reflection.")
 @click.option("--no-rotate", is_flag=True, help="Keep the crop axis-aligned (do not level the eyes).")
-@click.option("--face", type=click.Choice(["all", "largest"]), default="all", help="Faces to align per photo.")
+@face_options
 @click.option("--detect-max-side", type=click.IntRange(0), default=1024, help="Downscale for detection (0: never).")
 @click.option(
     "--max-pixels",
@@ -75,9 +71,11 @@ def _is_image(f: Path) -> bool:
     help="Refuse photos with more pixels than this (read from the file header, before decoding).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@click.pass_context
 @one_line_errors
 def align_cmd(
-    images: tuple[Path, ...],
+    ctx: click.Context,
+    images: tuple[str, ...],
     outdir: Path,
     size: int | None,
     model: str | None,
@@ -85,71 +83,78 @@ def align_cmd(
     no_padding: bool,
     no_rotate: bool,
     face: str,
+    min_face_ratio: float,
     detect_max_side: int,
     max_pixels: int,
     as_json: bool,
 ) -> None:
-    """Align every face in IMAGES the way FFHQ was made (dlib 68 landmarks, oriented quad, padded, Lanczos).
+    """Align the faces in IMAGES the way FFHQ was made (dlib 68 landmarks, oriented quad, padded, Lanczos).
 
-    For photo.jpg, OUTDIR gets photo_01.png, photo_02.png, ... (largest face first) and beside each a
-    photo_01.json with the quad and source size, which `wplus paste` uses to put an edited face back.
-    A folder argument means its image files (not recursive; names starting with '.' or '_' and other files are
-    skipped, and counted). A photo without a face, one that cannot be read or is larger than --max-pixels, and a
-    folder without images are reported and the batch goes on.
+    For photo.jpg, OUTDIR gets photo_01.png (the largest face) and beside it photo_01.json with the quad and source
+    size, which `wplus paste` uses to put an edited face back. With --face all, also photo_02.png, ... (largest
+    first), leaving out faces smaller than --min-face-ratio of the largest (badges, prints on clothes).
+    docs/alignment.md has the details.
+
+    IMAGES are files, folders (every image below them, searched recursively as `wplus project` does, the layout
+    kept in OUTDIR: photos/a/x.jpg -> OUTDIR/a/x_01.png), globs ('photos/**/*.jpg') or @list.txt (one a line).
+    Names starting with '.' or '_' are skipped. A missing file or a folder without images stops the run before it
+    starts; a photo without a face, one that cannot be read or is larger than --max-pixels is reported and the
+    batch goes on.
 
     \b
     Examples:
       wplus align photo.jpg --outdir aligned/
-      wplus align photos/ --outdir aligned/ --face largest --model ffhq.safetensors
+      wplus align group.jpg --outdir aligned/ --face all
+      wplus align photos/ --outdir aligned/ --model ffhq.safetensors
     """
     from wplus.align import LandmarkDetector, align_faces
 
+    check_face_options(ctx, face)
+    try:
+        inputs = expand_inputs(images)
+    except ConfigError as e:
+        raise click.BadParameter(str(e), param_hint="IMAGES") from None
     if size is None:
         size = 1024
         if model is not None:
             from wplus.loading import load_generator
 
             size = load_generator(model).img_resolution
-    inputs = expand_inputs(images)
-    for note in inputs.notes:
-        err(note)
-    files = inputs.files
-    if not files:
-        raise click.UsageError("; ".join(reason for _, reason in inputs.empty_folders))
     detector = LandmarkDetector(detect_max_side=detect_max_side)
     results: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
-    for folder, reason in inputs.empty_folders:
-        failed.append({"image": str(folder), "error": reason})
-        err(f"skipped: {reason}")
-    for path, stem_dir in zip(files, unique_dirs(files, outdir), strict=True):
+    for item in inputs:
+        path = item.path
+        parent, stem = os.path.split(item.name)
         try:
             faces = align_faces(
                 path,
                 detector=detector,
                 face=face,  # type: ignore[arg-type]
+                min_face_ratio=min_face_ratio,
                 output_size=size,
                 transform_size=max(transform_size, size),
                 enable_padding=not no_padding,
                 rotate=not no_rotate,
                 max_pixels=max_pixels,
+                notice=err,
             )
             for f in faces:
-                name = face_name(stem_dir.name, f.transform.face_index)
+                name = os.path.join(parent, face_name(stem, f.transform.face_index))
                 image_path = save_image(f.image, outdir / f"{name}.png")
                 json_path = f.transform.save(outdir / f"{name}.json")
                 results.append({"image": str(path), "aligned": str(image_path), "transform": str(json_path)})
             if not as_json:
-                err(f"{path.name}: {len(faces)} face(s) -> {outdir}")
+                err(f"{path}: {plural(len(faces), 'face')} -> {outdir / parent if parent else outdir}")
         except (WplusError, OSError) as e:
             failed.append({"image": str(path), "error": str(e)})
             err(f"skipped: {e}")
     if as_json:
         echo_json({"results": results, "failed": failed})
     if failed:
-        total = len(files) + len(inputs.empty_folders)
         raise click.ClickException(
-            f"{total - len(failed)} of {total} inputs aligned; {len(failed)} failed (first: {failed[0]['error']})"
+            f"{len(inputs) - len(failed)} of {plural(len(inputs), 'input')} aligned; {len(failed)} failed "
+            f"(first: {failed[0]['error']})"
         )
 
 

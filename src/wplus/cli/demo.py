@@ -7,17 +7,20 @@ from pathlib import Path
 
 import click
 import torch
+from click.core import ParameterSource
 
 from wplus.cli.common import DEVICE_CHOICES, err, one_line_errors, resolve_device
 from wplus.demo import DEMO_NAMES, astronaut_image, demo_targets, load_shipped_smile, run_demo
-from wplus.errors import OfflineError
+from wplus.errors import OfflineError, WplusError
 from wplus.loading import load_generator, resolve_model
 from wplus.losses import DiscriminatorFeatures, PerceptualLoss
 from wplus.progress import progress
 from wplus.projection.project import ProjectionStep
 from wplus.shipped import SHIPPED_MODEL, load_shipped_discriminator
+from wplus.text import plural
 
 D_LOSS_NAME = "shipped discriminator features + MSE (offline stand-in for VGG-16)"
+MODEL_ENV = "WPLUS_MODEL"  # --model's environment variable (`make demo MODEL=...` passes MODEL on as --model)
 
 
 @click.command("demo")
@@ -25,18 +28,26 @@ D_LOSS_NAME = "shipped discriminator features + MSE (offline stand-in for VGG-16
 @click.option(
     "--model",
     type=str,
-    envvar="MODEL",
+    envvar=MODEL_ENV,
     default=SHIPPED_MODEL,
-    help="Generator file or registry name (env MODEL); the shipped cartoon-face model by default.",
+    help=f"Generator file or registry name (env {MODEL_ENV}); the shipped cartoon-face model by default.",
 )
 @click.option("--vgg-weights", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--steps", type=click.IntRange(min=1), default=300, help="Projection steps.")
 @click.option("--seed", type=int, default=0)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads (default: torch's).")
 @click.option("--device", type=DEVICE_CHOICES, default="auto")
+@click.pass_context
 @one_line_errors
 def demo_cmd(
-    outdir: Path, model: str, vgg_weights: Path | None, steps: int, seed: int, threads: int | None, device: str
+    ctx: click.Context,
+    outdir: Path,
+    model: str,
+    vgg_weights: Path | None,
+    steps: int,
+    seed: int,
+    threads: int | None,
+    device: str,
 ) -> None:
     """Embed a few faces into W+, then write reconstructions, a morph GIF, a style-mixing grid, a smile strip and
     one contact sheet to OUTDIR. Needs no network: the shipped model, its discriminator and its smile direction are
@@ -45,14 +56,20 @@ def demo_cmd(
     \b
     Examples:
       wplus demo --outdir demo_out
-      MODEL=stylegan2-ffhq-256 wplus demo --vgg-weights vgg16-397923af.pth
+      WPLUS_MODEL=stylegan2-ffhq-256 wplus demo --vgg-weights vgg16-397923af.pth
     """
     if threads is not None:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
-    found = resolve_model(model, notice=err)
-    path, shipped = found.path, found.shipped
-    G = load_generator(path, device=dev)
+    try:
+        found = resolve_model(model, notice=err)
+        path, shipped = found.path, found.shipped
+        G = load_generator(path, device=dev)
+    except WplusError as e:
+        if ctx.get_parameter_source("model") != ParameterSource.ENVIRONMENT:
+            raise
+        line = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise click.ClickException(f"{MODEL_ENV}={model} (environment variable): {line}; unset it or fix it") from None
     first = smile = None
     if shipped:
         loss = DiscriminatorFeatures(load_shipped_discriminator(device=dev)).to(dev)
@@ -71,7 +88,7 @@ def demo_cmd(
             loss_name = "pixel MSE only (no VGG-16 weights)"
     smile_name = "the shipped smile direction" if smile is not None else "one-pair expression transfer (the paper's)"
     click.echo(f"model: {path}\nloss: {loss_name}\nsmile: {smile_name}", err=True)
-    err(f"projecting {len(DEMO_NAMES)} faces into W+ ({steps} steps)")
+    err(f"projecting {len(DEMO_NAMES)} faces into W+ ({plural(steps, 'step')})")
     bar = progress(steps, desc="project", unit="step")
 
     def on_step(st: ProjectionStep) -> None:

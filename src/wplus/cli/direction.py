@@ -20,6 +20,7 @@ from wplus.io.images import tensor_to_pil
 from wplus.progress import progress
 from wplus.projection.pairs import DELTA_LR, PairStep, project_pairs
 from wplus.projection.settings import ProjectionSettings
+from wplus.text import plural
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,7 +100,7 @@ def from_pairs_cmd(
 
 def _collect_pairs(args: tuple[Path, ...], pairs_file: Path | None, what: str) -> list[tuple[Path, Path]]:
     if len(args) % 2:
-        raise click.UsageError(f"{what} must come in pairs, got {len(args)} paths")
+        raise click.UsageError(f"{what} must come in pairs, got {plural(len(args), 'path')}")
     pairs = list(zip(args[::2], args[1::2], strict=True)) + (read_pairs_file(pairs_file) if pairs_file else [])
     if not pairs:
         raise click.UsageError("give the pairs as arguments or with --pairs-file")
@@ -170,12 +171,12 @@ def from_images_cmd(
         ctx.add_input(b, f"before{i}", projected=True)
         ctx.add_input(a, f"after{i}", projected=True)
     if not used:
-        raise ConfigError(f"none of the {len(pairs)} pairs could be read; see the warnings above")
+        raise ConfigError(f"none of the {plural(len(pairs), 'pair')} could be read; see the warnings above")
     rows = parse_layers(layers, ctx.G.num_ws) if layers else None
     loss = ctx.projection_loss()
     s = ctx.settings
     steps = s.num_steps
-    err(f"projecting {len(used)} pairs jointly ({steps} steps, W+, shared offset)")
+    err(f"projecting {plural(len(used), 'pair')} jointly ({plural(steps, 'step')}, W+, shared offset)")
     bar = progress(steps, desc="pairs", unit="step")
 
     def on_step(st: PairStep) -> None:

@@ -23,6 +23,7 @@ from wplus.loading import LoadedGenerator, file_sha256
 from wplus.progress import progress
 from wplus.projection.project import project
 from wplus.projection.settings import ProjectionSettings
+from wplus.text import plural
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -100,7 +101,8 @@ class EditContext:
         loss, lpips = self.projection.loss(self.device, self.info, notice=err)
         s = self.settings
         target = self.read_target(path)
-        err(f"projecting {path} ({s.total_steps} steps, {s.space}{', preset ' + s.preset if s.preset else ''})")
+        preset = f", preset {s.preset}" if s.preset else ""
+        err(f"projecting {path} ({plural(s.total_steps, 'step')}, {s.space}{preset})")
         with progress(s.total_steps, desc=path.name[:40], unit="step", leave=False) as bar:
             r = project(self.info.G, target, loss=loss, settings=s, lpips=lpips, callback=lambda st: bar.update(1))
         return r.latent(0, model_id=self.info.model_id, model_sha256=self.info.sha256, source=str(path))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import platform
 from collections.abc import Callable
 
@@ -10,6 +9,7 @@ import click
 import torch
 
 from wplus.cli.common import echo_json
+from wplus.extras import extras
 
 
 def download_problem() -> str | None:
@@ -40,10 +40,19 @@ def environment(*, probe: Callable[[], str | None] = download_problem) -> dict[s
         "offline": problem is not None,
         "network": "downloads possible" if problem is None else problem,
         "extras": {
-            name: importlib.util.find_spec(mod) is not None
-            for name, mod in [("align (dlib)", "dlib"), ("video (imageio-ffmpeg)", "imageio_ffmpeg")]
+            e.name: {"installed": e.installed, "missing": list(e.missing), "enables": e.enables} for e in extras()
         },
     }
+
+
+def extras_lines(found: dict[str, dict]) -> list[str]:
+    """One aligned line per extra: name, installed or what is missing, what it enables."""
+    if not found:
+        return ["  (unknown: wplus is not installed as a package, so no metadata lists them; pip install -e .)"]
+    states = {n: "installed" if e["installed"] else f"missing ({', '.join(e['missing'])})" for n, e in found.items()}
+    name_w = max(map(len, found))
+    state_w = max(map(len, states.values()))
+    return [f"  {n:<{name_w}}  {states[n]:<{state_w}}  {e['enables']}".rstrip() for n, e in found.items()]
 
 
 @click.command("env")
@@ -54,5 +63,10 @@ def env_cmd(as_json: bool) -> None:
     if as_json:
         echo_json(info)
         return
+    found = info.pop("extras")
+    width = max(map(len, info))
     for k, v in info.items():
-        click.echo(f"{k:16s} {v}")
+        click.echo(f"{k:<{width}}  {v}")
+    click.echo("extras (pip install 'wplus[NAME]')")
+    for line in extras_lines(found):  # type: ignore[arg-type]
+        click.echo(line)

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from wplus.cli.align import check_face_options, face_options
 from wplus.cli.common import DEVICE_CHOICES, MODEL_HELP, echo_json, err, one_line_errors, open_model, resolve_device
 from wplus.cli.dataset_options import DatasetChoice, dataset_options
 from wplus.cli.projection_options import ProjectionChoice, projection_options
@@ -21,6 +22,7 @@ from wplus.datasets.runner import DatasetProjector, Preprocess, RunSpec, plan_ru
 from wplus.errors import ConfigError
 from wplus.io.images import MAX_PIXELS
 from wplus.loading import LoadedGenerator, file_sha256
+from wplus.text import plural
 from wplus.tuning import PIVOT_SPACE, TuningSettings
 
 
@@ -51,7 +53,7 @@ def _provenance(model: LoadedGenerator, **fields: Any) -> dict[str, Any]:
 @click.option("--plot", is_flag=True, help="Write history.png: PSNR and loss against seconds.")
 @click.option("--mask", "mask_path", type=click.Path(path_type=Path), help="Mask image: white = loss looks here.")
 @click.option("--mask-from-alpha", is_flag=True, help="Use each RGBA input's alpha as its mask (scribbles).")
-@click.option("--align", is_flag=True, help="FFHQ-align each face first (align extra); one job per face.")
+@click.option("--align", is_flag=True, help="FFHQ-align faces first (align extra; --face: which); one job per face.")
 @click.option(
     "--crop",
     type=click.Choice(["center", "none"]),
@@ -59,6 +61,7 @@ def _provenance(model: LoadedGenerator, **fields: Any) -> dict[str, Any]:
     show_default=True,
     help="Without --align: centre-crop to a square, or resize the whole image.",
 )
+@face_options
 @click.option("--paste-back", is_flag=True, help="With --align: also write pasted.png (projection in the photo).")
 @click.option(
     "--max-pixels",
@@ -85,6 +88,8 @@ def project_cmd(
     mask_from_alpha: bool,
     align: bool,
     crop: str,
+    face: str,
+    min_face_ratio: float,
     paste_back: bool,
     max_pixels: int,
     as_json: bool,
@@ -119,12 +124,14 @@ def project_cmd(
     image, 600 steps), nvidia (W, LPIPS, lr 0.1 with
     ramps, w-noise, noise optimised + regularised 1e5, 1000 steps), course (W+, perceptual 0.01 + L1 10).
     Options given explicitly override the preset; the resolved values are written to config.json.
-    With --align each face is FFHQ-aligned first (group.jpg -> out/group_01/, out/group_02/, ...).
+    With --align the largest face is FFHQ-aligned first (group.jpg -> out/group_01/); with --align --face all every
+    face but those under --min-face-ratio of the largest (out/group_01/, out/group_02/, ...; docs/alignment.md).
     With --tune each image's generator is then tuned around its code (pivotal tuning; W unless --space is given):
     tuning.safetensors, projection.png tuned, untuned.png, metrics before and after (docs/tuning.md).
     """
     if paste_back and not align:
         raise click.UsageError("--paste-back needs --align (the transform back into the photo comes from alignment)")
+    check_face_options(click.get_current_context(), face, needs=None if align else "--align")
     if align and mask_from_alpha:
         raise click.UsageError("--mask-from-alpha cannot be combined with --align (the alpha is not aligned)")
     if mask_path is not None and mask_from_alpha:
@@ -139,7 +146,9 @@ def project_cmd(
     model_info = open_model(model, device=dev)
     loss, lpips = projection.loss(dev, model_info, notice=err)
     settings = projection.settings  # after the loss: an offline fallback to D features changes it
-    pre = Preprocess(model_info.G.img_resolution, align, crop, mask_path, mask_from_alpha, max_pixels)
+    pre = Preprocess(
+        model_info.G.img_resolution, align, crop, mask_path, mask_from_alpha, max_pixels, face, min_face_ratio
+    )
     spec = RunSpec(
         model_path=str(model_info.path),
         model_id=model_info.model_id,
@@ -167,7 +176,8 @@ def project_cmd(
     )
     plan = plan_run(inputs, outdir, spec, shard=dataset.shard, overwrite=dataset.overwrite)
     if plan.skipped:
-        err(f"skipped {len(plan.skipped)} of {len(plan.skipped) + len(plan.todo)} images done earlier with the same "
+        total = plural(len(plan.skipped) + len(plan.todo), "image")
+        err(f"skipped {len(plan.skipped)} of {total} done earlier with the same "
             f"input and settings (manifest in {outdir}; --overwrite redoes them)")  # fmt: skip
     if dataset.engine == "ray":
         from wplus.datasets.ray_engine import RayOptions, run_ray
@@ -187,6 +197,6 @@ def project_cmd(
         echo_json({"results": summary, "failed": failed, "skipped": len(plan.skipped)})
     if failed:
         raise click.ClickException(
-            f"{len(outcomes) - len(failed)} of {len(outcomes)} images projected; {len(failed)} failed "
+            f"{len(outcomes) - len(failed)} of {plural(len(outcomes), 'image')} projected; {len(failed)} failed "
             f"(first: {failed[0]['error']})"
         )

@@ -16,6 +16,7 @@ from wplus.io.images import load_image, pil_to_tensor, save_image
 from wplus.io.latents import load_latent
 from wplus.projection.outputs import tuning_metrics
 from wplus.projection.settings import ProjectionSettings
+from wplus.text import plural
 from wplus.tuning import TuningSettings, save_tuning, tune
 
 
@@ -34,39 +35,49 @@ def _read_json(path: Path) -> dict:
     "--model", type=str, default=None, help="Generator file or name (default: the one each folder's config.json names)."
 )
 @click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True)
+@click.option(
+    "--overwrite", is_flag=True, help="Tune folders that are tuned already again, from their untuned code and model."
+)
 @tuning_settings_options
 @one_line_errors
-def tune_cmd(folders: tuple[Path, ...], model: str | None, device: str, tuning: TuningSettings) -> None:
+def tune_cmd(
+    folders: tuple[Path, ...], model: str | None, device: str, overwrite: bool, tuning: TuningSettings
+) -> None:
     """Tune the generator around each FOLDER's code (pivotal tuning, PTI): writes tuning.safetensors, makes
     projection.png the tuned render (the plain one becomes untuned.png) and adds before/after metrics.
 
     The loss is the one the projection used (config.json). A folder that fails is reported; the rest go on.
+    A folder tuned already is refused unless --overwrite (which tunes the base model again, not the tuned one).
+    The settings are spelt as on `wplus project --tune` (--tune-steps, ...); the short names (--steps, ...) work too.
 
     \b
     Example:
       wplus project photo.jpg --model ffhq.safetensors --space w --outdir out/
-      wplus tune out/photo/ --steps 350
+      wplus tune out/photo/ --tune-steps 350
     """
     dev = resolve_device(device)
     failed = []
     opened: dict[str, object] = {}
     for folder in folders:
         try:
-            _tune_folder(folder, model, dev, tuning, opened)
+            _tune_folder(folder, model, dev, tuning, opened, overwrite=overwrite)
         except (ConfigError, OSError) as e:
             failed.append(folder)
-            err(f"failed: {folder}: {str(e).splitlines()[0]}")
+            line = str(e).splitlines()[0]
+            err(f"failed: {line}" if str(folder) in line else f"failed: {folder}: {line}")
     if failed:
         raise click.ClickException(
-            f"{len(folders) - len(failed)} of {len(folders)} folders tuned; {len(failed)} failed"
+            f"{len(folders) - len(failed)} of {plural(len(folders), 'folder')} tuned; {len(failed)} failed"
         )
 
 
-def _tune_folder(folder: Path, model: str | None, dev: torch.device, tuning: TuningSettings, opened: dict) -> None:
+def _tune_folder(
+    folder: Path, model: str | None, dev: torch.device, tuning: TuningSettings, opened: dict, *, overwrite: bool
+) -> None:
     config = _read_json(folder / "config.json")
     metrics = _read_json(folder / "metrics.json")
-    if "psnr_before_tuning" in metrics:
-        raise ConfigError(f"{folder}: already tuned (tuning.safetensors); project again to tune from scratch")
+    if "psnr_before_tuning" in metrics and not overwrite:
+        raise ConfigError(f"{folder}: already tuned (tuning.safetensors); pass --overwrite to tune it again")
     name = model or config.get("model", {}).get("path")
     if not name:
         raise ConfigError(f"{folder}/config.json names no model file; pass --model")
@@ -83,7 +94,7 @@ def _tune_folder(folder: Path, model: str | None, dev: torch.device, tuning: Tun
     G = info.G
     ws = latent.ws.to(dev)
     noise = [n.to(dev) for n in latent.noise] or None
-    err(f"tuning {folder} ({tuning.num_steps} steps, rank {tuning.rank or 'full'})")
+    err(f"tuning {folder} ({plural(tuning.num_steps, 'step')}, rank {tuning.rank or 'full'})")
     t = tune(G, target, ws, loss=loss, noise=noise, base_sha256=info.sha256, **tuning.kwargs())
     with torch.no_grad():
         image = t.apply(G, check=False).synthesis(ws, noise_mode="const", noise=noise)

@@ -1,5 +1,5 @@
-"""The pivotal-tuning options: ``--tune`` and its settings on ``wplus project``, the same settings on ``wplus tune``,
-and ``--tuning FILE`` on every command that renders a code."""
+"""The pivotal-tuning options: ``--tune`` and its settings on ``wplus project``, the same settings (same names, plus
+short aliases) on ``wplus tune``, and ``--tuning FILE`` on every command that renders a code."""
 
 from __future__ import annotations
 
@@ -29,30 +29,44 @@ from wplus.tuning import (
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _setting_options(prefix: str) -> list[Callable[[F], F]]:
-    """The tuning settings as options: ``--tune-steps`` on ``project`` (prefix 'tune-'), ``--steps`` on ``tune``."""
+# Rank 0 matches PTI's deltas only: PTI (PRIOR_ART.md) also tunes at lr 3e-4 with no locality term, biases included.
+RANK0_HELP = (
+    "Rank of each weight delta (0: full deltas, as PTI's; PTI also differs in lr 3e-4, no locality term and tuned "
+    "biases: add --tune-lr 3e-4 --tune-locality 0 --tune-biases for those)."
+)
+
+
+def _setting_options(*, aliases: bool) -> list[Callable[[F], F]]:
+    """The tuning settings as options, each spelt ``--tune-<setting>`` on every command (``project`` needs the prefix:
+    its ``--steps`` and ``--lr`` are the projection's). With ``aliases`` (``wplus tune``, where nothing else is
+    tuned) the bare ``--<setting>`` is accepted too, as a second name of the same option."""
+
+    def names(setting: str) -> tuple[str, ...]:
+        return (f"--tune-{setting}", f"--{setting}") if aliases else (f"--tune-{setting}",)
+
+    flag = "--tune-biases/--no-tune-biases"
     return [
-        click.option(f"--{prefix}steps", "tune_steps", type=click.IntRange(0), default=DEFAULT_STEPS,
+        click.option(*names("steps"), "tune_steps", type=click.IntRange(0), default=DEFAULT_STEPS,
                      show_default=True, help="Tuning steps (PTI: 350)."),
-        click.option(f"--{prefix}rank", "tune_rank", type=click.IntRange(0, MAX_RANK), default=DEFAULT_RANK,
-                     show_default=True, help="Rank of each weight delta (0: full deltas, PTI's own)."),
-        click.option(f"--{prefix}lr", "tune_lr", type=FiniteFloatRange(0, min_open=True), default=DEFAULT_LR,
+        click.option(*names("rank"), "tune_rank", type=click.IntRange(0, MAX_RANK), default=DEFAULT_RANK,
+                     show_default=True, help=RANK0_HELP),
+        click.option(*names("lr"), "tune_lr", type=FiniteFloatRange(0, min_open=True), default=DEFAULT_LR,
                      show_default=True, help="Tuning learning rate."),
-        click.option(f"--{prefix}locality", "tune_locality", type=FiniteFloatRange(0),
+        click.option(*names("locality"), "tune_locality", type=FiniteFloatRange(0),
                      default=DEFAULT_LOCALITY_WEIGHT, show_default=True,
                      help="Weight of the locality term (other codes keep their renders; 0: off)."),
-        click.option(f"--{prefix}radius", "tune_radius", type=FiniteFloatRange(0), default=DEFAULT_LOCALITY_RADIUS,
+        click.option(*names("radius"), "tune_radius", type=FiniteFloatRange(0), default=DEFAULT_LOCALITY_RADIUS,
                      help="Locality samples at this distance from the pivot, in w spreads (PTI's; default: anywhere "
                      "between the pivot and a random code)."),
-        click.option(f"--{prefix}locality-samples", "tune_locality_samples",
+        click.option(*names("locality-samples"), "tune_locality_samples",
                      type=click.IntRange(1, MAX_LOCALITY_SAMPLES), default=DEFAULT_LOCALITY_SAMPLES, show_default=True,
                      help="Locality codes per step (each adds a render of both generators)."),
-        click.option(f"--{prefix}pixel-weight", "tune_pixel_weight", type=FiniteFloatRange(0),
+        click.option(*names("pixel-weight"), "tune_pixel_weight", type=FiniteFloatRange(0),
                      default=DEFAULT_PIXEL_WEIGHT, show_default=True,
                      help="Weight of an extra pixel MSE on top of the loss (PSNR is what tuning is for)."),
-        click.option(f"--{prefix}biases/--no-{prefix}biases", "tune_biases", default=DEFAULT_BIASES,
+        click.option(*((flag, "--biases/--no-biases") if aliases else (flag,)), "tune_biases", default=DEFAULT_BIASES,
                      show_default=True, help="Also tune biases and the learned constant (they shift every render)."),
-        click.option(f"--{prefix}stop-psnr", "tune_stop_psnr", type=FiniteFloatRange(0, min_open=True),
+        click.option(*names("stop-psnr"), "tune_stop_psnr", type=FiniteFloatRange(0, min_open=True),
                      default=None, help="Stop tuning once the PSNR reaches this many dB."),
     ]  # fmt: skip
 
@@ -84,7 +98,7 @@ def tuning_options(fn: F) -> F:
         settings = _settings(kwargs)
         return fn(*args, tuning=settings if on else None, **kwargs)
 
-    for option in reversed(_setting_options("tune-")):
+    for option in reversed(_setting_options(aliases=False)):
         wrapper = option(wrapper)
     wrapper = click.option("--tune", is_flag=True, help="Pivotal tuning after the projection (docs/tuning.md).")(
         wrapper
@@ -93,13 +107,14 @@ def tuning_options(fn: F) -> F:
 
 
 def tuning_settings_options(fn: F) -> F:
-    """The tuning settings alone (``wplus tune``); the command receives ``tuning: TuningSettings``."""
+    """The tuning settings alone (``wplus tune``: ``--tune-steps`` or ``--steps``, ...); the command receives
+    ``tuning: TuningSettings``."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return fn(*args, tuning=_settings(kwargs), **kwargs)
 
-    for option in reversed(_setting_options("")):
+    for option in reversed(_setting_options(aliases=True)):
         wrapper = option(wrapper)
     return wrapper  # type: ignore[return-value]
 

@@ -295,12 +295,15 @@ def info_cmd(source: str, as_json: bool) -> None:
         echo_json(summary)
         return
     cfg = summary["config"]
-    click.echo(f"{summary['path']}")
-    click.echo(f"  sha256      {summary['sha256']}")
-    click.echo(f"  arch        {summary['arch']}  {cfg['img_resolution']}px  num_ws={summary['num_ws']}")
-    click.echo(f"  parameters  {summary['parameters']:,}")
+    rows = [
+        ("sha256", summary["sha256"]),
+        ("arch", f"{summary['arch']}  {cfg['img_resolution']}px  num_ws={summary['num_ws']}"),
+        ("parameters", f"{summary['parameters']:,}"),
+    ]
     keys = ("z_dim", "w_dim", "c_dim", "mapping_layers", "channel_base", "channel_max", "architecture")
-    for key in (*keys, "conv_kernel", "use_radial_filters"):  # the last two: StyleGAN3 (T vs R)
-        if key in cfg:
-            click.echo(f"  {key:<11} {cfg[key]}")
-    click.echo(f"  conv_clamp  {cfg['conv_clamp']}")
+    rows += [(k, cfg[k]) for k in (*keys, "conv_kernel", "use_radial_filters") if k in cfg]  # last two: StyleGAN3
+    rows.append(("conv_clamp", cfg["conv_clamp"]))
+    width = max(len(k) for k, _ in rows)
+    click.echo(f"{summary['path']}")
+    for key, value in rows:
+        click.echo(f"  {key:<{width}}  {value}")

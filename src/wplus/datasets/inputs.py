@@ -26,6 +26,7 @@ from pathlib import Path
 
 from wplus.errors import ConfigError
 from wplus.io.images import IMAGE_SUFFIXES
+from wplus.text import plural
 
 __all__ = ["InputImage", "expand_inputs", "unique_names", "face_name", "GLOB_CHARS"]
 
@@ -103,7 +104,7 @@ def _expand(arg: str, base: Path | None, depth: int) -> list[tuple[Path, str]]:
         matches = [Path(m) for m in sorted(glob.glob(str(path), recursive=True))]
         images = [m for m in matches if _is_image(m)]
         if not images:
-            got = f"{len(matches)} paths, none an image file" if matches else "nothing"
+            got = f"{plural(len(matches), 'path')}, none an image file" if matches else "nothing"
             raise ConfigError(f"{path}: the pattern matches {got}; expected image files ({_SUFFIXES})")
         return [(m, m.stem) for m in images]
     raise ConfigError(f"{path}: no such file or folder; check the path (or quote a glob such as 'photos/*.jpg')")

@@ -32,6 +32,7 @@ from wplus.datasets.runner import (
     pick_device,
 )
 from wplus.errors import ConfigError
+from wplus.text import plural
 
 __all__ = ["RayOptions", "RayProjector", "run_ray", "import_ray"]
 
@@ -179,7 +180,7 @@ def _run(
     except Exception as e:  # Ray wraps worker errors in its own types; one line, and the manifest keeps the rest
         first = (str(e).strip().splitlines() or [type(e).__name__])[-1]
         raise ConfigError(
-            f"the Ray job stopped after {len(outcomes)} of {len(rows)} images ({type(e).__name__}: {first}); "
+            f"the Ray job stopped after {len(outcomes)} of {plural(len(rows), 'image')} ({type(e).__name__}: {first}); "
             "rerun the same command to redo the rest"
         ) from None
     clear_partial(plan.outdir, plan.writer)

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from wplus.align.ffhq import DEFAULT_FACE, DEFAULT_MIN_FACE_RATIO
 from wplus.datasets.inputs import InputImage, face_name
 from wplus.datasets.manifest import ManifestWriter, Shard, latest_records, read_manifests, recipe_sha256
 from wplus.errors import ConfigError, WplusError
@@ -70,9 +71,15 @@ class Preprocess:
     mask_path: Path | None = None
     mask_from_alpha: bool = False
     max_pixels: int = MAX_PIXELS
+    face: str = DEFAULT_FACE  # with align: which faces (wplus.align.select_faces)
+    min_face_ratio: float = DEFAULT_MIN_FACE_RATIO
 
     def describe(self) -> str:
-        return "ffhq-align" if self.align else ("center-crop, Lanczos resize" if self.crop == "center" else "resize")
+        if not self.align:
+            return "center-crop, Lanczos resize" if self.crop == "center" else "resize"
+        if self.face == "largest":
+            return "ffhq-align, largest face"
+        return f"ffhq-align, every face of at least {self.min_face_ratio:g} of the largest one's size"
 
 
 @dataclass(frozen=True)
@@ -377,7 +384,15 @@ class DatasetProjector:
         if self.detector is not None:
             from wplus.align import align_faces
 
-            faces = align_faces(path, detector=self.detector, output_size=res, max_pixels=limit)
+            faces = align_faces(
+                path,
+                detector=self.detector,
+                face=how.face,  # type: ignore[arg-type]
+                min_face_ratio=how.min_face_ratio,
+                output_size=res,
+                max_pixels=limit,
+                notice=self._say,
+            )
             mask = None  # an aligned face is square: the mask must be too
             if how.mask_path is not None:
                 mask = load_mask(how.mask_path, res, image_size=(res, res), image_path=path, max_pixels=limit)

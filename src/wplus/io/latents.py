@@ -30,6 +30,7 @@ import torch
 from wplus.errors import ConfigError, ShapeError, WplusError
 from wplus.io.atomic import atomic_write
 from wplus.io.images import IMAGE_SUFFIXES
+from wplus.text import plural
 
 __all__ = [
     "Latent",
@@ -229,7 +230,7 @@ def _read_torch_latent(path: Path, G: torch.nn.Module) -> Latent:
     codes = load_foreign_latents(path, num_ws=G.num_ws, w_dim=G.w_dim)
     if len(codes) != 1:
         raise ConfigError(
-            f"{path}: holds {len(codes)} codes, expected one per input; split it in Python with "
+            f"{path}: holds {plural(len(codes), 'code')}, expected one per input; split it in Python with "
             "wplus.load_foreign_latents(path, num_ws=..., w_dim=...) and wplus.save_latent"
         )
     return codes[0]

@@ -32,6 +32,7 @@ from wplus.metrics import psnr, ssim
 from wplus.projection.lbfgs import BatchLBFGS
 from wplus.projection.schedules import learning_rate, w_noise_scale
 from wplus.projection.settings import Init, NoiseInit, NoiseOpt, OptimizerKind, ProjectionSettings, Space
+from wplus.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -566,7 +567,7 @@ class _EarlyStop:
             self.waited = 0
             return None
         self.waited += 1
-        return f"loss did not improve for {self.patience} steps" if self.waited >= self.patience else None
+        return f"loss did not improve for {plural(self.patience, 'step')}" if self.waited >= self.patience else None
 
 
 def _check_finite_step(total: torch.Tensor, latent: torch.Tensor, step: int, s: ProjectionSettings) -> None:

@@ -26,6 +26,7 @@ from wplus.errors import WplusError
 from wplus.io.images import IMAGE_SUFFIXES, MAX_PIXELS, center_crop_resize, tensor_to_pil
 from wplus.loading import LoadedGenerator
 from wplus.projection.settings import LOSS_KINDS, PRESETS
+from wplus.text import plural
 from wplus.web.service import (
     DEFAULT_MAX_UPLOAD_MB,
     MAX_WEB_STEPS,
@@ -504,7 +505,8 @@ def _session(request: Any) -> str:
 
 def _summary(result: EmbedResult) -> str:
     m = result.metrics
-    lines = [f"**PSNR {m['psnr']:.2f} dB**, SSIM {m['ssim']:.3f}, {m.get('steps', '?')} steps"]
+    steps = plural(m["steps"], "step") if "steps" in m else "? steps"
+    lines = [f"**PSNR {m['psnr']:.2f} dB**, SSIM {m['ssim']:.3f}, {steps}"]
     if "psnr_before_tuning" in m:
         lines.append(f"before pivotal tuning: PSNR {m['psnr_before_tuning']:.2f} dB")
     lines += [f"note: {n}" for n in result.notices]
