@@ -80,7 +80,7 @@ def test_tune_command_tunes_an_existing_folder(tuned, tmp_path):
     assert metrics["tuning_steps"] == 2 and json.loads((folder / "config.json").read_text())["tuning"]["num_steps"] == 2
 
 
-@pytest.mark.parametrize("command", ["edit", "morph", "mix", "expression"])
+@pytest.mark.parametrize("command", ["edit", "morph", "mix", "expression", "render"])
 def test_every_edit_command_renders_with_a_tuning_and_records_it(tuned, tmp_path, command):
     tmp, model, folder = tuned
     lat, tuning = folder / "latent.npz", folder / "tuning.safetensors"
@@ -90,10 +90,20 @@ def test_every_edit_command_renders_with_a_tuning_and_records_it(tuned, tmp_path
         "morph": ["morph", lat, lat, "--frames", 2],
         "mix": ["mix", lat, lat, "--layers", "fine"],
         "expression": ["expression", lat, lat, lat, "--strength", "1"],
+        "render": ["render", lat],
     }[command]
     _run([*args, "--model", model, "--tuning", tuning, "--outdir", tmp_path / "o", "--device", "cpu"])
     rec = json.loads(next((tmp_path / "o").glob("*.json")).read_text())
     assert rec["tuning"]["sha256"] == file_sha256(tuning) and rec["tuning"]["path"] == str(tuning)
+
+
+def test_render_with_a_tuning_renders_the_tuned_generator(tuned, tmp_path):
+    tmp, model, folder = tuned
+    lat, tuning = folder / "latent.npz", folder / "tuning.safetensors"
+    _run(["render", lat, "--model", model, "--outdir", tmp_path / "plain", "--device", "cpu"])
+    _run(["render", lat, "--model", model, "--tuning", tuning, "--outdir", tmp_path / "t", "--device", "cpu"])
+    plain, tuned_png = (np.asarray(Image.open(tmp_path / d / "latent.png"), np.int16) for d in ("plain", "t"))
+    assert np.abs(plain - tuned_png).max() > 0
 
 
 def test_generate_with_a_tuning_renders_the_tuned_generator(tuned, tmp_path, tiny_generator):

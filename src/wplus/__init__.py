@@ -23,10 +23,12 @@ from wplus.edits import (
     expression_transfer,
     interpolate,
     load_code,
+    load_codes,
     load_direction,
     mix_styles,
     morph,
     render,
+    render_latents,
     save_direction,
     style_mixing_grid,
 )
@@ -106,5 +108,7 @@ __all__ = [
     "save_direction",
     "direction_from_pairs",
     "load_code",
+    "load_codes",
     "render",
+    "render_latents",
 ]

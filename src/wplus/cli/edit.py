@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from wplus.cli.common import FiniteFloatRange, one_line_errors
-from wplus.cli.edit_common import EditContext, edit_options, parse_floats
+from wplus.cli.edit_common import EditContext, edit_options, parse_floats, scale_option
 from wplus.edits.crossover import parse_layers
 from wplus.edits.directions import apply_direction, load_direction
 from wplus.edits.render import latent_noise, render, save_frames
@@ -29,6 +29,7 @@ from wplus.loading import file_sha256
 @click.option("--layers", default=None, help="Rows to edit (default: the file's own; toolkit 0-7, else all).")
 @click.option("--component", type=click.IntRange(0), default=None, help="GANSpace component (step = strength·std).")
 @click.option("--fps", type=FiniteFloatRange(0, min_open=True), default=5.0)
+@scale_option
 @one_line_errors
 @edit_options
 def edit_cmd(
@@ -38,12 +39,13 @@ def edit_cmd(
     layers: str | None,
     component: int | None,
     fps: float,
+    scale: int | None,
     ctx: EditContext,
 ) -> None:
     """Add strength × direction to LATENT (a latent, or an image projected first) in the chosen rows.
 
-    Writes OUTDIR/edit.png (one frame per strength), edit.gif/.mp4, latents edit/s<k>.npz and edit.json.
-    Z codes are edited after mapping.
+    Writes OUTDIR/edit.png (one frame per strength, captioned s=...), edit.gif/.mp4, latents edit/s<k>.npz and
+    edit.json. Z codes are edited after mapping.
 
     \b
     Examples:
@@ -57,7 +59,9 @@ def edit_cmd(
     d = load_direction(direction_path, ctx.G, component=component)
     rows = parse_layers(layers, ctx.G.num_ws) if layers else None
     ws = apply_direction(code.ws, d, steps, layers=rows)
-    outputs = save_frames(render(ctx.G, ws, latent_noise(code, ctx.G)), ctx.outdir / "edit", fps=fps)
+    frames = render(ctx.G, ws, latent_noise(code, ctx.G))
+    captions = [f"s={s:g}" for s in steps]
+    outputs = save_frames(frames, ctx.outdir / "edit", fps=fps, captions=captions, scale=ctx.scale(scale))
     for k, row in enumerate(ws):
         out = Latent(
             ws=row[None], space="w+", noise=code.noise, model_id=ctx.info.model_id, model_sha256=ctx.info.sha256
@@ -74,5 +78,6 @@ def edit_cmd(
         "strength": steps,
         "layers": applied,
         "component": component,
+        "scale": ctx.scale(scale),
     }
     ctx.record("edit", params, outputs)

@@ -12,13 +12,13 @@ from typing import Any, TypeVar
 import click
 import torch
 
-from wplus.cli.common import DEVICE_CHOICES, MODEL_HELP, err, open_model, resolve_device
+from wplus.cli.common import DEVICE_CHOICES, MODEL_HELP, echo_json, err, open_model, resolve_device
 from wplus.cli.projection_options import ProjectionChoice, projection_options
 from wplus.cli.tuning_options import TUNING_FILE_HELP, apply_tuning_file
 from wplus.errors import ConfigError
 from wplus.io.atomic import write_json
-from wplus.io.images import IMAGE_SUFFIXES, center_crop_resize, load_image, pil_to_tensor
-from wplus.io.latents import Latent, check_finite, load_code
+from wplus.io.images import IMAGE_SUFFIXES, MIN_FRAME_SIZE, center_crop_resize, frame_scale, load_image, pil_to_tensor
+from wplus.io.latents import Latent, check_finite, load_code, load_codes
 from wplus.loading import LoadedGenerator, file_sha256
 from wplus.progress import progress
 from wplus.projection.project import project
@@ -35,6 +35,31 @@ _OPTIONS = [
         "--tuning", "tuning_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help=TUNING_FILE_HELP
     ),
 ]
+
+
+def model_options(fn: F) -> F:
+    """Add --model, --outdir, --device and --tuning (commands whose inputs are latents only, such as ``render``);
+    the command receives one ``ctx: EditContext`` without projection options."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        opts = {k: kwargs.pop(k) for k in ("model", "outdir", "device", "tuning_path")}
+        return fn(*args, ctx=EditContext.create(projection=None, **opts), **kwargs)
+
+    for option in reversed(_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
+def scale_option(fn: F) -> F:
+    """``--scale``: the integer nearest-neighbour upscale of the frames in the command's pictures."""
+    return click.option(
+        "--scale",
+        type=click.IntRange(1, 64),
+        default=None,
+        help=f"Enlarge each frame of the pictures (and GIF/MP4) this many times, nearest-neighbour [default: the "
+        f"smallest factor making a frame at least {MIN_FRAME_SIZE} px; 1 for {MIN_FRAME_SIZE}-px and larger models].",
+    )(fn)
 
 
 def edit_options(fn: F) -> F:
@@ -57,7 +82,7 @@ class EditContext:
     info: LoadedGenerator
     outdir: Path
     device: torch.device
-    projection: ProjectionChoice
+    projection: ProjectionChoice | None
     inputs: list[dict[str, Any]] = field(default_factory=list)
     tuned: torch.nn.Module | None = None  # the generator with --tuning applied
     tuning: dict[str, Any] | None = None  # its record entry
@@ -69,7 +94,7 @@ class EditContext:
         model: str | None,
         outdir: Path,
         device: str,
-        projection: ProjectionChoice,
+        projection: ProjectionChoice | None,
         tuning_path: Path | None = None,
     ) -> EditContext:
         dev = resolve_device(device)
@@ -86,19 +111,28 @@ class EditContext:
     @property
     def settings(self) -> ProjectionSettings:
         """How image inputs are projected (the shared projection options)."""
-        return self.projection.settings
+        return self._projection().settings
+
+    def _projection(self) -> ProjectionChoice:
+        if self.projection is None:
+            raise ConfigError("this command takes latent files only; embed images first with wplus project")
+        return self.projection
 
     def projection_loss(self) -> Any:
         """The loss the projection options ask for (built once: VGG-16 weights are read on first use; offline, a
         model's discriminator features stand in, with a one-line notice)."""
-        return self.projection.loss(self.device, self.info, notice=err)[0]
+        return self._projection().loss(self.device, self.info, notice=err)[0]
+
+    def scale(self, scale: int | None) -> int:
+        """``--scale`` as given, else the smallest factor that makes one of this model's frames >= 256 px."""
+        return frame_scale(self.G.img_resolution, scale)
 
     def read_target(self, path: Path) -> torch.Tensor:
         """An image file centre-cropped to the generator's resolution, [1, C, R, R] in [-1, 1] on the device."""
         return pil_to_tensor(center_crop_resize(load_image(path), self.G.img_resolution)).to(self.device)
 
     def _project(self, path: Path) -> Latent:
-        loss, lpips = self.projection.loss(self.device, self.info, notice=err)
+        loss, lpips = self._projection().loss(self.device, self.info, notice=err)
         s = self.settings
         target = self.read_target(path)
         preset = f", preset {s.preset}" if s.preset else ""
@@ -114,10 +148,26 @@ class EditContext:
         latent.z = None if latent.z is None else latent.z.to(self.device)
         entry = self.add_input(path, role, space=latent.space, projected=path.suffix.lower() in IMAGE_SUFFIXES)
         entry["noise"] = "saved" if latent.noise else "generator const"
+        self._check_model(path, latent, entry)
+        return latent
+
+    def load_all(self, path: Path, role: str) -> list[Latent]:
+        """Read every code of a latent file (:func:`wplus.io.latents.load_codes`) and record the file as an input."""
+        codes = load_codes(path, self.G)
+        for c in codes:
+            c.ws, c.noise = c.ws.to(self.device), [n.to(self.device) for n in c.noise]
+        entry = self.add_input(path, role, projected=False, codes=len(codes))
+        entry["noise"] = "saved" if all(c.noise for c in codes) else "generator const"
+        for c in codes[:1]:  # a file records one model
+            self._check_model(path, c, entry)
+        return codes
+
+    def _check_model(self, path: Path, latent: Latent, entry: dict[str, Any]) -> None:
+        """Warn (one line on stderr, and in the record) when a latent names another model's SHA-256."""
         if latent.model_sha256 and latent.model_sha256 != self.info.sha256:
             entry["warning"] = "latent was made with another model (model_sha256 differs)"
+            entry["latent_model_sha256"] = latent.model_sha256
             err(f"warning: {path}: made with model {latent.model_sha256[:12]}, rendering with {self.info.sha256[:12]}")
-        return latent
 
     def add_input(self, path: Path, role: str, **fields: Any) -> dict[str, Any]:
         """Record an input file (role, path, SHA-256 and ``fields``) for the JSON record; returns the entry."""
@@ -125,12 +175,15 @@ class EditContext:
         self.inputs.append(entry)
         return entry
 
-    def record(self, command: str, parameters: dict[str, Any], outputs: list[Path], name: str = "") -> Path:
-        """Write ``<outdir>/<name or command>.json``: inputs, parameters, model checksum, outputs (atomically)."""
+    def record(
+        self, command: str, parameters: dict[str, Any], outputs: list[Path], name: str = "", *, echo: bool = False
+    ) -> Path:
+        """Write ``<outdir>/<name or command>.json``: inputs, parameters, model checksum, outputs (atomically);
+        ``echo`` also prints it on stdout (``--json``)."""
         from wplus import __version__
 
-        if any(e["projected"] for e in self.inputs):
-            parameters = {**parameters, "projection": self.projection.record()}
+        if any(e.get("projected") for e in self.inputs):
+            parameters = {**parameters, "projection": self._projection().record()}
         rec = {
             "wplus_version": __version__,
             "command": command,
@@ -143,6 +196,8 @@ class EditContext:
         path = write_json(self.outdir / f"{name or command}.json", rec)
         for p in outputs:
             err(f"wrote {p}")
+        if echo:
+            echo_json(rec)
         return path
 
 

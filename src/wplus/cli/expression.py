@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from wplus.cli.common import FiniteFloatRange, one_line_errors
-from wplus.cli.edit_common import EditContext, edit_options, parse_floats
+from wplus.cli.edit_common import EditContext, edit_options, parse_floats, scale_option
 from wplus.edits.expression import clean_difference, expression_transfer
 from wplus.edits.render import latent_noise, render, save_frames
 from wplus.io.latents import Latent, save_latent
@@ -32,6 +32,7 @@ from wplus.io.latents import Latent, save_latent
     help="Scale the cleaned difference: none, global (unit Frobenius norm) or rows (unit norm per kept row).",
 )
 @click.option("--fps", type=FiniteFloatRange(0, min_open=True), default=5.0)
+@scale_option
 @one_line_errors
 @edit_options
 def expression_cmd(
@@ -43,12 +44,13 @@ def expression_cmd(
     norm: str,
     normalize: str,
     fps: float,
+    scale: int | None,
     ctx: EditContext,
 ) -> None:
     """Move TARGET's expression by NEUTRAL -> EXPRESSIVE (latents, or images projected first).
 
     w = w1 + λ·clean(w3 - w2): rows ("channels") of the difference whose norm is below --threshold are zeroed
-    (Image2StyleGAN 4.3, threshold 1 with the L2 norm). Writes OUTDIR/expression.png (one frame per λ),
+    (Image2StyleGAN 4.3, threshold 1 with the L2 norm). Writes OUTDIR/expression.png (one frame per λ, captioned),
     expression.gif/.mp4, latents expression/s<k>.npz (target's noise) and expression.json (kept rows, row norms).
 
     \b
@@ -60,7 +62,10 @@ def expression_cmd(
     cleaned = clean_difference(w3.ws - w2.ws, threshold=threshold, norm=norm, normalize=normalize)
     ws = expression_transfer(w1.ws, w2.ws, w3.ws, strength=lambdas, threshold=threshold, norm=norm, normalize=normalize)
     noise = latent_noise(w1, ctx.G)
-    outputs = save_frames(render(ctx.G, ws, noise), ctx.outdir / "expression", fps=fps)
+    captions = [f"lambda={x:g}" for x in lambdas]
+    outputs = save_frames(
+        render(ctx.G, ws, noise), ctx.outdir / "expression", fps=fps, captions=captions, scale=ctx.scale(scale)
+    )
     for k, row in enumerate(ws):
         latent = Latent(
             ws=row[None], space="w+", noise=w1.noise, model_id=ctx.info.model_id, model_sha256=ctx.info.sha256
@@ -71,6 +76,7 @@ def expression_cmd(
         "threshold": threshold,
         "norm": norm,
         "normalize": normalize,
+        "scale": ctx.scale(scale),
         "kept_rows": [i for i, k in enumerate(cleaned.kept.tolist()) if k],
         "row_norms": [round(float(x), 6) for x in cleaned.norms],
     }

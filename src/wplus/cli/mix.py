@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from wplus.cli.common import FiniteFloatRange, one_line_errors
-from wplus.cli.edit_common import EditContext, edit_options
+from wplus.cli.edit_common import EditContext, edit_options, scale_option
 from wplus.edits.crossover import mix_styles, parse_layers, style_mixing_grid, style_morph
 from wplus.edits.render import render, save_frames
 from wplus.io.images import save_image
@@ -27,6 +27,7 @@ from wplus.io.latents import Latent, save_latent
 @click.option("--video", is_flag=True, help="Also a video where the style morphs through STYLES (needs >= 2).")
 @click.option("--frames", type=click.IntRange(2), default=60, help="Frames of the style video.")
 @click.option("--fps", type=FiniteFloatRange(0, min_open=True), default=15.0)
+@scale_option
 @one_line_errors
 @edit_options
 def mix_cmd(
@@ -37,13 +38,14 @@ def mix_cmd(
     video: bool,
     frames: int,
     fps: float,
+    scale: int | None,
     ctx: EditContext,
 ) -> None:
     """Give CONTENT the style rows of each STYLE (latents, or images projected first).
 
-    Writes OUTDIR/mix.png (content rows x style columns, sources on the top row and left column), one latent per
-    cell (mixed/c<i>_s<j>.npz, rendered with the content's noise), mix_video.gif/.mp4 with --video, and mix.json.
-    Z codes are crossed over after mapping.
+    Writes OUTDIR/mix.png (content rows x style columns, sources on the top row and left column, captioned with
+    their file names), one latent per cell (mixed/c<i>_s<j>.npz, rendered with the content's noise),
+    mix_video.gif/.mp4 with --video, and mix.json. Z codes are crossed over after mapping.
 
     \b
     Examples:
@@ -51,9 +53,12 @@ def mix_cmd(
       wplus mix a.npz s1.npz s2.npz s3.npz --content b.npz --layers fine --video --model m.safetensors --outdir mix/
     """
     rows = parse_layers(layers, ctx.G.num_ws)
-    contents = [ctx.load(p, f"content{i}") for i, p in enumerate((content, *more_content))]
+    content_paths = (content, *more_content)
+    contents = [ctx.load(p, f"content{i}") for i, p in enumerate(content_paths)]
     style_codes = [ctx.load(p, f"style{j}") for j, p in enumerate(styles)]
-    sheet, _ = style_mixing_grid(ctx.G, contents, style_codes, rows)
+    k = ctx.scale(scale)
+    labels = ([p.stem for p in content_paths], [p.stem for p in styles])
+    sheet, _ = style_mixing_grid(ctx.G, contents, style_codes, rows, labels=labels, scale=k)
     outputs = [save_image(sheet, ctx.outdir / "mix.png")]
     for i, c in enumerate(contents):
         for j, s in enumerate(style_codes):
@@ -64,5 +69,6 @@ def mix_cmd(
         if len(style_codes) < 2:
             raise click.UsageError("--video needs at least two STYLES to morph between")
         ws, noise = style_morph(ctx.G, contents[0], style_codes, rows, frames=frames)
-        outputs += save_frames(render(ctx.G, ws, noise), ctx.outdir / "mix_video", fps=fps, strip=False)
-    ctx.record("mix", {"layers": layers, "rows": rows, "video": video, "frames": frames, "fps": fps}, outputs)
+        outputs += save_frames(render(ctx.G, ws, noise), ctx.outdir / "mix_video", fps=fps, strip=False, scale=k)
+    params = {"layers": layers, "rows": rows, "video": video, "frames": frames, "fps": fps, "scale": k}
+    ctx.record("mix", params, outputs)

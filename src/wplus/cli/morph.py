@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from wplus.cli.common import FiniteFloatRange, one_line_errors
-from wplus.cli.edit_common import EditContext, edit_options
+from wplus.cli.edit_common import EditContext, edit_options, scale_option
 from wplus.edits.morph import morph
 from wplus.edits.render import pingpong as make_pingpong
 from wplus.edits.render import render, save_frames, save_strip
@@ -25,14 +25,23 @@ from wplus.edits.render import render, save_frames, save_strip
 )
 @click.option("--pingpong", is_flag=True, help="Play forwards then backwards (loops smoothly).")
 @click.option("--fps", type=FiniteFloatRange(0, min_open=True), default=15.0)
+@scale_option
 @one_line_errors
 @edit_options
 def morph_cmd(
-    keys: tuple[Path, ...], frames: int, mode: str, interp_space: str, pingpong: bool, fps: float, ctx: EditContext
+    keys: tuple[Path, ...],
+    frames: int,
+    mode: str,
+    interp_space: str,
+    pingpong: bool,
+    fps: float,
+    scale: int | None,
+    ctx: EditContext,
 ) -> None:
     """Morph through KEYS (latent.npz / .npy files, or images, which are projected first): w = (1 - t)·w1 + t·w2.
 
-    Writes OUTDIR/morph.png (strip), morph.gif, morph.mp4 (with the video extra) and morph.json. Each frame is
+    Writes OUTDIR/morph.png (a grid of up to 12 frames a row, each captioned with its t along the whole path and
+    keyframes with their file name), morph.gif, morph.mp4 (with the video extra) and morph.json. Each frame is
     rendered with the keyframes' saved noise blended with the same weights, so the end frames are the inputs.
 
     \b
@@ -45,8 +54,23 @@ def morph_cmd(
     codes = [ctx.load(p, f"key{i}") for i, p in enumerate(keys)]
     result = morph(ctx.G, codes, frames=frames, mode=mode, space=interp_space)
     images = render(ctx.G, result.ws, result.noise)
-    outputs = [save_strip(images, ctx.outdir / "morph.png", cols=min(len(images), 12))]
+    k = ctx.scale(scale)
+    captions = _captions(keys, result.positions)
+    outputs = [save_strip(images, ctx.outdir / "morph.png", cols=min(len(images), 12), captions=captions, scale=k)]
     anim = make_pingpong(images) if pingpong else images
-    outputs += save_frames(anim, ctx.outdir / "morph", fps=fps, strip=False)
-    params = {"frames": frames, "mode": mode, "interp_space": result.space, "pingpong": pingpong, "fps": fps}
+    outputs += save_frames(anim, ctx.outdir / "morph", fps=fps, strip=False, scale=k)
+    params = {"frames": frames, "mode": mode, "interp_space": result.space, "pingpong": pingpong, "fps": fps,
+              "scale": k}  # fmt: skip
     ctx.record("morph", params, outputs)
+
+
+def _captions(keys: tuple[Path, ...], positions: list[tuple[int, float]]) -> list[str]:
+    """'t=0.25' per frame (its place on the whole path, 0 first key, 1 last); keyframes add their file stem."""
+    segments = len(keys) - 1
+    out = []
+    for seg, t in positions:
+        text = f"t={(seg + t) / segments:.2f}"
+        if t in (0.0, 1.0):
+            text += f" {keys[seg + int(t)].stem}"
+        out.append(text)
+    return out

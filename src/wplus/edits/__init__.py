@@ -6,15 +6,16 @@
 - :mod:`~wplus.edits.directions` — attribute direction files (toolkit, InterFaceGAN, e4e, GANSpace, ours);
 - :mod:`~wplus.edits.render` — rendering codes with their noise, strips, GIF / MP4.
 
-Every edit reads its inputs with :func:`wplus.io.latents.load_code` (re-exported here).
+Every edit reads its inputs with :func:`wplus.io.latents.load_code` (re-exported here); ``wplus render`` reads every
+code of a file with :func:`wplus.io.latents.load_codes`.
 """
 
 from wplus.edits.crossover import mix_styles, named_layer_ranges, parse_layers, style_mixing_grid, style_morph
 from wplus.edits.directions import Direction, apply_direction, direction_from_pairs, load_direction, save_direction
 from wplus.edits.expression import ExpressionDelta, clean_difference, expression_transfer
 from wplus.edits.morph import MorphResult, interpolate, morph, slerp
-from wplus.edits.render import render, save_frames, save_strip
-from wplus.io.latents import check_code, load_code
+from wplus.edits.render import render, render_latents, save_frames, save_strip
+from wplus.io.latents import check_code, load_code, load_codes
 
 __all__ = [
     "interpolate",
@@ -35,8 +36,10 @@ __all__ = [
     "apply_direction",
     "direction_from_pairs",
     "load_code",
+    "load_codes",
     "check_code",
     "render",
+    "render_latents",
     "save_strip",
     "save_frames",
 ]

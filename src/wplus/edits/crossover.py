@@ -17,7 +17,7 @@ from PIL import Image
 from wplus.edits.morph import morph
 from wplus.edits.render import latent_noise, render
 from wplus.errors import ConfigError, ShapeError
-from wplus.io.images import image_grid
+from wplus.io.images import captioned_grid
 from wplus.io.latents import Latent
 
 __all__ = ["named_layer_ranges", "parse_layers", "mix_styles", "style_mixing_grid", "style_morph"]
@@ -100,12 +100,27 @@ def mix_styles(content: torch.Tensor, style: torch.Tensor, layers: str | Sequenc
 
 @torch.no_grad()
 def style_mixing_grid(
-    G: torch.nn.Module, contents: Sequence[Latent], styles: Sequence[Latent], layers: str | Sequence[int]
+    G: torch.nn.Module,
+    contents: Sequence[Latent],
+    styles: Sequence[Latent],
+    layers: str | Sequence[int],
+    *,
+    labels: tuple[Sequence[str], Sequence[str]] | None = None,
+    scale: int = 1,
 ) -> tuple[Image.Image, list[list[Image.Image]]]:
     """StyleGAN's style-mixing figure: content rows x style columns, sources along the top row and left column.
 
-    Each cell is rendered with its content's noise (the content image supplies the structure). Returns the sheet and
-    the cells ``[content][style]``.
+    Each cell is rendered with its content's noise (the content image supplies the structure).
+
+    Args:
+        G: the generator.
+        contents: the row sources; styles: the column sources.
+        layers: rows of the code taken from the style (see :func:`parse_layers`).
+        labels: (content names, style names) captioned under the source tiles (e.g. file stems); None: no captions.
+        scale: integer nearest-neighbour upscale of every tile.
+
+    Returns:
+        The sheet and the cells ``[content][style]`` (at the generator's resolution).
     """
     cells = []
     for c in contents:
@@ -117,7 +132,18 @@ def style_mixing_grid(
     tiles = [blank, *style_imgs]
     for img, row in zip(content_imgs, cells, strict=True):
         tiles.extend([img, *row])
-    return image_grid(tiles, cols=len(styles) + 1), cells
+    captions = None
+    if labels is not None:
+        content_names, style_names = labels
+        if len(content_names) != len(contents) or len(style_names) != len(styles):
+            raise ConfigError(
+                f"labels name {len(content_names)} contents and {len(style_names)} styles, expected {len(contents)} "
+                f"and {len(styles)}"
+            )
+        captions = ["", *(f"style: {n}" for n in style_names)]
+        for name in content_names:
+            captions += [f"content: {name}", *([""] * len(styles))]
+    return captioned_grid(tiles, captions, cols=len(styles) + 1, scale=scale), cells
 
 
 @torch.no_grad()

@@ -13,12 +13,13 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from wplus.errors import ShapeError
-from wplus.io.images import image_grid, save_image, tensor_to_pil
-from wplus.io.latents import Latent
+from wplus.errors import ConfigError, ShapeError
+from wplus.io.images import captioned_grid, save_image, tensor_to_pil, upscale
+from wplus.io.latents import Latent, check_finite
 from wplus.io.video import check_fps, save_animation
+from wplus.models.stylegan2 import truncate
 
-__all__ = ["latent_noise", "blend_noise", "render", "save_strip", "save_frames", "pingpong"]
+__all__ = ["latent_noise", "blend_noise", "render", "render_latents", "save_strip", "save_frames", "pingpong"]
 
 
 def latent_noise(latent: Latent, G: torch.nn.Module) -> list[torch.Tensor]:
@@ -70,19 +71,88 @@ def render(
     return images
 
 
+@torch.no_grad()
+def render_latents(
+    G: torch.nn.Module,
+    latents: Sequence[Latent],
+    *,
+    truncation_psi: float = 1.0,
+    size: int | None = None,
+) -> list[Image.Image]:
+    """Render saved codes as they were saved: each with its own noise (``G``'s constant noise when it has none).
+
+    Args:
+        G: the generator (tuned or not).
+        latents: codes with ``ws`` [1, num_ws, w_dim] (e.g. from :func:`wplus.io.latents.load_codes`).
+        truncation_psi: ``w_avg + psi * (w - w_avg)`` on every row; 1 renders the codes unchanged, 0 renders
+            ``w_avg``.
+        size: output side in pixels (Lanczos resize); None keeps ``G.img_resolution``.
+
+    Returns:
+        One RGB image per code.
+
+    Raises:
+        ConfigError: a non-finite ``truncation_psi`` or a ``size`` below 1.
+    """
+    check_finite(truncation_psi, "truncation_psi", max_abs=None)
+    if size is not None and size < 1:
+        raise ConfigError(f"size must be a positive number of pixels, got {size}")
+    device = G.w_avg.device
+    images = []
+    for latent in latents:
+        ws = truncate(latent.ws.to(device), G.w_avg, truncation_psi)
+        img = render(G, ws, latent_noise(latent, G))[0]
+        if size is not None and img.size != (size, size):
+            img = img.resize((size, size), Image.Resampling.LANCZOS)
+        images.append(img)
+    return images
+
+
 def pingpong(frames: list) -> list:
     """a b c d -> a b c d c b (loops smoothly without repeating the ends)."""
     return frames + frames[-2:0:-1]
 
 
-def save_strip(images: list[Image.Image], path: str | Path, *, cols: int | None = None, pad: int = 2) -> Path:
-    """Images side by side (or wrapped every ``cols``) in one PNG, written atomically."""
-    return save_image(image_grid(images, cols or len(images), pad=pad), path)
+def save_strip(
+    images: list[Image.Image],
+    path: str | Path,
+    *,
+    cols: int | None = None,
+    pad: int = 2,
+    captions: list[str] | None = None,
+    scale: int = 1,
+) -> Path:
+    """Images side by side (or wrapped every ``cols``) in one PNG, written atomically.
+
+    Args:
+        images: equally sized frames.
+        path: the PNG.
+        cols: frames per row (default: all in one row).
+        pad: pixels between frames.
+        captions: one text per frame, drawn under it (strength, λ, t, a file name); None: no captions.
+        scale: integer nearest-neighbour upscale of every frame (see :func:`wplus.io.images.frame_scale`).
+    """
+    sheet = captioned_grid(images, captions, cols=cols or len(images), pad=pad, scale=scale)
+    return save_image(sheet, path)
 
 
-def save_frames(frames: list[Image.Image], stem: str | Path, *, fps: float = 10, strip: bool = True) -> list[Path]:
-    """Write ``<stem>.png`` (strip), ``<stem>.gif`` and ``<stem>.mp4`` (with the video extra). Returns the paths."""
+def save_frames(
+    frames: list[Image.Image],
+    stem: str | Path,
+    *,
+    fps: float = 10,
+    strip: bool = True,
+    captions: list[str] | None = None,
+    scale: int = 1,
+) -> list[Path]:
+    """Write ``<stem>.png`` (a grid of up to 12 frames a row), ``<stem>.gif`` and ``<stem>.mp4`` (with the video
+    extra). Returns the paths.
+
+    ``captions`` go under the grid's frames; ``scale`` enlarges the grid's frames and the animation's alike
+    (nearest-neighbour), so a small model's GIF is as readable as its grid. The animation carries no captions.
+    """
     check_fps(fps)  # before the strip is written: a bad rate leaves no half set of outputs
     stem = Path(stem)
-    out = [save_strip(frames, stem.with_suffix(".png"), cols=min(len(frames), 12))] if strip else []
-    return out + save_animation(frames, stem, fps=fps)
+    cols = min(len(frames), 12)
+    out = [save_strip(frames, stem.with_suffix(".png"), cols=cols, captions=captions, scale=scale)] if strip else []
+    return out + save_animation([upscale(f, scale) for f in frames], stem, fps=fps)

@@ -9,6 +9,7 @@ projecting toolkit / forks  ``<name>.npy``                                  [num
 rosinality projector        ``<stem>.pt``                                   {path: {img, latent [512] | [n, 512],
                                                                             noise [list of [1, 1, h, w]]}}
 e4e / PTI                   ``latents.pt`` / ``0.pt``                       tensor [N, num_ws, 512]
+inversion scripts           ``latents.pt``                                  {name: tensor [num_ws, 512]}
 wplus                       ``latent.npz`` (:mod:`wplus.io.latents`)        ``w`` [1, num_ws, w_dim] + noise
 ==========================  ==============================================  =====================================
 
@@ -127,7 +128,15 @@ def load_foreign_latents(path: str | Path, *, num_ws: int, w_dim: int = 512) -> 
             return out
         if isinstance(obj, dict) and isinstance(obj.get("w"), torch.Tensor):
             return [Latent(ws=w[None], source=str(path)) for w in _as_ws(obj["w"], num_ws, w_dim, path, "'w'")]
+        if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            out = []
+            for name, value in obj.items():  # {image name: code}, as inversion scripts save one code per image
+                codes = _as_ws(value, num_ws, w_dim, path, f"code {name!r}")
+                out.extend(Latent(ws=w[None], source=str(name)) for w in codes)
+            return out
         raise CheckpointError(
-            path, f"got {type(obj).__name__}, expected a tensor [N, num_ws, w_dim] or a rosinality projector dict"
+            path,
+            f"got {type(obj).__name__}, expected a tensor [N, num_ws, w_dim], a dict of name -> code or a rosinality "
+            "projector dict",
         )
     raise CheckpointError(path, f"unsupported latent file type {suffix!r}; expected .npz, .npy or .pt")

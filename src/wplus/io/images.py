@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from wplus.errors import ConfigError, ImageError
 from wplus.io.atomic import atomic_write
@@ -30,6 +30,10 @@ __all__ = [
     "tensor_to_pil",
     "save_image",
     "image_grid",
+    "MIN_FRAME_SIZE",
+    "frame_scale",
+    "upscale",
+    "captioned_grid",
 ]
 
 # The file names every command treats as images (a folder argument, an edit input to project first, a training set).
@@ -196,3 +200,95 @@ def image_grid(
         r, c = divmod(i, cols)
         sheet.paste(im.convert("RGB"), (pad + c * (w + pad), pad + r * (h + pad)))
     return sheet
+
+
+# Pictures of edits show frames at least this wide: a 64-px frame is a thumbnail nobody can judge an edit on.
+MIN_FRAME_SIZE = 256
+
+
+def frame_scale(size: int, scale: int | None = None, *, min_size: int = MIN_FRAME_SIZE) -> int:
+    """The upscale factor for frames ``size`` px wide: ``scale`` when given, else the smallest integer making a
+    frame at least ``min_size`` px (1 for frames that already are).
+
+    Example:
+        >>> frame_scale(64), frame_scale(100), frame_scale(256), frame_scale(64, 1)
+        (4, 3, 1, 1)
+    """
+    if scale is not None:
+        if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+            raise ConfigError(f"scale must be a positive integer, got {scale!r}")
+        return scale
+    return max(1, -(-min_size // max(size, 1)))
+
+
+def upscale(img: Image.Image, scale: int) -> Image.Image:
+    """Enlarge by an integer factor with nearest-neighbour: every pixel becomes a ``scale`` x ``scale`` block of its
+    own colour, so nothing is invented (unlike a smooth resize)."""
+    if scale == 1:
+        return img
+    return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType: a scalable font
+    except (TypeError, ImportError, OSError):
+        return ImageFont.load_default()
+
+
+def _fitting_font(texts: list[str], width: int, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """The largest default font up to ``size`` px (down to 8) in which every text fits in ``width`` px."""
+    font = _font(size)
+    while size > 8 and any(font.getlength(t) > width - 4 for t in texts):
+        size -= 1
+        font = _font(size)
+    return font
+
+
+def captioned_grid(
+    images: list[Image.Image],
+    captions: list[str] | None = None,
+    *,
+    cols: int,
+    scale: int = 1,
+    pad: int = 2,
+    bg: tuple[int, int, int] = (255, 255, 255),
+) -> Image.Image:
+    """Frames enlarged ``scale`` times (nearest-neighbour), each with its caption in a white band below, laid out
+    row by row.
+
+    Args:
+        images: equally sized frames.
+        captions: one text per frame ('' leaves its band empty); None draws no bands.
+        cols: frames per row.
+        scale: integer upscale factor (:func:`frame_scale` picks one).
+        pad: pixels between frames.
+        bg: background and band colour.
+
+    Returns:
+        The sheet: each cell is ``scale * w`` wide and ``scale * h`` plus the band high.
+
+    Raises:
+        ValueError: no images, or captions that do not match the images one to one.
+    """
+    if captions is not None and len(captions) != len(images):
+        raise ValueError(f"captioned_grid got {len(images)} images and {len(captions)} captions")
+    big = [upscale(im.convert("RGB"), scale) for im in images]
+    if captions is None or not big:
+        return image_grid(big, cols, pad=pad, bg=bg)
+    w, h = big[0].size
+    font = _fitting_font(captions, w, max(10, min(w // 12, 32)))
+    scalable = isinstance(font, ImageFont.FreeTypeFont)
+    band = font.size + 8 if scalable else 16
+    cells = []
+    for im, text in zip(big, captions, strict=True):
+        cell = Image.new("RGB", (w, h + band), bg)
+        cell.paste(im, (0, 0))
+        if text:
+            draw = ImageDraw.Draw(cell)
+            if scalable:  # centred on the band
+                draw.text((w / 2, h + band / 2), text, fill=(0, 0, 0), font=font, anchor="mm")
+            else:  # Pillow's bitmap font takes no anchor
+                draw.text((2, h + 3), text, fill=(0, 0, 0), font=font)
+        cells.append(cell)
+    return image_grid(cells, cols, pad=pad, bg=bg)

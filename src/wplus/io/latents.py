@@ -37,6 +37,7 @@ __all__ = [
     "save_latent",
     "load_latent",
     "load_code",
+    "load_codes",
     "check_code",
     "check_finite",
     "check_not_empty",
@@ -213,7 +214,11 @@ def read_float_npy(path: Path, what: str, expected: str) -> torch.Tensor:
 
 
 def _read_npy(path: Path) -> Latent:
-    ws = arr = read_float_npy(path, "latent", "[num_ws, w_dim]")
+    return _npy_latent(read_float_npy(path, "latent", "[num_ws, w_dim]"), path)
+
+
+def _npy_latent(arr: torch.Tensor, path: Path) -> Latent:
+    ws = arr
     if ws.ndim == 1:
         ws = ws[None]
     if ws.ndim == 3 and ws.shape[0] == 1:
@@ -230,8 +235,8 @@ def _read_torch_latent(path: Path, G: torch.nn.Module) -> Latent:
     codes = load_foreign_latents(path, num_ws=G.num_ws, w_dim=G.w_dim)
     if len(codes) != 1:
         raise ConfigError(
-            f"{path}: holds {plural(len(codes), 'code')}, expected one per input; split it in Python with "
-            "wplus.load_foreign_latents(path, num_ws=..., w_dim=...) and wplus.save_latent"
+            f"{path}: holds {plural(len(codes), 'code')}, expected one per input; split it into one latent.npz per code with "
+            "wplus render FILE --save-latents --model M --outdir DIR (or wplus.load_codes in Python)"
         )
     return codes[0]
 
@@ -243,6 +248,80 @@ LATENT_READERS: dict[str, LatentReader] = {
     ".pt": _read_torch_latent,
     ".pth": _read_torch_latent,
 }
+
+
+def _split_npz(path: Path, G: torch.nn.Module) -> list[Latent]:
+    """Every code of a ``latent.npz`` / ``projected_w.npz`` whose 'w' holds [N, num_ws, w_dim] (noise shared)."""
+    latent = load_latent(path)
+    if latent.ws.ndim != 3 or latent.ws.shape[0] == 1:
+        return [latent]
+    zs = latent.z if latent.z is not None and latent.z.shape[0] == latent.ws.shape[0] else None
+    return [
+        Latent(ws=w[None], space=latent.space, noise=latent.noise, z=None if zs is None else zs[i : i + 1],
+               model_id=latent.model_id, model_sha256=latent.model_sha256, source=latent.source)
+        for i, w in enumerate(latent.ws)
+    ]  # fmt: skip
+
+
+def _split_npy(path: Path, G: torch.nn.Module) -> list[Latent]:
+    """Every code of a toolkit ``.npy``: [num_ws, w_dim] is one code, [N, num_ws, w_dim] is N."""
+    arr = read_float_npy(path, "latent", "[num_ws, w_dim] or [N, num_ws, w_dim]")
+    if arr.ndim == 3 and arr.shape[0] > 1:
+        return [Latent(ws=w[None], source=str(path)) for w in arr]
+    return [_npy_latent(arr, path)]
+
+
+def _split_torch(path: Path, G: torch.nn.Module) -> list[Latent]:
+    from wplus.formats.latents import load_foreign_latents  # formats imports this module: import on use
+
+    return load_foreign_latents(path, num_ws=G.num_ws, w_dim=G.w_dim)
+
+
+# Suffix -> reader of every code in a latent file (``load_codes``); a suffix missing here falls back to the one-code
+# reader in LATENT_READERS.
+MULTI_LATENT_READERS: dict[str, Callable[[Path, torch.nn.Module], list[Latent]]] = {
+    ".npz": _split_npz,
+    ".npy": _split_npy,
+    ".pt": _split_torch,
+    ".pth": _split_torch,
+}
+
+
+def load_codes(path: str | Path, G: torch.nn.Module) -> list[Latent]:
+    """Read every code in a latent file for ``G``: ours, NVIDIA's ``projected_w.npz``, the toolkit's ``.npy``,
+    e4e / PTI ``latents.pt`` tensors [N, num_ws, w_dim] or dicts {name: code}, rosinality projector files.
+
+    Args:
+        path: the latent file.
+        G: the generator the codes will be rendered with (num_ws / w_dim are checked).
+
+    Returns:
+        One :class:`Latent` per code, in file order, each ``ws`` [1, num_ws, w_dim] with its saved noise (empty when
+        the file holds none: then the generator's constant noise is used).
+
+    Raises:
+        WplusError: missing, empty or unreadable file; ShapeError: codes for another generator; ConfigError: an
+        image, an unknown suffix, no codes, or NaN / infinite / absurd values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WplusError(f"{path}: no such file; expected a latent file ({', '.join(sorted(LATENT_READERS))})")
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        raise ConfigError(f"{path}: is an image; embed it first (wplus project) and pass its latent.npz")
+    if suffix in MULTI_LATENT_READERS:
+        codes = MULTI_LATENT_READERS[suffix](path, G)
+    elif suffix in LATENT_READERS:
+        codes = [LATENT_READERS[suffix](path, G)]
+    else:
+        raise ConfigError(f"{path}: unknown latent type {suffix!r}; expected {', '.join(sorted(LATENT_READERS))}")
+    if not codes:
+        raise ConfigError(f"{path}: holds no codes; expected at least one [num_ws, w_dim] code")
+    out = []
+    for i, code in enumerate(codes):
+        code.source = code.source or str(path)
+        out.append(check_code(code, G, name=str(path) if len(codes) == 1 else f"{path} (code {i})"))
+    return out
 
 
 def check_code(latent: Latent, G: torch.nn.Module, *, name: str = "latent") -> Latent:
