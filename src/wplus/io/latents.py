@@ -235,8 +235,8 @@ def _read_torch_latent(path: Path, G: torch.nn.Module) -> Latent:
     codes = load_foreign_latents(path, num_ws=G.num_ws, w_dim=G.w_dim)
     if len(codes) != 1:
         raise ConfigError(
-            f"{path}: holds {plural(len(codes), 'code')}, expected one per input; split it into one latent.npz per code with "
-            "wplus render FILE --save-latents --model M --outdir DIR (or wplus.load_codes in Python)"
+            f"{path}: holds {plural(len(codes), 'code')}, expected one per input; split it into one latent.npz "
+            "per code with wplus render FILE --save-latents --model M --outdir DIR (or wplus.load_codes in Python)"
         )
     return codes[0]
 
