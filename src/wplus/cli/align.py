@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from wplus.cli.common import FiniteFloatRange, echo_json, err, one_line_errors
+from wplus.cli.common import INPUT_FILE, FiniteFloatRange, echo_json, err, one_line_errors
 from wplus.cli.naming import face_name, unique_dirs
 from wplus.errors import WplusError
 from wplus.io.images import IMAGE_SUFFIXES, MAX_PIXELS, save_image
@@ -154,13 +154,13 @@ def align_cmd(
 
 
 @click.command("paste")
-@click.argument("original", type=click.Path(path_type=Path))
-@click.argument("edited", type=click.Path(path_type=Path))
+@click.argument("original", type=INPUT_FILE)
+@click.argument("edited", type=INPUT_FILE)
 @click.option(
     "--transform",
     "transform_path",
     required=True,
-    type=click.Path(path_type=Path),
+    type=INPUT_FILE,
     help="The .json `wplus align` wrote beside the aligned image.",
 )
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output image file.")
