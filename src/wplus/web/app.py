@@ -504,9 +504,11 @@ def _session(request: Any) -> str:
 
 def _summary(result: EmbedResult) -> str:
     m = result.metrics
-    lines = [f"**PSNR {m['psnr']:.2f} dB**, SSIM {m['ssim']:.3f}, {m.get('steps', '?')} steps"]
-    if "psnr_before_tuning" in m:
-        lines.append(f"before pivotal tuning: PSNR {m['psnr_before_tuning']:.2f} dB")
+    projected = m.get("before_tuning", m)  # a tuned image keeps the projection's own figures in a block
+    lines = [f"**PSNR {m['psnr']:.2f} dB**, SSIM {m['ssim']:.3f}, {projected.get('steps', '?')} projection steps"]
+    if "before_tuning" in m:
+        after = m["after_tuning"]
+        lines.append(f"before pivotal tuning: PSNR {projected['psnr']:.2f} dB; {after['steps']} tuning steps")
     lines += [f"note: {n}" for n in result.notices]
     return "  \n".join(lines)
 
