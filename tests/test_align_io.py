@@ -137,7 +137,7 @@ def test_paste_cli(tmp_path):
     assert res.exit_code == 0, res.output
     assert Image.open(tmp_path / "out.png").size == (160, 140)
     res = CliRunner().invoke(cli, [*args[:3], "--transform", str(tmp_path / "nope.json"), "--out", "x.png"])
-    assert res.exit_code == 1 and "nope.json" in res.output
+    assert res.exit_code == 2 and "nope.json" in res.output and "'--transform'" in res.output  # checked first
 
 
 def test_project_crop_none_and_paste_back_needs_align(tmp_path, tiny_generator):

@@ -18,7 +18,7 @@ from wplus.losses.lpips import LPIPS, LPIPS_CHANNELS, read_lpips_heads
 from wplus.models.vgg16 import IMAGENET_MEAN, IMAGENET_STD, random_vgg16
 from wplus.projection import PRESETS, project, project_generic, resolve_settings
 from wplus.projection.schedules import learning_rate, w_noise_scale
-from wplus.projection.settings import build_loss
+from wplus.projection.settings import LOSS_KINDS, build_loss
 
 
 @pytest.fixture(scope="module")
@@ -252,14 +252,16 @@ def test_loss_kinds_build_the_ablation_terms(kind, vgg, heads, tmp_path):
     x, y = torch.rand(1, 3, 16, 16) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1
     terms = loss(x, loss.prepare_target(y))
     expected = {
-        "mse": terms["mse"],
-        "conv3_2": terms.get("conv3_2"),
-        "mse+conv3_2": terms["mse"] + terms.get("conv3_2", 0),
-        "perceptual": terms["perceptual"],
-        "perceptual+mse": terms["perceptual"] + terms["mse"],
-        "lpips+l1": terms.get("lpips", 0) + terms.get("l1", 0),
-    }[kind]
+        "mse": lambda: terms["mse"],
+        "conv3_2": lambda: terms["conv3_2"],
+        "mse+conv3_2": lambda: terms["mse"] + terms["conv3_2"],
+        "perceptual": lambda: terms["perceptual"],
+        "perceptual+mse": lambda: terms["perceptual"] + terms["mse"],
+        "lpips+l1": lambda: terms["lpips"] + terms["l1"],
+    }[kind]()
     torch.testing.assert_close(terms["total"], expected)
+    # Only the terms the kind switches on are reported (and a VGG layer's own term with the perceptual one).
+    assert {k for k in terms if k in LOSS_KINDS["perceptual+mse+l1"] + ("lpips",)} == set(LOSS_KINDS[kind])
     assert (lp is not None) == (kind == "lpips+l1")
 
 

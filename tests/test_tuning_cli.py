@@ -47,7 +47,8 @@ def test_project_tune_writes_the_tuning_and_both_metrics(tuned, tiny_generator):
     for name in ("tuning.safetensors", "untuned.png", "projection.png", "latent.npz", "metrics.json"):
         assert (folder / name).is_file(), name
     metrics = json.loads((folder / "metrics.json").read_text())
-    assert metrics["psnr"] > metrics["psnr_before_tuning"] + 1.0 and metrics["tuning_steps"] == 15
+    before, after = metrics["before_tuning"], metrics["after_tuning"]
+    assert metrics["psnr"] == after["psnr"] > before["psnr"] + 1.0 and after["steps"] == 15 and before["steps"] == 15
     config = json.loads((folder / "config.json").read_text())
     assert config["space"] == "w"  # PTI's pivot: W unless --space is given
     t = load_tuning(folder / "tuning.safetensors")
@@ -66,7 +67,8 @@ def test_tune_command_tunes_an_existing_folder(tuned, tmp_path):
     before = json.loads((folder / "metrics.json").read_text())["psnr"]
     _run(["tune", folder, "--steps", 15, "--lr", 3e-3, "--locality", 0, "--device", "cpu"])
     metrics = json.loads((folder / "metrics.json").read_text())
-    assert metrics["psnr_before_tuning"] == pytest.approx(before, abs=1e-3) and metrics["psnr"] > before + 1.0
+    assert metrics["before_tuning"]["psnr"] == pytest.approx(before, abs=1e-3) and metrics["psnr"] > before + 1.0
+    assert metrics["after_tuning"]["loss_total"] < metrics["before_tuning"]["loss_total"]  # each state its own loss
     assert (folder / "untuned.png").is_file() and (folder / "tuning.safetensors").is_file()
     r = _run(["tune", folder, tmp_path / "missing", "--steps", 1, "--device", "cpu"], code=1)
     assert "already tuned" in r.output and "missing" in r.output and "0 of 2 folders tuned" in r.output
@@ -76,8 +78,10 @@ def test_tune_command_tunes_an_existing_folder(tuned, tmp_path):
     _run(["tune", folder, "--overwrite", "--tune-steps", 2, "--tune-lr", 3e-3, "--device", "cpu"])
     metrics = json.loads((folder / "metrics.json").read_text())
     # Tuned again from the base model and the untuned code: the same "before", a new number of steps.
-    assert metrics["psnr_before_tuning"] == pytest.approx(first["psnr_before_tuning"], abs=1e-3)
-    assert metrics["tuning_steps"] == 2 and json.loads((folder / "config.json").read_text())["tuning"]["num_steps"] == 2
+    assert metrics["before_tuning"]["psnr"] == pytest.approx(first["before_tuning"]["psnr"], abs=1e-3)
+    assert "before_tuning" not in metrics["before_tuning"]  # the untuned figures, not the first tuning's record
+    assert metrics["after_tuning"]["steps"] == 2
+    assert json.loads((folder / "config.json").read_text())["tuning"]["num_steps"] == 2
 
 
 @pytest.mark.parametrize("command", ["edit", "morph", "mix", "expression", "render"])

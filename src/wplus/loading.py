@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from wplus.errors import CheckpointError, ChecksumMismatchError, WplusError
+from wplus.errors import CheckpointError, ChecksumMismatchError, OfflineError, WplusError
 from wplus.hub.download import sha256_file as file_sha256
 from wplus.hub.registry import WeightSpec
 from wplus.io.checkpoint import load_native_generator
@@ -76,33 +76,37 @@ def resolve_model(
     allow_download: bool = True,
     progress: bool = True,
     notice: Callable[[str], None] | None = None,
+    fallback: bool = True,
 ) -> ModelFile:
     """The generator file ``model`` means.
 
-    In order: ``None`` is :data:`~wplus.shipped.DEFAULT_MODEL`, or the shipped model with one notice line when that
-    cannot be had (offline, download failed); a string with ``://`` is a URL (downloaded once, cached, checksum
-    recorded on first use); an existing path is that file; ``'cartoon-faces-64'`` is the shipped model; a
-    registered generator name is fetched from the cache or downloaded. A name given explicitly never falls back.
+    In order: ``None`` is :data:`~wplus.shipped.DEFAULT_MODEL`, or, when that cannot be had (offline, download
+    failed), the shipped model with one notice line (``fallback``) or an error that says how to get one; a string
+    with ``://`` is a URL (downloaded once, cached, checksum recorded on first use); an existing path is that file;
+    ``'cartoon-faces-64'`` is the shipped model; a registered generator name is fetched from the cache or
+    downloaded. A name given explicitly never falls back.
 
     Args:
         model: What the user gave (``--model``), or None.
         allow_download: If False, a registered file missing from the cache raises :class:`~wplus.OfflineError`.
         progress: Show a download progress bar on stderr.
         notice: Receives the fallback line; without it the line is logged as a warning (never both).
+        fallback: Whether ``None`` may mean the shipped model when the default cannot be had. Commands that fit a
+            user's photo pass False: a 64 px cartoon model silently standing in for FFHQ is worse than an error.
 
     Returns:
         The file and the id results record.
 
     Raises:
         CheckpointError: ``model`` is neither a file, a URL nor a registered generator.
-        OfflineError: A named model must be downloaded but cannot be.
+        OfflineError: A named model must be downloaded but cannot be (or, without ``fallback``, the default).
         ChecksumMismatchError: A cached or downloaded file fails verification.
     """
     from wplus.hub import REGISTRY, fetch
     from wplus.hub.remote import url_spec
 
     if model is None:
-        return _default_model(allow_download=allow_download, progress=progress, notice=notice)
+        return _default_model(allow_download=allow_download, progress=progress, notice=notice, fallback=fallback)
     text = str(model)
     # URLs only as text: a Path would have collapsed 'https://' to 'https:/'.
     if isinstance(model, str) and "://" in text:
@@ -123,12 +127,20 @@ def resolve_model(
     return ModelFile(fetch(spec, allow_download=allow_download, progress=progress), spec.name)
 
 
-def _default_model(*, allow_download: bool, progress: bool, notice: Callable[[str], None] | None) -> ModelFile:
+def _default_model(
+    *, allow_download: bool, progress: bool, notice: Callable[[str], None] | None, fallback: bool
+) -> ModelFile:
     from wplus.hub import fetch
 
     try:
         return ModelFile(fetch(DEFAULT_MODEL, allow_download=allow_download, progress=progress), DEFAULT_MODEL)
     except WplusError as e:
+        if not fallback:
+            raise OfflineError(
+                f"no --model given and the default model {DEFAULT_MODEL} is not cached and cannot be downloaded; "
+                f"get it with `wplus weights download {DEFAULT_MODEL}`, or pass --model {SHIPPED_MODEL} (the shipped "
+                f"{SHIPPED_RESOLUTION} px cartoon-face model, works offline) or --model FILE"
+            ) from None
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         line = (
             f"using the shipped model {SHIPPED_MODEL} ({SHIPPED_RESOLUTION} px cartoon faces) because the default "
@@ -159,9 +171,11 @@ def load_generator_info(
     *,
     device: str | torch.device = "cpu",
     notice: Callable[[str], None] | None = None,
+    fallback: bool = True,
 ) -> LoadedGenerator:
-    """Load a generator and say where it came from (path, model id, SHA-256); ``source`` as :func:`resolve_model`."""
-    found = resolve_model(source, notice=notice)
+    """Load a generator and say where it came from (path, model id, SHA-256); ``source``, ``notice`` and
+    ``fallback`` as :func:`resolve_model`."""
+    found = resolve_model(source, notice=notice, fallback=fallback)
     reader = READERS.get(found.path.suffix.lower())
     if reader is None:
         raise CheckpointError(

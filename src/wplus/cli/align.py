@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from wplus.align.ffhq import DEFAULT_FACE, DEFAULT_MIN_FACE_RATIO, FACE_CHOICES
-from wplus.cli.common import FiniteFloatRange, echo_json, err, explicit_options, one_line_errors
+from wplus.cli.common import INPUT_FILE, FiniteFloatRange, echo_json, err, explicit_options, one_line_errors
 from wplus.datasets.inputs import expand_inputs, face_name
 from wplus.errors import ConfigError, WplusError
 from wplus.io.images import MAX_PIXELS, save_image
@@ -159,13 +159,13 @@ def align_cmd(
 
 
 @click.command("paste")
-@click.argument("original", type=click.Path(path_type=Path))
-@click.argument("edited", type=click.Path(path_type=Path))
+@click.argument("original", type=INPUT_FILE)
+@click.argument("edited", type=INPUT_FILE)
 @click.option(
     "--transform",
     "transform_path",
     required=True,
-    type=click.Path(path_type=Path),
+    type=INPUT_FILE,
     help="The .json `wplus align` wrote beside the aligned image.",
 )
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output image file.")

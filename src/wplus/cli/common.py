@@ -8,6 +8,7 @@ import math
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -22,10 +23,15 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEVICE_CHOICES = click.Choice(["auto", "cpu", "cuda", "mps"])
-MODEL_HELP = (
+# Every file a command reads is checked when the command line is parsed: a typo is one line naming the flag or
+# argument, before a model is read, a loss is built (and its notices printed) or an input is hashed.
+INPUT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+_MODEL_KINDS = (
     "Generator: a file (.safetensors, NVIDIA/TF .pkl, rosinality .pt), a registered name, a URL, or "
-    "cartoon-faces-64 (shipped). Default: stylegan2-ffhq-1024, or the shipped model when that cannot be downloaded."
+    "cartoon-faces-64 (shipped, offline)."
 )
+MODEL_HELP = f"{_MODEL_KINDS} Default: stylegan2-ffhq-1024; required when that is not cached and cannot be downloaded."
+MODEL_HELP_FALLBACK = f"{_MODEL_KINDS} Default: stylegan2-ffhq-1024, or the shipped model when that cannot be had."
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -128,9 +134,13 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
-def open_model(model: str | None, *, device: torch.device) -> LoadedGenerator:
-    """``--model`` as every command means it (:func:`wplus.loading.resolve_model`); the fallback notice goes to
-    stderr once."""
+def open_model(model: str | None, *, device: torch.device, fallback: bool = False) -> LoadedGenerator:
+    """``--model`` as every command means it (:func:`wplus.loading.resolve_model`).
+
+    Without ``--model`` and without the default model, a command that fits or edits a user's photo stops with one
+    line saying how to get a model; only commands that merely show what a model does (``generate``) pass
+    ``fallback=True`` and run on the shipped model, saying so once on stderr.
+    """
     from wplus.loading import load_generator_info
 
-    return load_generator_info(model, device=device, notice=err)
+    return load_generator_info(model, device=device, notice=err, fallback=fallback)

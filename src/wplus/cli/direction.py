@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import click
 import torch
 
-from wplus.cli.common import FiniteFloatRange, echo_json, err, one_line_errors
+from wplus.cli.common import INPUT_FILE, FiniteFloatRange, echo_json, err, one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options
 from wplus.cli.projection_options import flag_of
 from wplus.edits.crossover import parse_layers
@@ -65,7 +65,7 @@ def _pair_options(line: str, outputs: str) -> Callable[[F], F]:
 
 
 @direction_group.command("from-pairs")
-@click.argument("latents", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("latents", nargs=-1, type=INPUT_FILE)
 @_pair_options("NEUTRAL EXPRESSIVE", "OUTDIR/<name>.npz and <name>.json")
 @one_line_errors
 @edit_options
@@ -124,7 +124,7 @@ def _check_pair_settings(s: ProjectionSettings) -> None:
 
 
 @direction_group.command("from-images")
-@click.argument("images", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, type=INPUT_FILE)
 @_pair_options("BEFORE AFTER", "OUTDIR/<name>.npz, <name>.json, <name>_pairs.png")
 @click.option(
     "--delta-lr",
@@ -157,7 +157,7 @@ def from_images_cmd(
     """
     _check_pair_settings(ctx.settings)
     pairs = _collect_pairs(images, pairs_file, "IMAGES (BEFORE AFTER)")
-    before, after, used, skipped = [], [], [], []
+    before, after, used, skipped, entries = [], [], [], [], []
     for i, (b, a) in enumerate(pairs):
         try:
             tb, ta = ctx.read_target(b), ctx.read_target(a)
@@ -168,8 +168,7 @@ def from_images_cmd(
         before.append(tb)
         after.append(ta)
         used.append(i)
-        ctx.add_input(b, f"before{i}", projected=True)
-        ctx.add_input(a, f"after{i}", projected=True)
+        entries.append((ctx.add_input(b, f"before{i}", projected=True), ctx.add_input(a, f"after{i}", projected=True)))
     if not used:
         raise ConfigError(f"none of the {plural(len(pairs), 'pair')} could be read; see the warnings above")
     rows = parse_layers(layers, ctx.G.num_ws) if layers else None
@@ -200,6 +199,10 @@ def from_images_cmd(
     finally:
         bar.close()
     pair_psnr = [[round(b, 2), round(a, 2)] for b, a in zip(r.psnr_before, r.psnr_after, strict=True)]
+    for i, (pb, pa), (eb, ea) in zip(used, pair_psnr, entries, strict=True):
+        b, a = pairs[i]
+        eb["projection"], ea["projection"] = {"psnr": pb, "steps": steps}, {"psnr": pa, "steps": steps}
+        err(f"projected {b.name}: psnr {pb:.2f} dB, {a.name}: psnr {pa:.2f} dB in {steps} steps (pair {i})")
     meta = {
         "method": "shared offset of jointly projected pairs",
         "num_pairs": len(used),
@@ -229,7 +232,7 @@ def from_images_cmd(
 
 
 @direction_group.command("info")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=INPUT_FILE)
 @click.option("--component", type=click.IntRange(0), default=None, help="GANSpace component.")
 @one_line_errors
 def info_cmd(path: Path, component: int | None) -> None:

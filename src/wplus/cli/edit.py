@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from wplus.cli.common import FiniteFloatRange, one_line_errors
+from wplus.cli.common import INPUT_FILE, FiniteFloatRange, one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options, parse_floats, scale_option
 from wplus.edits.crossover import parse_layers
 from wplus.edits.directions import apply_direction, load_direction
@@ -16,12 +16,12 @@ from wplus.loading import file_sha256
 
 
 @click.command("edit")
-@click.argument("latent", type=click.Path(path_type=Path))
+@click.argument("latent", type=INPUT_FILE)
 @click.option(
     "--direction",
     "direction_path",
     required=True,
-    type=click.Path(path_type=Path),
+    type=INPUT_FILE,
     help="Direction file: ours (.npz), toolkit .npy [18, 512], InterFaceGAN [1, 512] (.npy/.pt), e4e [1, 18, 512] "
     ".pt, GANSpace ffhq_pca.pt (with --component).",
 )

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 import torch
 
-from wplus.cli.common import DEVICE_CHOICES, MODEL_HELP, echo_json, err, open_model, resolve_device
+from wplus.cli.common import DEVICE_CHOICES, INPUT_FILE, MODEL_HELP, echo_json, err, open_model, resolve_device
 from wplus.cli.projection_options import ProjectionChoice, projection_options
 from wplus.cli.tuning_options import TUNING_FILE_HELP, apply_tuning_file
 from wplus.errors import ConfigError
@@ -31,9 +31,7 @@ _OPTIONS = [
     click.option("--model", type=str, default=None, help=MODEL_HELP),
     click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Results folder."),
     click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True),
-    click.option(
-        "--tuning", "tuning_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help=TUNING_FILE_HELP
-    ),
+    click.option("--tuning", "tuning_path", type=INPUT_FILE, default=None, help=TUNING_FILE_HELP),
 ]
 
 
@@ -86,6 +84,7 @@ class EditContext:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     tuned: torch.nn.Module | None = None  # the generator with --tuning applied
     tuning: dict[str, Any] | None = None  # its record entry
+    projected: dict[str, dict[str, Any]] = field(default_factory=dict)  # image path -> how well it was projected
 
     @classmethod
     def create(
@@ -139,6 +138,10 @@ class EditContext:
         err(f"projecting {path} ({plural(s.total_steps, 'step')}, {s.space}{preset})")
         with progress(s.total_steps, desc=path.name[:40], unit="step", leave=False) as bar:
             r = project(self.info.G, target, loss=loss, settings=s, lpips=lpips, callback=lambda st: bar.update(1))
+        m = r.metrics[0]
+        self.projected[str(path)] = {k: m[k] for k in ("psnr", "ssim", "lpips", "loss_total", "steps", "seconds")
+                                     if k in m}  # fmt: skip
+        err(f"projected {path.name}: psnr {m['psnr']:.2f} dB in {m['steps']} steps ({m['seconds']:.1f} s)")
         return r.latent(0, model_id=self.info.model_id, model_sha256=self.info.sha256, source=str(path))
 
     def load(self, path: Path, role: str) -> Latent:
@@ -147,6 +150,8 @@ class EditContext:
         latent.ws, latent.noise = latent.ws.to(self.device), [n.to(self.device) for n in latent.noise]
         latent.z = None if latent.z is None else latent.z.to(self.device)
         entry = self.add_input(path, role, space=latent.space, projected=path.suffix.lower() in IMAGE_SUFFIXES)
+        if str(path) in self.projected:
+            entry["projection"] = self.projected[str(path)]  # its PSNR: how faithful the code the edit starts from is
         entry["noise"] = "saved" if latent.noise else "generator const"
         self._check_model(path, latent, entry)
         return latent

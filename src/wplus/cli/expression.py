@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from wplus.cli.common import FiniteFloatRange, one_line_errors
+from wplus.cli.common import INPUT_FILE, FiniteFloatRange, one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options, parse_floats, scale_option
 from wplus.edits.expression import clean_difference, expression_transfer
 from wplus.edits.render import latent_noise, render, save_frames
@@ -14,9 +14,9 @@ from wplus.io.latents import Latent, save_latent
 
 
 @click.command("expression")
-@click.argument("target", type=click.Path(path_type=Path))
-@click.argument("neutral", type=click.Path(path_type=Path))
-@click.argument("expressive", type=click.Path(path_type=Path))
+@click.argument("target", type=INPUT_FILE)
+@click.argument("neutral", type=INPUT_FILE)
+@click.argument("expressive", type=INPUT_FILE)
 @click.option("--strength", default="0:1:5", help="λ values: '1', '-1,0,1,2' or a sweep 'start:stop:count'.")
 @click.option("--threshold", type=FiniteFloatRange(0), default=1.0, help="Rows of w3 - w2 below this are zeroed.")
 @click.option(

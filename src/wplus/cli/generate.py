@@ -10,7 +10,7 @@ import torch
 
 from wplus.cli.common import (
     DEVICE_CHOICES,
-    MODEL_HELP,
+    MODEL_HELP_FALLBACK,
     err,
     one_line_errors,
     open_model,
@@ -64,7 +64,7 @@ def _translate(ctx: click.Context, param: click.Parameter, value: str | None) ->
     "--model",
     type=str,
     default=None,
-    help=MODEL_HELP,
+    help=MODEL_HELP_FALLBACK,
 )
 @click.option(
     "--seeds",
@@ -131,7 +131,7 @@ def generate_cmd(
       wplus generate --model stylegan3-t-ffhqu-256 --seeds 0-3 --rotate 15 --translate 0.1,0 --outdir turned/
     """
     dev = resolve_device(device)
-    info = open_model(model, device=dev)
+    info = open_model(model, device=dev, fallback=True)  # a look at a model: the shipped one will do
     G, tuning = apply_tuning_file(info.G, tuning_path)
     transform = None
     if rotate is not None or translate is not None:

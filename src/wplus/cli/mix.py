@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from wplus.cli.common import FiniteFloatRange, one_line_errors
+from wplus.cli.common import INPUT_FILE, FiniteFloatRange, one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options, scale_option
 from wplus.edits.crossover import mix_styles, parse_layers, style_mixing_grid, style_morph
 from wplus.edits.render import render, save_frames
@@ -15,15 +15,15 @@ from wplus.io.latents import Latent, save_latent
 
 
 @click.command("mix")
-@click.argument("content", type=click.Path(path_type=Path))
-@click.argument("styles", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("content", type=INPUT_FILE)
+@click.argument("styles", nargs=-1, required=True, type=INPUT_FILE)
 @click.option(
     "--layers",
     default="paper",
     help="Rows taken from the style code: ranges ('9-17') or names coarse, middle, fine, paper (last half), "
     "toolkit (7-17 of 18), all; combine with commas.",
 )
-@click.option("--content", "more_content", multiple=True, type=click.Path(path_type=Path), help="More grid rows.")
+@click.option("--content", "more_content", multiple=True, type=INPUT_FILE, help="More grid rows.")
 @click.option("--video", is_flag=True, help="Also a video where the style morphs through STYLES (needs >= 2).")
 @click.option("--frames", type=click.IntRange(2), default=60, help="Frames of the style video.")
 @click.option("--fps", type=FiniteFloatRange(0, min_open=True), default=15.0)

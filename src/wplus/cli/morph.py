@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from wplus.cli.common import FiniteFloatRange, one_line_errors
+from wplus.cli.common import INPUT_FILE, FiniteFloatRange, one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options, scale_option
 from wplus.edits.morph import morph
 from wplus.edits.render import pingpong as make_pingpong
@@ -14,7 +14,7 @@ from wplus.edits.render import render, save_frames, save_strip
 
 
 @click.command("morph")
-@click.argument("keys", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("keys", nargs=-1, required=True, type=INPUT_FILE)
 @click.option("--frames", type=click.IntRange(2), default=30, help="Frames along the whole path (ends included).")
 @click.option("--mode", type=click.Choice(["linear", "slerp"]), default="linear", help="slerp: Z codes only.")
 @click.option(

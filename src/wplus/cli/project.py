@@ -13,7 +13,16 @@ from typing import Any
 import click
 
 from wplus.cli.align import check_face_options, face_options
-from wplus.cli.common import DEVICE_CHOICES, MODEL_HELP, echo_json, err, one_line_errors, open_model, resolve_device
+from wplus.cli.common import (
+    DEVICE_CHOICES,
+    INPUT_FILE,
+    MODEL_HELP,
+    echo_json,
+    err,
+    one_line_errors,
+    open_model,
+    resolve_device,
+)
 from wplus.cli.dataset_options import DatasetChoice, dataset_options
 from wplus.cli.projection_options import ProjectionChoice, projection_options
 from wplus.cli.tuning_options import tuning_options
@@ -44,14 +53,14 @@ def _provenance(model: LoadedGenerator, **fields: Any) -> dict[str, Any]:
 )
 @click.option(
     "--init-latent",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=INPUT_FILE,
     help="Start from this code instead (latent.npz/.npy/.pt), e.g. to continue a run. W+ and W only.",
 )
 @click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True, help="Images optimised together.")
 @click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True)
 @click.option("--save-video", is_flag=True, help="Write proj.gif (and proj.mp4 with the video extra).")
 @click.option("--plot", is_flag=True, help="Write history.png: PSNR and loss against seconds.")
-@click.option("--mask", "mask_path", type=click.Path(path_type=Path), help="Mask image: white = loss looks here.")
+@click.option("--mask", "mask_path", type=INPUT_FILE, help="Mask image: white = loss looks here.")
 @click.option("--mask-from-alpha", is_flag=True, help="Use each RGBA input's alpha as its mask (scribbles).")
 @click.option("--align", is_flag=True, help="FFHQ-align faces first (align extra; --face: which); one job per face.")
 @click.option(
@@ -106,7 +115,7 @@ def project_cmd(
 
     \b
     IMAGES are files, folders (every image below them, the layout kept in OUTDIR), globs ('photos/**/*.jpg') or
-    @list.txt (one a line). A run over several images keeps OUTDIR/manifest.jsonl and, run again, skips the images
+    @list.txt (one a line). Every run keeps OUTDIR/manifest.jsonl (one image too) and, run again, skips the images
     it finished with the same input and settings (--overwrite redoes them); `wplus manifest OUTDIR` summarises it.
     --shard I/N projects a deterministic part (Slurm arrays); --engine ray runs on a Ray cluster (docs/datasets.md).
 
@@ -136,10 +145,15 @@ def project_cmd(
         raise click.UsageError("--mask-from-alpha cannot be combined with --align (the alpha is not aligned)")
     if mask_path is not None and mask_from_alpha:
         raise click.UsageError("give either --mask FILE or --mask-from-alpha, not both")
+    repeated: list[Path] = []
     try:
-        inputs = expand_inputs(images)
+        inputs = expand_inputs(images, repeated=repeated)
     except ConfigError as e:
         raise click.BadParameter(str(e), param_hint="IMAGES") from None
+    if repeated:
+        shown = ", ".join(str(p) for p in repeated[:3]) + (", ..." if len(repeated) > 3 else "")
+        err(f"skipped {len(repeated)} repeated input{'s' if len(repeated) > 1 else ''} ({shown}): each file is "
+            "projected once")  # fmt: skip
     if tuning is not None and "space" not in projection.given:
         projection.settings = projection.settings.replace(space=PIVOT_SPACE)  # PTI's pivot is a W code
     dev = resolve_device(device)
@@ -194,7 +208,8 @@ def project_cmd(
     summary = [r for o in outcomes for r in o.results]
     failed = [{"image": o.input, "error": o.error} for o in outcomes if o.status == "failed"]
     if as_json:
-        echo_json({"results": summary, "failed": failed, "skipped": len(plan.skipped)})
+        echo_json({"results": summary, "failed": failed, "skipped": len(plan.skipped),
+                   "repeated": [str(p) for p in repeated]})  # fmt: skip
     if failed:
         raise click.ClickException(
             f"{len(outcomes) - len(failed)} of {plural(len(outcomes), 'image')} projected; {len(failed)} failed "

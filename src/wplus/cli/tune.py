@@ -14,7 +14,8 @@ from wplus.errors import ConfigError
 from wplus.io.atomic import write_json
 from wplus.io.images import load_image, pil_to_tensor, save_image
 from wplus.io.latents import load_latent
-from wplus.projection.outputs import tuning_metrics
+from wplus.projection.outputs import is_tuned, summary_line, tuned_metrics, untuned_metrics
+from wplus.projection.project import loss_terms
 from wplus.projection.settings import ProjectionSettings
 from wplus.text import plural
 from wplus.tuning import TuningSettings, save_tuning, tune
@@ -76,7 +77,7 @@ def _tune_folder(
 ) -> None:
     config = _read_json(folder / "config.json")
     metrics = _read_json(folder / "metrics.json")
-    if "psnr_before_tuning" in metrics and not overwrite:
+    if is_tuned(metrics) and not overwrite:
         raise ConfigError(f"{folder}: already tuned (tuning.safetensors); pass --overwrite to tune it again")
     name = model or config.get("model", {}).get("path")
     if not name:
@@ -102,9 +103,17 @@ def _tune_folder(
     if not (folder / "untuned.png").exists():
         (folder / "projection.png").replace(folder / "untuned.png")
     save_image(image, folder / "projection.png")
-    metrics.update(tuning_metrics(t))
+    mask = _saved_mask(folder, target)
+    metrics = tuned_metrics(untuned_metrics(metrics), t, loss_terms(loss, image, target, mask=mask)[0])
     write_json(folder / "metrics.json", metrics)
     config["tuning"] = tuning.kwargs()
     write_json(folder / "config.json", config)
-    m = t.info["metrics"]
-    err(f"{folder}: psnr {m['psnr_before'][0]:.2f} -> {m['psnr_after'][0]:.2f} dB ({m['seconds']:.1f} s)")
+    err(f"{folder}: {summary_line(metrics)} ({t.info['metrics']['seconds']:.1f} s)")
+
+
+def _saved_mask(folder: Path, target: torch.Tensor) -> torch.Tensor | None:
+    """The loss mask the projection used (mask.png, white = seen) as [1, 1, R, R] in [0, 1], so the tuned render is
+    measured as the projection was; None without one."""
+    if not (folder / "mask.png").is_file():
+        return None
+    return (pil_to_tensor(load_image(folder / "mask.png"))[:, :1].to(target.device) + 1) / 2

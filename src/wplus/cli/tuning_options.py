@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from wplus.cli.common import FiniteFloatRange
+from wplus.cli.common import INPUT_FILE, FiniteFloatRange
 from wplus.errors import ConfigError, WplusError
 from wplus.tuning import (
     DEFAULT_BIASES,
@@ -124,9 +124,7 @@ TUNING_FILE_HELP = "A tuning.safetensors (pivotal tuning) to render with; record
 
 def tuning_file_option(fn: F) -> F:
     """``--tuning FILE`` for commands that render codes."""
-    return click.option(
-        "--tuning", "tuning_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help=TUNING_FILE_HELP
-    )(fn)
+    return click.option("--tuning", "tuning_path", type=INPUT_FILE, default=None, help=TUNING_FILE_HELP)(fn)
 
 
 def apply_tuning_file(G: Any, path: Path | None) -> tuple[Any, dict[str, Any] | None]:

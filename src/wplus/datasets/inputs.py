@@ -11,7 +11,8 @@ Each argument becomes image files, in a deterministic order, each with the name 
 - ``@list.txt`` names one argument per line (blank lines and ``#`` comments skipped); relative entries are read
   from the list's folder, so a list works from any working directory.
 
-A file named twice is projected once. Names that repeat get ``_2``, ``_3``, ... in order (:func:`unique_names`).
+A file named twice is projected once (``repeated`` collects the later mentions, so a caller can say so). Names
+that repeat get ``_2``, ``_3``, ... in order (:func:`unique_names`).
 A missing file, a folder without images, a glob that matches none and an unreadable list are a
 :class:`~wplus.errors.ConfigError` with one line naming it: a long run never starts on a typo.
 """
@@ -71,8 +72,12 @@ def face_name(stem: str, index: int) -> str:
     return f"{stem}_{index:02d}"
 
 
-def expand_inputs(args: Sequence[str | Path]) -> list[InputImage]:
+def expand_inputs(args: Sequence[str | Path], *, repeated: list[Path] | None = None) -> list[InputImage]:
     """The images the arguments name, in order, each once, with unique folder names (see the module docstring).
+
+    Args:
+        args: files, folders, globs and ``@list.txt`` files.
+        repeated: if given, receives each file left out because an earlier argument already named it.
 
     Raises:
         ConfigError: a file that does not exist, a folder without image files, a glob without matches, a list
@@ -88,6 +93,8 @@ def expand_inputs(args: Sequence[str | Path]) -> list[InputImage]:
         if key not in seen:
             seen.add(key)
             kept.append((path, name))
+        elif repeated is not None:
+            repeated.append(path)
     names = unique_names(name for _, name in kept)
     return [InputImage(path, name) for (path, _), name in zip(kept, names, strict=True)]
 

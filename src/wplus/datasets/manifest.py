@@ -202,9 +202,7 @@ def summarize(outdir: str | Path) -> dict[str, Any]:
     outdir = Path(outdir)
     files = sorted(outdir.glob("manifest*.jsonl"))
     if not files:
-        raise ConfigError(
-            f"{outdir}: no manifest*.jsonl here; expected the --outdir of a `wplus project` run over several images"
-        )
+        raise ConfigError(f"{outdir}: no manifest*.jsonl here; expected the --outdir of a `wplus project` run")
     records, bad = read_manifests(outdir)
     latest = latest_records(records)
     counts = {s: sum(r.status == s for r in latest.values()) for s in ("done", "failed", "running")}

@@ -37,8 +37,8 @@ from wplus.io.images import MAX_PIXELS, center_crop_resize, load_image, pil_to_t
 from wplus.io.masks import load_mask, split_alpha
 from wplus.loading import file_sha256
 from wplus.progress import progress
-from wplus.projection.outputs import ProgressVideo, write_projection_folder
-from wplus.projection.project import ProjectionStep, project
+from wplus.projection.outputs import ProgressVideo, summary_line, write_projection_folder
+from wplus.projection.project import ProjectionStep, loss_terms, project
 from wplus.projection.settings import ProjectionSettings, build_loss
 from wplus.tuning import TuningSettings
 
@@ -198,7 +198,7 @@ def plan_run(
     *,
     shard: Shard | None = None,
     overwrite: bool = False,
-    manifest: bool | None = None,
+    manifest: bool = True,
     writer: str | None = None,
 ) -> Plan:
     """Which of ``images`` this run projects.
@@ -206,14 +206,14 @@ def plan_run(
     An image is skipped when the latest record of it in any ``OUTDIR/manifest*.jsonl`` is ``done`` with the same
     input SHA-256 and recipe (:meth:`RunSpec.settings_sha256`) and its folders are still there under the same
     names; everything else (new, failed, interrupted while ``running``, changed) is redone. ``overwrite`` redoes
-    all. ``manifest`` (default: more than one image, or a shard) says whether the run keeps one.
+    all. ``manifest`` says whether the run reads and keeps one: every run into an OUTDIR does (a single image too,
+    so that the folder it overwrites is recorded), unless a caller that owns its folder says False.
     """
     outdir = Path(outdir)
     chosen = select_shard(images, shard)
-    keep = manifest if manifest is not None else (len(images) > 1 or shard is not None)
     writer = writer or (shard.writer if shard is not None else "main")
     settings_sha = spec.settings_sha256()
-    latest = latest_records(read_manifests(outdir)[0]) if keep and not overwrite else {}
+    latest = latest_records(read_manifests(outdir)[0]) if manifest and not overwrite else {}
     todo, skipped = [], []
     for im in chosen:
         item = WorkItem(im.key, str(im.path), im.name, _input_sha256(im.path))
@@ -222,7 +222,7 @@ def plan_run(
             skipped.append(item)
         else:
             todo.append(item)
-    return Plan(outdir, writer, settings_sha, todo, skipped, keep)
+    return Plan(outdir, writer, settings_sha, todo, skipped, manifest)
 
 
 def _still_done(rec: Any, item: WorkItem, settings_sha: str, outdir: Path, align: bool) -> bool:
@@ -463,15 +463,16 @@ class DatasetProjector:
             outcome.outputs.append(job.folder)
             outcome.results.append({"image": job.item.path, "outdir": str(outdir / job.folder), **metrics})
             self._say(
-                f"{Path(job.item.path).name}: psnr {metrics['psnr']:.2f} dB, ssim {metrics['ssim']:.3f}, "
-                f"loss {metrics['loss_total']:.4f} ({time.perf_counter() - t0:.1f} s) -> {outdir / job.folder}"
+                f"{Path(job.item.path).name}: {summary_line(metrics)} ({time.perf_counter() - t0:.1f} s) "
+                f"-> {outdir / job.folder}"
             )
         share = (time.perf_counter() - t0) / len({j.item.input for j in batch})
         for item in {j.item.input for j in batch}:
             outcomes[item].seconds = (outcomes[item].seconds or 0.0) + share
 
-    def _tune(self, job: _Job, result: Any, i: int, target: torch.Tensor) -> tuple[Any, torch.Tensor]:
-        """Pivotal tuning of image ``i`` around its code: the tuning and the tuned render."""
+    def _tune(self, job: _Job, result: Any, i: int, target: torch.Tensor) -> tuple[Any, torch.Tensor, dict[str, float]]:
+        """Pivotal tuning of image ``i`` around its code: the tuning, the tuned render, and that render's loss terms
+        measured as the projection measured its own (same loss, mask and LPIPS metric)."""
         from wplus.tuning import tune
 
         latent = result.latent(i)
@@ -484,7 +485,9 @@ class DatasetProjector:
         with torch.no_grad():
             tuned_G = tuning.apply(self.G, check=False)  # made on self.G just now
             image = tuned_G.synthesis(latent.ws, noise_mode="const", noise=latent.noise or None)
-        return tuning, image
+        mask = None if job.mask is None else job.mask.to(self.device)
+        terms = loss_terms(self.loss, image, target, mask=mask, lpips=self.lpips)[0]
+        return tuning, image, terms
 
     def _write(
         self,
@@ -494,7 +497,7 @@ class DatasetProjector:
         outdir: Path,
         writer: str,
         video: ProgressVideo | None,
-        tuned: tuple[Any, torch.Tensor] | None = None,
+        tuned: tuple[Any, torch.Tensor, dict[str, float]] | None = None,
     ) -> dict[str, Any]:
         spec = self.spec
         pasted = None
@@ -519,6 +522,8 @@ class DatasetProjector:
                 plot=spec.plot,
                 tuning=None if tuned is None else tuned[0],
                 tuned_image=None if tuned is None else tuned[1],
+                tuned_terms=None if tuned is None else tuned[2],
+                name=Path(job.folder).name,  # `tmp` is a random name until the folder is moved into place
             )
 
 

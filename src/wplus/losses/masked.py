@@ -163,7 +163,8 @@ class ImageLoss(nn.Module):
         )
 
     def forward(self, images: Tensor, target: MaskedTarget) -> dict[str, Tensor]:
-        """Per-sample terms: one per VGG layer, 'perceptual', 'mse', 'l1' (if on), 'lpips' (if on), 'total'."""
+        """Per-sample terms, only those switched on (weight > 0), so records list what ran: 'perceptual' with one
+        term per VGG layer, 'mse', 'l1', 'lpips', 'dfeat' with one per discriminator block; always 'total'."""
         if not isinstance(target, MaskedTarget):
             raise ConfigError(f"got a {type(target).__name__} target, expected one from ImageLoss.prepare_target()")
         if images.shape[1:] != target.image.shape[1:]:
@@ -172,15 +173,18 @@ class ImageLoss(nn.Module):
         x = images * m if m is not None else images
         p = self.perceptual
         terms: dict[str, Tensor] = {}
-        perceptual = images.new_zeros(images.shape[0])
+        total = images.new_zeros(images.shape[0])
         if p.uses_vgg:
             feats = p.vgg_features(x)
+            perceptual = images.new_zeros(images.shape[0])
             for layer, tap, weight in zip(p.layers, p.tap_names, p.layer_weights, strict=True):
                 terms[layer] = masked_spatial_mean((feats[tap] - target.features[tap]).square(), m)
                 perceptual = perceptual + weight * terms[layer]
-        terms["perceptual"] = perceptual
-        terms["mse"] = masked_spatial_mean((x - target.image).square(), m)
-        total = p.perceptual_weight * perceptual + p.mse_weight * terms["mse"]
+            terms["perceptual"] = perceptual
+            total = total + p.perceptual_weight * perceptual
+        if p.mse_weight > 0:
+            terms["mse"] = masked_spatial_mean((x - target.image).square(), m)
+            total = total + p.mse_weight * terms["mse"]
         if self.l1_weight > 0:
             terms["l1"] = masked_spatial_mean((x - target.image).abs(), m)
             total = total + self.l1_weight * terms["l1"]

@@ -79,7 +79,7 @@ class ProjectionChoice:
     def record(self) -> dict[str, Any]:
         """The settings and weight files, JSON-ready (what an edit command records for projected inputs)."""
         files = {"vgg_weights": self.vgg_weights, "lpips_weights": self.lpips_weights}
-        return {**self.settings.to_dict(), **{k: None if v is None else str(v) for k, v in files.items()}}
+        return {**self.settings.to_record(), **{k: None if v is None else str(v) for k, v in files.items()}}
 
 
 def _discriminator_of(model: LoadedGenerator | None, device: torch.device, *, required: bool) -> Any:

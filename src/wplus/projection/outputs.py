@@ -5,7 +5,7 @@ One folder per image (``wplus project`` writes ``OUTDIR/<stem>/``; any caller ma
     target.png       the image the loss compared against (after crop / alignment, at the generator's resolution)
     projection.png   the generator's rendering of the embedded code, with the noise saved beside it
     latent.npz/.npy  the code (see wplus.io.latents)
-    metrics.json     final loss terms, PSNR, SSIM, ||w - w_avg||, steps, seconds_total
+    metrics.json     final loss terms (those switched on), PSNR, SSIM, ||w - w_avg||, steps, seconds_total
     history.csv      one row per step: step, seconds (since the run started), psnr, loss_total, loss_<term>...
     config.json      every setting of the run plus the caller's provenance (model, device, input, ...)
     mask.png         the loss mask, when one was used
@@ -14,7 +14,8 @@ One folder per image (``wplus project`` writes ``OUTDIR/<stem>/``; any caller ma
     history.png      PSNR and loss against seconds, with ``plot=True`` (``wplus project --plot``)
     proj.gif/.mp4    target | current estimate over the run, when a :class:`ProgressVideo` recorded it
     tuning.safetensors  the pivotal tuning of the generator around the code (``wplus project --tune``); then
-                     projection.png is the tuned render, untuned.png the plain one, and metrics.json has both
+                     projection.png is the tuned render, untuned.png the plain one, and metrics.json has
+                     both states in separate blocks (``before_tuning``, ``after_tuning``; :func:`tuned_metrics`)
 
 Every file is written atomically.
 """
@@ -34,7 +35,16 @@ from wplus.io.latents import save_latent
 from wplus.io.video import save_animation
 from wplus.projection.project import ProjectionResult, ProjectionStep
 
-__all__ = ["write_projection_folder", "write_history_csv", "write_history_plot", "ProgressVideo", "FOLDER_FILES"]
+__all__ = [
+    "write_projection_folder",
+    "write_history_csv",
+    "write_history_plot",
+    "tuned_metrics",
+    "is_tuned",
+    "summary_line",
+    "ProgressVideo",
+    "FOLDER_FILES",
+]
 
 FOLDER_FILES = (
     "target.png",
@@ -73,18 +83,63 @@ class ProgressVideo:
             self.frames[i].append(image_grid([self.targets[i], self._small(tensor_to_pil(img))], cols=2, pad=0))
 
 
-def tuning_metrics(tuning: Any) -> dict[str, Any]:
-    """``metrics.json`` entries of a tuned image: PSNR/SSIM after tuning (``psnr``, ``ssim``) and before."""
+def tuned_metrics(
+    projected: dict[str, Any], tuning: Any, after_terms: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """``metrics.json`` of a tuned image: the two states in their own blocks, never mixed.
+
+    ``psnr`` and ``ssim`` at the top are what ``projection.png`` shows (the tuned render); ``before_tuning`` holds
+    the projection's own metrics (its loss terms, PSNR, SSIM, steps, ...: what ``untuned.png`` shows);
+    ``after_tuning`` holds the tuned render's PSNR and SSIM, its loss terms under the same loss when measured
+    (``after_terms``, from :func:`wplus.projection.project.loss_terms`), and the tuning's steps, seconds and rank.
+
+    Args:
+        projected: the projection's metrics (one entry of ``ProjectionResult.metrics``), or an untuned
+            ``metrics.json``.
+        tuning: the :class:`wplus.tuning.Tuning` of this image.
+        after_terms: the tuned render's ``loss_<term>`` values (and ``lpips``), if measured.
+    """
     m = tuning.info["metrics"]
-    return {
+    after = {
         "psnr": m["psnr_after"][0],
         "ssim": m["ssim_after"][0],
-        "psnr_before_tuning": m["psnr_before"][0],
-        "ssim_before_tuning": m["ssim_before"][0],
-        "tuning_steps": m["steps"],
-        "tuning_seconds": m["seconds"],
-        "tuning_rank": tuning.rank,
+        **(after_terms or {}),
+        "steps": m["steps"],
+        "kept_step": m.get("kept_step", m["steps"]),
+        "seconds": m["seconds"],
+        "rank": tuning.rank,
     }
+    before = dict(projected)
+    seconds = before.get("seconds_total", before.get("seconds", 0.0)) + m["seconds"]
+    return {"psnr": after["psnr"], "ssim": after["ssim"], "seconds_total": seconds, "before_tuning": before,
+            "after_tuning": after}  # fmt: skip
+
+
+def is_tuned(metrics: dict[str, Any]) -> bool:
+    """Whether a ``metrics.json`` is a tuned image's (this layout, or the flat one of earlier versions)."""
+    return "before_tuning" in metrics or "psnr_before_tuning" in metrics
+
+
+def untuned_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The projection's own metrics of a ``metrics.json``, tuned or not (to tune a tuned folder again)."""
+    if "before_tuning" in metrics:
+        return dict(metrics["before_tuning"])
+    flat = {k: v for k, v in metrics.items() if not k.endswith("_before_tuning") and not k.startswith("tuning_")}
+    for key in ("psnr", "ssim"):  # the flat layout of earlier versions kept the untuned figures under these keys
+        if f"{key}_before_tuning" in metrics:
+            flat[key] = metrics[f"{key}_before_tuning"]
+    return flat
+
+
+def summary_line(metrics: dict[str, Any]) -> str:
+    """'psnr 24.10 dB, ssim 0.812, loss 0.2308', or for a tuned image each figure before -> after tuning."""
+    if "before_tuning" not in metrics:
+        return f"psnr {metrics['psnr']:.2f} dB, ssim {metrics['ssim']:.3f}, loss {metrics['loss_total']:.4f}"
+    b, a = metrics["before_tuning"], metrics["after_tuning"]
+    line = f"psnr {b['psnr']:.2f} -> {a['psnr']:.2f} dB, ssim {b['ssim']:.3f} -> {a['ssim']:.3f}"
+    if "loss_total" in a:
+        line += f", loss {b['loss_total']:.4f} -> {a['loss_total']:.4f}"
+    return line
 
 
 def write_history_csv(path: str | Path, rows: list[dict[str, float]]) -> Path:
@@ -128,6 +183,8 @@ def write_projection_folder(
     plot: bool = False,
     tuning: Any = None,
     tuned_image: torch.Tensor | None = None,
+    tuned_terms: dict[str, float] | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Write image ``i`` of ``result`` as a projection folder (the files listed in the module docstring).
 
@@ -144,6 +201,10 @@ def write_projection_folder(
         video: the :class:`ProgressVideo` that recorded the run; writes ``proj.gif`` (and ``proj.mp4``).
         plot: also draw ``history.png``.
         tuning, tuned_image: a :class:`wplus.tuning.Tuning` of this image and its tuned render [1, C, R, R].
+        tuned_terms: the tuned render's loss terms (:func:`wplus.projection.project.loss_terms`), for
+            ``metrics.json``'s ``after_tuning`` block.
+        name: what the image is called in titles (``history.png``); default the folder's name. Give it when
+            ``folder`` is a temporary one that is renamed afterwards.
 
     Returns:
         The image's metrics (also in ``metrics.json``).
@@ -166,7 +227,7 @@ def write_projection_folder(
         save_tuning(tuning, out / "tuning.safetensors")
         save_image(result.images[i : i + 1], out / "untuned.png")
         save_image(tuned_image, out / "projection.png")
-        metrics.update(tuning_metrics(tuning))
+        metrics = tuned_metrics(metrics, tuning, tuned_terms)
     else:
         save_image(result.images[i : i + 1], out / "projection.png")
     save_latent(out / "latent.npz", result.latent(i, model_id=model_id, model_sha256=model_sha256))
@@ -174,7 +235,7 @@ def write_projection_folder(
     rows = result.history_rows(i)
     write_history_csv(out / "history.csv", rows)
     if plot:
-        write_history_plot(out / "history.png", rows, title=out.name)
+        write_history_plot(out / "history.png", rows, title=name or out.name)
     config = {"model": {"id": model_id, "sha256": model_sha256}, **(provenance or {}), **result.record()}
     write_json(out / "config.json", config)
     if video is not None and video.frames[i]:

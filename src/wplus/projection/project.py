@@ -40,6 +40,7 @@ LBFGS_HISTORY = 20  # curvature pairs kept per image by optimizer='lbfgs'
 
 __all__ = [
     "project",
+    "loss_terms",
     "ProjectionResult",
     "ProjectionStep",
     "Space",
@@ -117,7 +118,7 @@ class ProjectionResult:
     def record(self) -> dict[str, Any]:
         """What decided the run, for ``config.json``: every setting plus the mask and start flags."""
         return {
-            **self.settings.to_dict(),
+            **self.settings.to_record(),
             "masked": self.masked,
             "started_from": self.started_from,
             "stopped_early": self.stopped_early,
@@ -258,6 +259,31 @@ def _prepare_target(loss: ProjectionLoss, target: torch.Tensor, mask: torch.Tens
         raise ConfigError(
             f"a mask was given but {type(loss).__name__}.prepare_target() takes none; use wplus.losses.ImageLoss"
         ) from None
+
+
+def loss_terms(
+    loss: ProjectionLoss,
+    images: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    mask: torch.Tensor | None = None,
+    lpips: torch.nn.Module | None = None,
+) -> list[dict[str, float]]:
+    """What a projection's ``metrics`` hold for its final images, for any other images: the loss terms as
+    ``loss_<term>`` (and ``lpips`` when an LPIPS module is given), one dict per image, e.g. to measure a tuned render
+    with the loss its pivot was projected with.
+
+    Shape:
+        images, target: [B, C, H, W] in [-1, 1]; mask: as :func:`project`'s.
+    """
+    with torch.no_grad():
+        terms = loss(images, _prepare_target(loss, target, mask))
+        dist = lpips(images, target).cpu() if lpips is not None else None
+    out = [{f"loss_{k}": float(v[i]) for k, v in terms.items()} for i in range(images.shape[0])]
+    if dist is not None:
+        for i, m in enumerate(out):
+            m["lpips"] = float(dist[i])
+    return out
 
 
 @contextmanager

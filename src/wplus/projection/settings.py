@@ -284,6 +284,14 @@ class ProjectionSettings:
         d["layers"], d["betas"] = list(self.layers), list(self.betas)
         return d
 
+    def to_record(self) -> dict[str, Any]:
+        """:meth:`to_dict` for records of a run (``config.json``): what ran, so the VGG layers and taps only when
+        the perceptual term is on. :meth:`from_dict` reads it back (the defaults fill what is left out)."""
+        d = self.to_dict()
+        if "perceptual" not in self.terms or self.perceptual_weight == 0:
+            del d["layers"], d["taps"]
+        return d
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ProjectionSettings:
         """Settings from :meth:`to_dict`'s output (e.g. a ``config.json``); other keys are ignored."""

@@ -505,10 +505,12 @@ def _session(request: Any) -> str:
 
 def _summary(result: EmbedResult) -> str:
     m = result.metrics
-    steps = plural(m["steps"], "step") if "steps" in m else "? steps"
+    projected = m.get("before_tuning", m)  # a tuned image keeps the projection's own figures in a block
+    steps = plural(projected["steps"], "projection step") if "steps" in projected else "? projection steps"
     lines = [f"**PSNR {m['psnr']:.2f} dB**, SSIM {m['ssim']:.3f}, {steps}"]
-    if "psnr_before_tuning" in m:
-        lines.append(f"before pivotal tuning: PSNR {m['psnr_before_tuning']:.2f} dB")
+    if "before_tuning" in m:
+        after = m["after_tuning"]
+        lines.append(f"before pivotal tuning: PSNR {projected['psnr']:.2f} dB; {plural(after['steps'], 'tuning step')}")
     lines += [f"note: {n}" for n in result.notices]
     return "  \n".join(lines)
 

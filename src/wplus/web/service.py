@@ -29,7 +29,7 @@ from PIL import Image
 from wplus.errors import ConfigError, ImageError, WplusError
 from wplus.io.images import MAX_PIXELS, center_crop_resize, load_image, pil_to_tensor
 from wplus.loading import LoadedGenerator, file_sha256
-from wplus.projection.project import ProjectionStep
+from wplus.projection.project import ProjectionStep, loss_terms
 from wplus.projection.settings import LOSS_KINDS, PRESETS, ProjectionSettings, resolve_settings
 
 log = logging.getLogger(__name__)
@@ -247,9 +247,10 @@ class WebService:
 
         t0 = time.perf_counter()
         result = project(self.G, target, loss=loss, settings=settings, callback=callback, mask=mask, lpips=lpips)
-        tuning = tuned_image = None
+        tuning = tuned_image = tuned_terms = None
         if req.tune:
             tuning, tuned_image = self._tune(target, result, loss, int(req.tune_steps), should_stop)
+            tuned_terms = loss_terms(loss, tuned_image, target, mask=mask, lpips=lpips)[0]
         stem = Path(req.image).stem if req.image else "image"
         folder = self.workdir / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}" / stem
         provenance = {
@@ -279,6 +280,7 @@ class WebService:
             align_transform=transform,
             tuning=tuning,
             tuned_image=tuned_image,
+            tuned_terms=tuned_terms,
             pasted=pasted,
         )
         photo = None
