@@ -17,6 +17,7 @@ from wplus.cli.manifest import manifest_cmd
 from wplus.cli.mix import mix_cmd
 from wplus.cli.morph import morph_cmd
 from wplus.cli.project import project_cmd
+from wplus.cli.sample import sample_cmd
 from wplus.cli.serve import serve_cmd
 from wplus.cli.train import train_cmd
 from wplus.cli.tune import tune_cmd
@@ -53,6 +54,7 @@ def cli(verbose: bool, threads: int | None) -> None:
 cli.add_command(project_cmd)
 cli.add_command(manifest_cmd)
 cli.add_command(generate_cmd)
+cli.add_command(sample_cmd)
 cli.add_command(weights_group)
 cli.add_command(env_cmd)
 cli.add_command(demo_cmd)
