@@ -129,7 +129,7 @@ def test_sefa_file_edits_only_the_rows_its_layers_read(tiny_generator, tmp_path)
 
 def test_direction_of_another_w_dim_names_the_file(tiny_generator, tmp_path):
     path = D.save_direction(tmp_path / "wide.npz", torch.randn(1, tiny_generator.w_dim + 1))
-    with pytest.raises(ShapeError, match=r"wide\.npz.*w_dim 33.*w_dim 32"):
+    with pytest.raises(ShapeError, match=r"wide\.npz: ours direction has shape \[1, 33\].*w_dim=32"):
         D.load_direction(path, tiny_generator)
 
 

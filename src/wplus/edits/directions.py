@@ -229,11 +229,6 @@ def load_direction(path: str | Path, G: torch.nn.Module | None = None, *, compon
             raise ConfigError(
                 f"{path}: a boundary fitted on z codes; edits move W / W+ codes, so fit it with --space w"
             )
-        if d.vector.shape[-1] != G.w_dim:
-            raise ShapeError(
-                f"{path}: {d.kind} direction has w_dim {d.vector.shape[-1]}, this generator has w_dim {G.w_dim}; "
-                "use a direction made for this model"
-            )
         d.broadcast(G.num_ws, G.w_dim)
         if d.layers is not None and max(d.layers) >= G.num_ws:
             raise ShapeError(f"{path}: direction layers {d.layers} do not fit num_ws={G.num_ws}")

@@ -29,6 +29,7 @@ import torch
 
 from wplus.errors import ConfigError, ShapeError
 from wplus.io.latents import check_finite
+from wplus.runtime import at_most_cpu_threads
 from wplus.seeds import z_from_seeds
 
 __all__ = [
@@ -186,11 +187,12 @@ def sefa(
                 f"layers: rows {unread} feed no style layer that the {variant} variant factorises (this {arch} "
                 f"has styled rows {sorted({a.row for a in _select(affines, None, variant, arch)})}); leave them out"
             )
-    A = torch.cat([a.weight.to("cpu", torch.float64) for a in picked])  # [ΣC, w_dim]
-    check_finite(A, "style-affine weights", max_abs=None)
-    if variant == "genforce":
-        A = A / A.norm(dim=1, keepdim=True).clamp_min(1e-30)  # unit output channels (a zero channel stays zero)
-    eigenvalues, vectors = torch.linalg.eigh(A.T @ A)  # ascending; columns are eigenvectors
+    with at_most_cpu_threads(1):  # a [w_dim, w_dim] problem: threads only wait for each other (runtime.py)
+        A = torch.cat([a.weight.to("cpu", torch.float64) for a in picked])  # [ΣC, w_dim]
+        check_finite(A, "style-affine weights", max_abs=None)
+        if variant == "genforce":
+            A = A / A.norm(dim=1, keepdim=True).clamp_min(1e-30)  # unit output channels (a zero channel stays zero)
+        eigenvalues, vectors = torch.linalg.eigh(A.T @ A)  # ascending; columns are eigenvectors
     order = torch.argsort(eigenvalues, descending=True)
     available = min(A.shape)
     if num is not None and not 1 <= num <= available:
