@@ -68,7 +68,8 @@ def edit_cmd(
         --model ffhq.safetensors --outdir e/
       wplus edit me.npz --direction ffhq_pca.pt --component 0 --strength -2:2:9 --layers 0-4 \
         --model m.safetensors --outdir e/
-      wplus edit me.npz --direction ffhq_pca.pt --component 46 --set -20 --layers 4 --model stylegan2-ffhq-1024 --outdir smile/
+      wplus edit me.npz --direction ffhq_pca.pt --component 46 --set -20 --layers 4 \
+        --model stylegan2-ffhq-1024 --outdir smile/
     """
     if strength is not None and set_to is not None:
         raise click.UsageError("give --strength (a step) or --set (a target coordinate), not both")
