@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import click
 import torch
 
-from wplus.cli.common import DEVICE_CHOICES, err, one_line_errors, open_model, parse_seeds, resolve_device
+from wplus.cli.common import (
+    DEVICE_CHOICES,
+    FiniteFloatRange,
+    err,
+    one_line_errors,
+    open_model,
+    parse_seeds,
+    resolve_device,
+)
 from wplus.edits.discovery import sample_codes
 from wplus.edits.discovery_io import save_codes
 from wplus.io.images import save_image
 from wplus.progress import progress
-
-
-def _psi(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    if not math.isfinite(value):
-        raise click.BadParameter(f"got {value}, expected a finite number such as 0.7", param_hint="--trunc")
-    return value
 
 
 @click.command("sample")
@@ -33,10 +34,9 @@ def _psi(ctx: click.Context, param: click.Parameter, value: float) -> float:
 @click.option(
     "--trunc",
     "truncation_psi",
-    type=float,
+    type=FiniteFloatRange(),
     default=1.0,
     show_default=True,
-    callback=_psi,
     help="Truncation psi applied to w (every row), so the stored w is exactly the code of the render.",
 )
 @click.option("--images", is_flag=True, help="Also render seedNNNN.png for each seed (const noise).")
