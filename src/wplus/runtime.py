@@ -16,11 +16,13 @@ with work, and a step gets several times slower than a fair share of the cores w
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
 import os
 import sys
+from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _NEVER = -1  # glibc stores the trim threshold as size_t: -1 becomes SIZE_MAX, i.e. never give the heap top back
 
-__all__ = ["tune_cpu_allocator", "prefer_passive_openmp_wait", "set_cpu_threads"]
+__all__ = ["tune_cpu_allocator", "prefer_passive_openmp_wait", "set_cpu_threads", "at_most_cpu_threads"]
 
 
 def set_cpu_threads(n: int) -> None:
@@ -46,6 +48,27 @@ def set_cpu_threads(n: int) -> None:
         torch.set_num_interop_threads(min(n, torch.get_num_interop_threads()))
     except RuntimeError:  # inter-op threads can be set once, before any inter-op work started
         log.debug("inter-op threads already started; left at %d", torch.get_num_interop_threads())
+
+
+@contextlib.contextmanager
+def at_most_cpu_threads(n: int) -> Iterator[None]:
+    """Run the block with at most ``n`` intra-op threads, then restore the count it found.
+
+    For small dense linear algebra (a 512 x 512 eigendecomposition), which threads cannot speed up: on a busy shared
+    machine MKL's threaded LAPACK spends its time waiting for its own workers. benchmarks/edit_directions.py measured
+    SeFa of a config-f generator at 0.6 to 15 s with 2 threads and 0.3 to 0.5 s with one, on 2 cores shared with
+    other jobs.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if before > n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if before > n:
+            torch.set_num_threads(before)
 
 
 def prefer_passive_openmp_wait() -> bool:

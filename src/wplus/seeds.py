@@ -8,12 +8,14 @@ same: the same seed and the same model give the same face in every tool.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 from wplus.errors import ConfigError
 
-__all__ = ["SEED_LIMIT", "z_from_seed", "ws_from_seed"]
+__all__ = ["SEED_LIMIT", "z_from_seed", "z_from_seeds", "ws_from_seed"]
 
 SEED_LIMIT = 2**32  # np.random.RandomState takes seeds 0 .. 2**32 - 1
 
@@ -43,6 +45,28 @@ def z_from_seed(seed: int, z_dim: int, *, device: str | torch.device = "cpu") ->
         raise ConfigError(f"got z_dim {z_dim}, expected at least 1")
     z = np.random.RandomState(int(seed)).randn(1, z_dim)  # [1, z_dim] float64, NVIDIA's convention
     return torch.from_numpy(z).to(device=device, dtype=torch.float32)
+
+
+def z_from_seeds(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
+    """:func:`z_from_seed` for many seeds at once, [N, z_dim] float32 on the CPU.
+
+    One ``RandomState`` is re-seeded for each seed, which gives the same numbers as a fresh one and is some 30x
+    faster than building one per seed (what makes 100 000 seeds take seconds, not a minute).
+
+    Example:
+        >>> torch.equal(z_from_seeds([3, 7], 8)[1:], z_from_seed(7, 8))
+        True
+    """
+    if z_dim < 1:
+        raise ConfigError(f"got z_dim {z_dim}, expected at least 1")
+    rs = np.random.RandomState(0)
+    out = np.empty((len(seeds), z_dim), dtype=np.float32)
+    for i, seed in enumerate(seeds):
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < SEED_LIMIT:
+            raise ConfigError(f"got seed {seed!r}, expected an integer from 0 to {SEED_LIMIT - 1} (2**32 - 1)")
+        rs.seed(int(seed))
+        out[i] = rs.randn(z_dim)  # float64 draws, cast as the mapping network casts them
+    return torch.from_numpy(out)
 
 
 def ws_from_seed(

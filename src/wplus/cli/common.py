@@ -16,6 +16,7 @@ import torch
 from click.core import ParameterSource
 
 from wplus.errors import WplusError
+from wplus.seeds import SEED_LIMIT
 
 if TYPE_CHECKING:
     from wplus.loading import LoadedGenerator
@@ -101,6 +102,14 @@ def parse_int_ranges(
             param_hint=param_hint,
         )
     return [n for first, last in spans for n in range(first, last + 1)]
+
+
+def parse_seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    """``--seeds`` callback ('0-7,42'): seeds in NumPy RandomState's range, as ``wplus generate`` and ``sample``
+    take them."""
+    return parse_int_ranges(
+        value, param_hint="--seeds", upper=SEED_LIMIT, upper_reason=" (what NumPy's RandomState takes)"
+    )
 
 
 def one_line_errors(fn: F) -> F:

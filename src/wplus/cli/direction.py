@@ -1,4 +1,5 @@
-"""``wplus direction``: build an attribute direction from pairs of latents or images and save it in our format."""
+"""``wplus direction``: build an attribute direction from pairs of latents or images, find directions (SeFa, PCA,
+InterFaceGAN fitting: :mod:`wplus.cli.discovery`), inspect direction files."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import click
 import torch
 
 from wplus.cli.common import INPUT_FILE, FiniteFloatRange, echo_json, err, one_line_errors
+from wplus.cli.discovery import fit_cmd, pca_cmd, sefa_cmd
 from wplus.cli.edit_common import EditContext, edit_options
 from wplus.cli.projection_options import flag_of
 from wplus.edits.crossover import parse_layers
@@ -44,7 +46,12 @@ def read_pairs_file(path: Path) -> list[tuple[Path, Path]]:
 
 @click.group("direction")
 def direction_group() -> None:
-    """Attribute directions: build them from pairs of latents or images, inspect direction files."""
+    """Attribute directions: find them (sefa, pca, fit), build them from pairs of latents or images, inspect files."""
+
+
+direction_group.add_command(sefa_cmd)
+direction_group.add_command(pca_cmd)
+direction_group.add_command(fit_cmd)
 
 
 def _pair_options(line: str, outputs: str) -> Callable[[F], F]:

@@ -1,4 +1,5 @@
-"""``wplus edit``: move an embedded image along an attribute direction (toolkit, InterFaceGAN, e4e, GANSpace, ours)."""
+"""``wplus edit``: move an embedded image along an attribute direction (toolkit, InterFaceGAN, e4e, GANSpace, SeFa,
+ours), by a step (--strength) or to a coordinate along a PCA component (--set)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import click
 from wplus.cli.common import INPUT_FILE, FiniteFloatRange, one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options, parse_floats, scale_option
 from wplus.edits.crossover import parse_layers
-from wplus.edits.directions import apply_direction, load_direction
+from wplus.edits.directions import apply_direction, load_direction, move_to_coordinate
 from wplus.edits.render import latent_noise, render, save_frames
 from wplus.io.latents import Latent, save_latent
 from wplus.loading import file_sha256
@@ -23,11 +24,26 @@ from wplus.loading import file_sha256
     required=True,
     type=INPUT_FILE,
     help="Direction file: ours (.npz), toolkit .npy [18, 512], InterFaceGAN [1, 512] (.npy/.pt), e4e [1, 18, 512] "
-    ".pt, GANSpace ffhq_pca.pt (with --component).",
+    ".pt; with --component: GANSpace ffhq_pca.pt, rosinality's SeFa .pt, `wplus direction sefa/pca` .npz.",
 )
-@click.option("--strength", default="-3,0,3", help="Steps along the direction: '-3,0,3' or 'start:stop:count'.")
-@click.option("--layers", default=None, help="Rows to edit (default: the file's own; toolkit 0-7, else all).")
-@click.option("--component", type=click.IntRange(0), default=None, help="GANSpace component (step = strength·std).")
+@click.option(
+    "--strength",
+    default=None,
+    help="Steps along the direction: '-3,0,3' or 'start:stop:count' (PCA: in std) [default: -3,0,3].",
+)
+@click.option(
+    "--set",
+    "set_to",
+    default=None,
+    help="PCA files only, instead of --strength: move the rows TO coordinate s·std along the component, GANSpace's "
+    "named edits (e.g. --set -20 --layers 4).",
+)
+@click.option(
+    "--layers", default=None, help="Rows to edit (default: the file's own; toolkit 0-7, SeFa its layers', else all)."
+)
+@click.option(
+    "--component", type=click.IntRange(0), default=None, help="Component of a GANSpace / SeFa / PCA file (0 = first)."
+)
 @click.option("--fps", type=FiniteFloatRange(0, min_open=True), default=5.0)
 @scale_option
 @one_line_errors
@@ -35,7 +51,8 @@ from wplus.loading import file_sha256
 def edit_cmd(
     latent: Path,
     direction_path: Path,
-    strength: str,
+    strength: str | None,
+    set_to: str | None,
     layers: str | None,
     component: int | None,
     fps: float,
@@ -53,14 +70,21 @@ def edit_cmd(
         --model ffhq.safetensors --outdir e/
       wplus edit me.npz --direction ffhq_pca.pt --component 0 --strength -2:2:9 --layers 0-4 \
         --model m.safetensors --outdir e/
+      wplus edit me.npz --direction ffhq_pca.pt --component 46 --set -20 --layers 4 \
+        --model stylegan2-ffhq-1024 --outdir smile/
     """
-    steps = parse_floats(strength, "--strength")
+    if strength is not None and set_to is not None:
+        raise click.UsageError("give --strength (a step) or --set (a target coordinate), not both")
+    steps = parse_floats(set_to, "--set") if set_to is not None else parse_floats(strength or "-3,0,3", "--strength")
     code = ctx.load(latent, "latent")
     d = load_direction(direction_path, ctx.G, component=component)
     rows = parse_layers(layers, ctx.G.num_ws) if layers else None
-    ws = apply_direction(code.ws, d, steps, layers=rows)
+    if set_to is not None:
+        ws = move_to_coordinate(code.ws, d, steps, layers=rows)
+    else:
+        ws = apply_direction(code.ws, d, steps, layers=rows)
     frames = render(ctx.G, ws, latent_noise(code, ctx.G))
-    captions = [f"s={s:g}" for s in steps]
+    captions = [f"{'set' if set_to is not None else 's'}={s:g}" for s in steps]
     outputs = save_frames(frames, ctx.outdir / "edit", fps=fps, captions=captions, scale=ctx.scale(scale))
     for k, row in enumerate(ws):
         out = Latent(
@@ -75,7 +99,8 @@ def edit_cmd(
             "kind": d.kind,
             "metadata": d.metadata,
         },
-        "strength": steps,
+        "strength": None if set_to is not None else steps,
+        "set": steps if set_to is not None else None,
         "layers": applied,
         "component": component,
         "scale": ctx.scale(scale),

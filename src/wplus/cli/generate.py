@@ -14,7 +14,7 @@ from wplus.cli.common import (
     err,
     one_line_errors,
     open_model,
-    parse_int_ranges,
+    parse_seeds,
     resolve_device,
 )
 from wplus.cli.tuning_options import apply_tuning_file, tuning_file_option
@@ -23,13 +23,7 @@ from wplus.io.images import save_image
 from wplus.io.latents import Latent, save_latent
 from wplus.models import stylegan3
 from wplus.models.stylegan3 import MAX_TRANSFORM_SHIFT, make_transform
-from wplus.seeds import SEED_LIMIT, ws_from_seed
-
-
-def _seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
-    return parse_int_ranges(
-        value, param_hint="--seeds", upper=SEED_LIMIT, upper_reason=" (what NumPy's RandomState takes)"
-    )
+from wplus.seeds import ws_from_seed
 
 
 def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
@@ -69,7 +63,7 @@ def _translate(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option(
     "--seeds",
     default="0-7",
-    callback=_seeds,
+    callback=parse_seeds,
     help="Seeds, e.g. '0-7,42' (0 to 2**32-1). Seed s means z = np.random.RandomState(s).randn(1, z_dim), as in "
     "NVIDIA's generate.py: the same seed and model give the same face there and here.",
 )

@@ -18,6 +18,7 @@ from wplus.cli.mix import mix_cmd
 from wplus.cli.morph import morph_cmd
 from wplus.cli.project import project_cmd
 from wplus.cli.render import render_cmd
+from wplus.cli.sample import sample_cmd
 from wplus.cli.serve import serve_cmd
 from wplus.cli.train import train_cmd
 from wplus.cli.tune import tune_cmd
@@ -55,6 +56,7 @@ cli.add_command(project_cmd)
 cli.add_command(manifest_cmd)
 cli.add_command(generate_cmd)
 cli.add_command(render_cmd)
+cli.add_command(sample_cmd)
 cli.add_command(weights_group)
 cli.add_command(env_cmd)
 cli.add_command(demo_cmd)
