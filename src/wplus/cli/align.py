@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from wplus.cli.common import FiniteFloatRange, echo_json, err, one_line_errors
+from wplus.cli.help import WplusCommand
 from wplus.cli.naming import face_name, unique_dirs
 from wplus.errors import WplusError
 from wplus.io.images import IMAGE_SUFFIXES, MAX_PIXELS, save_image
@@ -53,7 +54,7 @@ def _is_image(f: Path) -> bool:
     return f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith((".", "_"))
 
 
-@click.command("align")
+@click.command("align", cls=WplusCommand)
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--size", type=click.IntRange(1), default=None, help="Output side [default: --model's, else 1024].")
@@ -100,7 +101,7 @@ def align_cmd(
     \b
     Examples:
       wplus align photo.jpg --outdir aligned/
-      wplus align photos/ --outdir aligned/ --face largest --model ffhq.safetensors
+      wplus align photos/ --outdir aligned/ --face largest --model G.safetensors
     """
     from wplus.align import LandmarkDetector, align_faces
 
@@ -153,7 +154,7 @@ def align_cmd(
         )
 
 
-@click.command("paste")
+@click.command("paste", cls=WplusCommand)
 @click.argument("original", type=click.Path(path_type=Path))
 @click.argument("edited", type=click.Path(path_type=Path))
 @click.option(
@@ -172,7 +173,8 @@ def paste_cmd(original: Path, edited: Path, transform_path: Path, out: Path, fea
     \b
     Example:
       wplus align photo.jpg --outdir aligned/
-      wplus paste photo.jpg out/photo_01/projection.png --transform aligned/photo_01.json --out photo_edited.png
+      wplus paste photo.jpg out/photo_01/projection.png \\
+          --transform aligned/photo_01.json --out photo_edited.png
     """
     from wplus.align import paste_back
 

@@ -9,6 +9,7 @@ import click
 import torch
 
 from wplus.cli.common import DEVICE_CHOICES, err, one_line_errors, resolve_device
+from wplus.cli.help import WplusCommand
 from wplus.demo import DEMO_NAMES, astronaut_image, demo_targets, load_shipped_smile, run_demo
 from wplus.errors import OfflineError
 from wplus.loading import load_generator, resolve_model
@@ -20,7 +21,7 @@ from wplus.shipped import SHIPPED_MODEL, load_shipped_discriminator
 D_LOSS_NAME = "shipped discriminator features + MSE (offline stand-in for VGG-16)"
 
 
-@click.command("demo")
+@click.command("demo", cls=WplusCommand)
 @click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_out"))
 @click.option(
     "--model",

@@ -8,6 +8,7 @@ import click
 
 from wplus.cli.common import FiniteFloatRange, one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options, parse_floats
+from wplus.cli.help import ImageInputCommand
 from wplus.edits.crossover import parse_layers
 from wplus.edits.directions import apply_direction, load_direction
 from wplus.edits.render import latent_noise, render, save_frames
@@ -15,7 +16,7 @@ from wplus.io.latents import Latent, save_latent
 from wplus.loading import file_sha256
 
 
-@click.command("edit")
+@click.command("edit", cls=ImageInputCommand)
 @click.argument("latent", type=click.Path(path_type=Path))
 @click.option(
     "--direction",
@@ -47,10 +48,10 @@ def edit_cmd(
 
     \b
     Examples:
-      wplus edit me/latent.npz --direction smile.npy --strength -3,0,3 --layers coarse,middle \
-        --model ffhq.safetensors --outdir e/
-      wplus edit me.npz --direction ffhq_pca.pt --component 0 --strength -2:2:9 --layers 0-4 \
-        --model m.safetensors --outdir e/
+      wplus edit me/latent.npz --direction smile.npy --strength -3,0,3 \\
+          --layers coarse,middle --model G.safetensors --outdir e/
+      wplus edit me.npz --direction ffhq_pca.pt --component 0 --strength -2:2:9 \\
+          --layers 0-4 --model G.safetensors --outdir e/
     """
     steps = parse_floats(strength, "--strength")
     code = ctx.load(latent, "latent")

@@ -10,6 +10,7 @@ import click
 import torch
 
 from wplus.cli.common import echo_json
+from wplus.cli.help import WplusCommand
 
 
 def download_problem() -> str | None:
@@ -46,7 +47,7 @@ def environment(*, probe: Callable[[], str | None] = download_problem) -> dict[s
     }
 
 
-@click.command("env")
+@click.command("env", cls=WplusCommand)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def env_cmd(as_json: bool) -> None:
     """Print versions, devices, cache folder, whether downloads are possible (offline) and installed extras."""
