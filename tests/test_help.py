@@ -63,6 +63,7 @@ def test_project_help_has_headings_and_is_short():
         assert f"\n{title}:\n" in text, title
     # measured: 188 lines in one 'Options' list before the headings; 154 with them, the expert options by name only
     assert len(text.splitlines()) <= 160
+    assert text.index("\nOptions:\n  -h, --help") > text.index("\nOutput extras:\n")  # help options close the page
     assert "--noise-reg " in text and "autocorrelation" not in text  # named here, explained by --help-all
     everything = _help("project", "--help-all")
     assert "autocorrelation" in everything and "listed by name only" not in everything

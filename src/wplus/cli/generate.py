@@ -127,7 +127,7 @@ def generate_cmd(
     """Render one image per seed: z from the seed (NVIDIA's convention), then G.mapping and G.synthesis.
 
     \b
-    Example:
+    Examples:
       wplus generate --model G.safetensors --seeds 0-7 --trunc 0.7 --outdir s/
       wplus generate --model stylegan3-t-ffhqu-256 --seeds 0-3 \\
           --rotate 15 --translate 0.1,0 --outdir turned/

@@ -230,7 +230,7 @@ def _format_options(
         record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
         if record is None:
             continue
-        if param.name in _HELP_NAMES:
+        if param is command.get_help_option(ctx) or param.name == "help_all":
             help_rows.append(_short_metavar(record))
             continue
         section = _SECTION_OF.get(param.name or "") if headings else None
@@ -246,9 +246,6 @@ def _format_options(
     elif help_rows:
         sections.append((DEFAULT_SECTION, help_rows, []))
     _write_sections(formatter, sections)
-
-
-_HELP_NAMES = ("help", "help_all")
 
 
 def _help_all_option() -> click.Option:
