@@ -6,6 +6,7 @@ Everything here is declared once:
 - :data:`SECTIONS` maps a click parameter name (the Python name, e.g. ``proj_num_steps`` for ``--steps``) to its
   heading. The shared option families already carry a prefix (``proj_``, ``tune_``, ``ds_``), so one name means one
   thing in every command. A parameter that is not listed goes under the command's own ``Options`` heading, first.
+  A short list (:data:`_FLAT_UP_TO` options or fewer) needs no headings and gets none.
 - A command that lists a section in ``collapsed`` explains only the section's ``brief`` options in ``--help`` and
   names the others on a line of flags; ``--help-all`` explains them all. Every option is accepted either way.
 - :data:`COMMAND_SECTIONS` groups the subcommands in ``wplus --help``; unlisted ones go under ``Commands``.
@@ -38,6 +39,7 @@ __all__ = [
 
 DEFAULT_SECTION = "Options"
 _HELP_ALL = "wplus.help_all"  # ctx.meta key: --help-all was asked for
+_FLAT_UP_TO = 9  # a command with this many options (help included) or fewer lists them without headings
 _COL_MAX = 24  # widest option column before its help moves to the next line (click: 30; 24 measured 5 lines shorter)
 
 
@@ -221,8 +223,10 @@ def _format_options(
 ) -> None:
     """The options of ``command`` under their headings (help options last in the first); the options of a
     ``collapsed`` section beyond its ``brief`` by name only, unless ``--help-all`` asked for everything. Without
-    ``headings`` all are under 'Options' (a group's few options)."""
+    ``headings``, or with few options, all are under 'Options'."""
     show_all = bool(ctx.meta.get(_HELP_ALL))
+    options = [p for p in command.get_params(ctx) if isinstance(p, click.Option) and not p.hidden]
+    headings = headings and (bool(collapsed) or len(options) > _FLAT_UP_TO)
     rows: dict[str, list[tuple[str, str]]] = {}
     by_name: dict[str, list[str]] = {}  # collapsed section -> flags listed by name only
     help_rows = []
