@@ -170,7 +170,7 @@ def test_every_help_example_parses():
     lines = [
         CommandLine(f"{path} --help:{i + 1}", command, fenced=True)
         for path, cmd in _commands(cli, "wplus")
-        for i, text in enumerate((cmd.help or "").splitlines())
+        for i, text in enumerate(re.sub(r"\\\n\s*", " ", cmd.help or "").splitlines())  # join `\` continuations
         if (command := _command_start(text)) is not None
     ]
     assert len(lines) > 20

@@ -108,7 +108,7 @@ def test_each_option_reaches_its_setting(name):
 
 @pytest.mark.parametrize("command", PROJECTING_COMMANDS, ids=" ".join)
 def test_projecting_commands_share_every_option(command):
-    text = CliRunner().invoke(cli, [*command, "--help"], terminal_width=200).output
+    text = CliRunner().invoke(cli, [*command, "--help-all"], terminal_width=200).output
     for flag in ["--preset", "--vgg-weights", "--lpips-weights"] + [o.flag.split("/")[0] for o in OPTIONS]:
         assert f"{flag} " in text or f"{flag}/" in text, f"{' '.join(command)} has no {flag}"
 

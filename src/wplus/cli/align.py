@@ -11,6 +11,7 @@ import click
 
 from wplus.align.ffhq import DEFAULT_FACE, DEFAULT_MIN_FACE_RATIO, FACE_CHOICES
 from wplus.cli.common import INPUT_FILE, FiniteFloatRange, echo_json, err, explicit_options, one_line_errors
+from wplus.cli.help import WplusCommand
 from wplus.datasets.inputs import expand_inputs, face_name
 from wplus.errors import ConfigError, WplusError
 from wplus.io.images import MAX_PIXELS, save_image
@@ -49,7 +50,7 @@ def check_face_options(ctx: click.Context, face: str, *, needs: str | None = Non
         raise click.UsageError("--min-face-ratio applies to --face all (with --face largest one face is aligned)")
 
 
-@click.command("align")
+@click.command("align", cls=WplusCommand)
 @click.argument("images", nargs=-1, required=True)
 @click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--size", type=click.IntRange(1), default=None, help="Output side [default: --model's, else 1024].")
@@ -158,7 +159,7 @@ def align_cmd(
         )
 
 
-@click.command("paste")
+@click.command("paste", cls=WplusCommand)
 @click.argument("original", type=INPUT_FILE)
 @click.argument("edited", type=INPUT_FILE)
 @click.option(
@@ -177,7 +178,8 @@ def paste_cmd(original: Path, edited: Path, transform_path: Path, out: Path, fea
     \b
     Example:
       wplus align photo.jpg --outdir aligned/
-      wplus paste photo.jpg out/photo_01/projection.png --transform aligned/photo_01.json --out photo_edited.png
+      wplus paste photo.jpg out/photo_01/projection.png \\
+          --transform aligned/photo_01.json --out photo_edited.png
     """
     from wplus.align import paste_back
 

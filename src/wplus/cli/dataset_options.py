@@ -66,7 +66,7 @@ def dataset_options(fn: F) -> F:
             "ds_shard",
             type=ShardType(),
             default=None,
-            help="Project only shard I of N (0-based; e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT).",
+            help="Project only shard I of N, I from 0 (Slurm: I = $SLURM_ARRAY_TASK_ID, N = $SLURM_ARRAY_TASK_COUNT).",
         ),
         click.option(
             "--engine",

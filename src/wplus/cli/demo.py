@@ -10,6 +10,7 @@ import torch
 from click.core import ParameterSource
 
 from wplus.cli.common import DEVICE_CHOICES, err, one_line_errors, resolve_device
+from wplus.cli.help import WplusCommand
 from wplus.demo import DEMO_NAMES, astronaut_image, demo_targets, load_shipped_smile, run_demo
 from wplus.errors import OfflineError, WplusError
 from wplus.loading import load_generator, resolve_model
@@ -23,7 +24,7 @@ D_LOSS_NAME = "shipped discriminator features + MSE (offline stand-in for VGG-16
 MODEL_ENV = "WPLUS_MODEL"  # --model's environment variable (`make demo MODEL=...` passes MODEL on as --model)
 
 
-@click.command("demo")
+@click.command("demo", cls=WplusCommand)
 @click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_out"))
 @click.option(
     "--model",

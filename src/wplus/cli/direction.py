@@ -13,6 +13,7 @@ import torch
 from wplus.cli.common import INPUT_FILE, FiniteFloatRange, echo_json, err, one_line_errors
 from wplus.cli.discovery import fit_cmd, pca_cmd, sefa_cmd
 from wplus.cli.edit_common import EditContext, edit_options
+from wplus.cli.help import ImageInputCommand, WplusGroup
 from wplus.cli.projection_options import flag_of
 from wplus.edits.crossover import parse_layers
 from wplus.edits.directions import direction_from_pairs, load_direction, save_direction
@@ -44,7 +45,7 @@ def read_pairs_file(path: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-@click.group("direction")
+@click.group("direction", cls=WplusGroup)
 def direction_group() -> None:
     """Attribute directions: find them (sefa, pca, fit), build them from pairs of latents or images, inspect files."""
 
@@ -71,7 +72,7 @@ def _pair_options(line: str, outputs: str) -> Callable[[F], F]:
     return decorate
 
 
-@direction_group.command("from-pairs")
+@direction_group.command("from-pairs", cls=ImageInputCommand)
 @click.argument("latents", nargs=-1, type=INPUT_FILE)
 @_pair_options("NEUTRAL EXPRESSIVE", "OUTDIR/<name>.npz and <name>.json")
 @one_line_errors
@@ -86,8 +87,10 @@ def from_pairs_cmd(
 
     \b
     Examples:
-      wplus direction from-pairs n1.npz s1.npz n2.npz s2.npz --model ffhq.safetensors --outdir dirs/ --name smile
-      wplus direction from-pairs --pairs-file pairs.txt --model ffhq.safetensors --outdir dirs/
+      wplus direction from-pairs n1.npz s1.npz n2.npz s2.npz --name smile \\
+          --model G.safetensors --outdir dirs/
+      wplus direction from-pairs --pairs-file pairs.txt --model G.safetensors \\
+          --outdir dirs/
     """
     pairs = _collect_pairs(latents, pairs_file, "LATENTS (NEUTRAL EXPRESSIVE)")
     neutral = [ctx.load(n, f"neutral{i}").ws for i, (n, _) in enumerate(pairs)]
@@ -130,7 +133,7 @@ def _check_pair_settings(s: ProjectionSettings) -> None:
         )
 
 
-@direction_group.command("from-images")
+@direction_group.command("from-images", cls=ImageInputCommand)
 @click.argument("images", nargs=-1, type=INPUT_FILE)
 @_pair_options("BEFORE AFTER", "OUTDIR/<name>.npz, <name>.json, <name>_pairs.png")
 @click.option(
@@ -159,8 +162,10 @@ def from_images_cmd(
 
     \b
     Examples:
-      wplus direction from-images n1.png s1.png n2.png s2.png --steps 500 --name smile --model G.safetensors --outdir d/
-      wplus direction from-images --pairs-file pairs.txt --model ffhq.safetensors --outdir dirs/
+      wplus direction from-images n1.png s1.png n2.png s2.png --name smile \\
+          --steps 500 --model G.safetensors --outdir d/
+      wplus direction from-images --pairs-file pairs.txt --model G.safetensors \\
+          --outdir dirs/
     """
     _check_pair_settings(ctx.settings)
     pairs = _collect_pairs(images, pairs_file, "IMAGES (BEFORE AFTER)")

@@ -10,6 +10,7 @@ import click
 import torch
 
 from wplus.cli.common import DEVICE_CHOICES, INPUT_FILE, echo_json, err, one_line_errors, open_model, resolve_device
+from wplus.cli.help import WplusCommand
 from wplus.edits.crossover import parse_layers
 from wplus.edits.directions import load_direction
 from wplus.edits.discovery import SEFA_VARIANTS, fit_boundary, pca, sefa
@@ -56,7 +57,7 @@ def _summary(as_json: bool, summary: dict[str, Any], written: list[Path]) -> Non
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 
 
-@click.command("sefa")
+@click.command("sefa", cls=WplusCommand)
 @click.argument("model", type=str)
 @_out_option("; with --format rosinality also <stem>.pt")
 @click.option(
@@ -95,7 +96,8 @@ def sefa_cmd(
     \b
     Examples:
       wplus direction sefa ffhq.pkl --out sefa.npz
-      wplus direction sefa ffhq.pt --variant rosinality --format rosinality --out factor.npz
+      wplus direction sefa ffhq.pt --variant rosinality --format rosinality \\
+          --out factor.npz
       wplus direction sefa cartoon-faces-64 --layers 0-3 --num 20 --out coarse.npz
     """
     info = open_model(model, device=torch.device("cpu"))
@@ -116,7 +118,7 @@ def sefa_cmd(
     _summary(as_json, summary, written)
 
 
-@click.command("pca")
+@click.command("pca", cls=WplusCommand)
 @click.argument("model", type=str)
 @_out_option(" (with variance ratios); GANSpace/e4e's dict {mean, comp, std} goes to <stem>.pt")
 @click.option(
@@ -145,7 +147,8 @@ def pca_cmd(
     \b
     Examples:
       wplus direction pca cartoon-faces-64 --out pca.npz
-      wplus direction pca ffhq.pkl --samples 300000 --components 80 --out ffhq_pca.npz
+      wplus direction pca ffhq.pkl --samples 300000 --components 80 \\
+          --out ffhq_pca.npz
     """
     info = open_model(model, device=resolve_device(device))
     start = time.perf_counter()
@@ -161,7 +164,7 @@ def pca_cmd(
     _summary(as_json, summary, written)
 
 
-@click.command("fit")
+@click.command("fit", cls=WplusCommand)
 @click.argument("codes", type=INPUT_FILE)
 @click.argument("scores", type=INPUT_FILE)
 @_out_option("; InterFaceGAN's [1, dim] float64 boundary goes to <stem>.npy")
@@ -203,7 +206,8 @@ def fit_cmd(
     Examples:
       wplus sample cartoon-faces-64 --seeds 0-19999 --out samples/ --images
       wplus direction fit samples/codes.npz smile.csv --out smile.npz
-      wplus direction fit samples/codes.npz glasses.npy --condition smile.npz --out glasses_c_smile.npz
+      wplus direction fit samples/codes.npz glasses.npy --condition smile.npz \\
+          --out glasses_c_smile.npz
     """
     x, seeds = load_codes(codes, space)
     y = load_scores(scores, codes_path=codes, num_codes=len(x), seeds=seeds)

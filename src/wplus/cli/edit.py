@@ -9,6 +9,7 @@ import click
 
 from wplus.cli.common import INPUT_FILE, FiniteFloatRange, one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options, parse_floats, scale_option
+from wplus.cli.help import ImageInputCommand
 from wplus.edits.crossover import parse_layers
 from wplus.edits.directions import apply_direction, load_direction, move_to_coordinate
 from wplus.edits.render import latent_noise, render, save_frames
@@ -16,7 +17,7 @@ from wplus.io.latents import Latent, save_latent
 from wplus.loading import file_sha256
 
 
-@click.command("edit")
+@click.command("edit", cls=ImageInputCommand)
 @click.argument("latent", type=INPUT_FILE)
 @click.option(
     "--direction",
@@ -66,12 +67,12 @@ def edit_cmd(
 
     \b
     Examples:
-      wplus edit me/latent.npz --direction smile.npy --strength -3,0,3 --layers coarse,middle \
-        --model ffhq.safetensors --outdir e/
-      wplus edit me.npz --direction ffhq_pca.pt --component 0 --strength -2:2:9 --layers 0-4 \
-        --model m.safetensors --outdir e/
-      wplus edit me.npz --direction ffhq_pca.pt --component 46 --set -20 --layers 4 \
-        --model stylegan2-ffhq-1024 --outdir smile/
+      wplus edit me/latent.npz --direction smile.npy --strength -3,0,3 \\
+          --layers coarse,middle --model G.safetensors --outdir e/
+      wplus edit me.npz --direction ffhq_pca.pt --component 0 --strength -2:2:9 \\
+          --layers 0-4 --model G.safetensors --outdir e/
+      wplus edit me.npz --direction ffhq_pca.pt --component 46 --set -20 \\
+          --layers 4 --model stylegan2-ffhq-1024 --outdir smile/
     """
     if strength is not None and set_to is not None:
         raise click.UsageError("give --strength (a step) or --set (a target coordinate), not both")

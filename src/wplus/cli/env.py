@@ -9,6 +9,7 @@ import click
 import torch
 
 from wplus.cli.common import echo_json
+from wplus.cli.help import WplusCommand
 from wplus.extras import extras
 
 
@@ -55,7 +56,7 @@ def extras_lines(found: dict[str, dict]) -> list[str]:
     return [f"  {n:<{name_w}}  {states[n]:<{state_w}}  {e['enables']}".rstrip() for n, e in found.items()]
 
 
-@click.command("env")
+@click.command("env", cls=WplusCommand)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def env_cmd(as_json: bool) -> None:
     """Print versions, devices, cache folder, whether downloads are possible (offline) and installed extras."""

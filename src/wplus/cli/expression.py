@@ -8,12 +8,13 @@ import click
 
 from wplus.cli.common import INPUT_FILE, FiniteFloatRange, one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options, parse_floats, scale_option
+from wplus.cli.help import ImageInputCommand
 from wplus.edits.expression import clean_difference, expression_transfer
 from wplus.edits.render import latent_noise, render, save_frames
 from wplus.io.latents import Latent, save_latent
 
 
-@click.command("expression")
+@click.command("expression", cls=ImageInputCommand)
 @click.argument("target", type=INPUT_FILE)
 @click.argument("neutral", type=INPUT_FILE)
 @click.argument("expressive", type=INPUT_FILE)
@@ -55,7 +56,8 @@ def expression_cmd(
 
     \b
     Example:
-      wplus expression me.npz neutral.npz smile.npz --strength 0:1.5:7 --model ffhq.safetensors --outdir expr/
+      wplus expression me.npz neutral.npz smile.npz --strength 0:1.5:7 \\
+          --model G.safetensors --outdir expr/
     """
     lambdas = parse_floats(strength, "--strength")
     w1, w2, w3 = ctx.load(target, "target"), ctx.load(neutral, "neutral"), ctx.load(expressive, "expressive")

@@ -17,6 +17,7 @@ from wplus.cli.common import (
     parse_seeds,
     resolve_device,
 )
+from wplus.cli.help import WplusCommand
 from wplus.cli.tuning_options import apply_tuning_file, tuning_file_option
 from wplus.io.atomic import write_json
 from wplus.io.images import save_image
@@ -53,7 +54,7 @@ def _translate(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return x, y
 
 
-@click.command("generate")
+@click.command("generate", cls=WplusCommand)
 @click.option(
     "--model",
     type=str,
@@ -120,9 +121,10 @@ def generate_cmd(
     """Render one image per seed: z from the seed (NVIDIA's convention), then G.mapping and G.synthesis.
 
     \b
-    Example:
-      wplus generate --model ffhq.safetensors --seeds 0-7 --trunc 0.7 --outdir samples/
-      wplus generate --model stylegan3-t-ffhqu-256 --seeds 0-3 --rotate 15 --translate 0.1,0 --outdir turned/
+    Examples:
+      wplus generate --model G.safetensors --seeds 0-7 --trunc 0.7 --outdir s/
+      wplus generate --model stylegan3-t-ffhqu-256 --seeds 0-3 \\
+          --rotate 15 --translate 0.1,0 --outdir turned/
     """
     dev = resolve_device(device)
     info = open_model(model, device=dev, fallback=True)  # a look at a model: the shipped one will do

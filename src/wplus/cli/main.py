@@ -13,6 +13,7 @@ from wplus.cli.edit import edit_cmd
 from wplus.cli.env import env_cmd
 from wplus.cli.expression import expression_cmd
 from wplus.cli.generate import generate_cmd
+from wplus.cli.help import WplusGroup
 from wplus.cli.manifest import manifest_cmd
 from wplus.cli.mix import mix_cmd
 from wplus.cli.morph import morph_cmd
@@ -26,7 +27,7 @@ from wplus.cli.weights import weights_group
 from wplus.runtime import set_cpu_threads, tune_cpu_allocator
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.group(cls=WplusGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="wplus", message="wplus %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="Log library messages to stderr.")
 @click.option(
@@ -44,7 +45,7 @@ def cli(verbose: bool, threads: int | None) -> None:
     Examples:
       wplus weights random --resolution 64 tiny.safetensors
       wplus project photo.jpg --model tiny.safetensors --steps 500 --outdir out/
-      wplus generate --model tiny.safetensors --seeds 0-7 --trunc 0.7 --outdir samples/
+      wplus generate --model tiny.safetensors --seeds 0-7 --outdir samples/
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s")
     tune_cpu_allocator()  # reuse freed activations instead of page-faulting them in again each step (runtime.py)

@@ -7,10 +7,11 @@ from pathlib import Path
 import click
 
 from wplus.cli.common import echo_json, one_line_errors
+from wplus.cli.help import WplusCommand
 from wplus.datasets.manifest import summarize
 
 
-@click.command("manifest")
+@click.command("manifest", cls=WplusCommand)
 @click.argument("outdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--failures", "show", type=click.IntRange(0), default=10, show_default=True, help="Failures to list.")

@@ -8,13 +8,14 @@ import click
 
 from wplus.cli.common import INPUT_FILE, FiniteFloatRange, one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options, scale_option
+from wplus.cli.help import ImageInputCommand
 from wplus.edits.crossover import mix_styles, parse_layers, style_mixing_grid, style_morph
 from wplus.edits.render import render, save_frames
 from wplus.io.images import save_image
 from wplus.io.latents import Latent, save_latent
 
 
-@click.command("mix")
+@click.command("mix", cls=ImageInputCommand)
 @click.argument("content", type=INPUT_FILE)
 @click.argument("styles", nargs=-1, required=True, type=INPUT_FILE)
 @click.option(
@@ -49,8 +50,10 @@ def mix_cmd(
 
     \b
     Examples:
-      wplus mix me/latent.npz painting/latent.npz --layers paper --model ffhq.safetensors --outdir mix/
-      wplus mix a.npz s1.npz s2.npz s3.npz --content b.npz --layers fine --video --model m.safetensors --outdir mix/
+      wplus mix me/latent.npz painting/latent.npz --layers paper \\
+          --model G.safetensors --outdir mix/
+      wplus mix a.npz s1.npz s2.npz s3.npz --content b.npz --layers fine \\
+          --video --model G.safetensors --outdir mix/
     """
     rows = parse_layers(layers, ctx.G.num_ws)
     content_paths = (content, *more_content)

@@ -8,12 +8,13 @@ import click
 
 from wplus.cli.common import INPUT_FILE, FiniteFloatRange, one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options, scale_option
+from wplus.cli.help import ImageInputCommand
 from wplus.edits.morph import morph
 from wplus.edits.render import pingpong as make_pingpong
 from wplus.edits.render import render, save_frames, save_strip
 
 
-@click.command("morph")
+@click.command("morph", cls=ImageInputCommand)
 @click.argument("keys", nargs=-1, required=True, type=INPUT_FILE)
 @click.option("--frames", type=click.IntRange(2), default=30, help="Frames along the whole path (ends included).")
 @click.option("--mode", type=click.Choice(["linear", "slerp"]), default="linear", help="slerp: Z codes only.")
@@ -46,8 +47,9 @@ def morph_cmd(
 
     \b
     Examples:
-      wplus morph a/latent.npz b/latent.npz --model ffhq.safetensors --frames 30 --outdir morph/
-      wplus morph a.npz b.npz c.npz --model m.safetensors --frames 61 --pingpong --outdir morph/
+      wplus morph a/latent.npz b/latent.npz --model G.safetensors --outdir morph/
+      wplus morph a.npz b.npz c.npz --frames 61 --pingpong \\
+          --model G.safetensors --outdir morph/
     """
     if len(keys) < 2:
         raise click.UsageError("morph needs at least two inputs")

@@ -24,6 +24,7 @@ from wplus.cli.common import (
     resolve_device,
 )
 from wplus.cli.dataset_options import DatasetChoice, dataset_options
+from wplus.cli.help import WplusCommand
 from wplus.cli.projection_options import ProjectionChoice, projection_options
 from wplus.cli.tuning_options import tuning_options
 from wplus.datasets.inputs import expand_inputs
@@ -42,7 +43,7 @@ def _provenance(model: LoadedGenerator, **fields: Any) -> dict[str, Any]:
     return {"wplus_version": __version__, "command": "project", "model": entry, **fields}
 
 
-@click.command("project")
+@click.command("project", cls=WplusCommand, collapsed=("Noise maps", "Schedules & optimiser", "Tuning", "Dataset runs"))
 @click.argument("images", nargs=-1, required=True)
 @click.option("--model", type=str, default=None, help=MODEL_HELP)
 @click.option(
@@ -113,30 +114,36 @@ def project_cmd(
     latent.npy ([num_ws, w_dim]), metrics.json and config.json. A file that cannot be read, or a batch whose
     projection fails, is reported and the rest goes on.
 
-    \b
     IMAGES are files, folders (every image below them, the layout kept in OUTDIR), globs ('photos/**/*.jpg') or
     @list.txt (one a line). Every run keeps OUTDIR/manifest.jsonl (one image too) and, run again, skips the images
     it finished with the same input and settings (--overwrite redoes them); `wplus manifest OUTDIR` summarises it.
     --shard I/N projects a deterministic part (Slurm arrays); --engine ray runs on a Ray cluster (docs/datasets.md).
+    With --align the largest face is FFHQ-aligned first (group.jpg -> out/group_01/); --face all takes every face
+    but those under --min-face-ratio of the largest (docs/alignment.md). With --tune each image's generator is then
+    tuned around its code (pivotal tuning; W unless --space is given): tuning.safetensors, projection.png tuned,
+    untuned.png, metrics before and after (docs/tuning.md).
+
+    \b
+    Presets (explicit options override them; config.json records the result):
+      image2stylegan  W+, VGG + MSE, lr 0.01, 5000 steps, noise fixed
+      fast            W+, VGG + MSE, L-BFGS per image, 600 steps
+      nvidia          W, LPIPS, lr 0.1 with ramps, w-noise, noise optimised and
+                      regularised (1e5), 1000 steps
+      course          W+, perceptual 0.01 + L1 10
 
     \b
     Examples:
       wplus project face.png --model ffhq.safetensors --outdir out/
-      wplus project photos/ --model ffhq.safetensors --outdir out/   # again after a crash: resumes
-      wplus project @list.txt --model m.safetensors --shard $SLURM_ARRAY_TASK_ID/8 --outdir out/
-      wplus project 'frames/*.png' --model m.safetensors --engine ray --workers 4 --gpus-per-worker 1 --outdir out/
-      wplus project a.jpg b.jpg --model m.safetensors --space w --steps 500 --batch-size 2 --outdir out/
-      wplus project face.png --model m.safetensors --preset nvidia --steps 500 --outdir out/
-      wplus project scribble.png --model m.safetensors --mask-from-alpha --latent-reg 1 --outdir out/
-
-    Presets: image2stylegan (W+, VGG + MSE, lr 0.01, 5000 steps, noise fixed), fast (W+, VGG + MSE, L-BFGS per
-    image, 600 steps), nvidia (W, LPIPS, lr 0.1 with
-    ramps, w-noise, noise optimised + regularised 1e5, 1000 steps), course (W+, perceptual 0.01 + L1 10).
-    Options given explicitly override the preset; the resolved values are written to config.json.
-    With --align the largest face is FFHQ-aligned first (group.jpg -> out/group_01/); with --align --face all every
-    face but those under --min-face-ratio of the largest (out/group_01/, out/group_02/, ...; docs/alignment.md).
-    With --tune each image's generator is then tuned around its code (pivotal tuning; W unless --space is given):
-    tuning.safetensors, projection.png tuned, untuned.png, metrics before and after (docs/tuning.md).
+      wplus project photos/ --model G.safetensors --outdir out/  # again: resumes
+      wplus project @list.txt --model G.safetensors --outdir out/ \\
+          --shard $SLURM_ARRAY_TASK_ID/8
+      wplus project 'frames/*.png' --model G.safetensors --outdir out/ \\
+          --engine ray --workers 4 --gpus-per-worker 1
+      wplus project a.jpg b.jpg --model G.safetensors --outdir out/ \\
+          --space w --steps 500 --batch-size 2
+      wplus project face.png --model G.safetensors --preset nvidia --outdir out/
+      wplus project scribble.png --model G.safetensors --outdir out/ \\
+          --mask-from-alpha --latent-reg 1
     """
     if paste_back and not align:
         raise click.UsageError("--paste-back needs --align (the transform back into the photo comes from alignment)")

@@ -10,6 +10,7 @@ import click
 
 from wplus.cli.common import one_line_errors
 from wplus.cli.edit_common import EditContext, model_options
+from wplus.cli.help import WplusCommand
 from wplus.datasets.inputs import unique_names
 from wplus.edits.render import latent_noise, render_latents
 from wplus.errors import ConfigError
@@ -24,7 +25,7 @@ def _finite_psi(ctx: click.Context, param: click.Parameter, value: float) -> flo
     return value
 
 
-@click.command("render")
+@click.command("render", cls=WplusCommand)
 @click.argument("latents", metavar="LATENT...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--index",
@@ -73,8 +74,10 @@ def render_cmd(
     \b
     Examples:
       wplus render out/photo/latent.npz --model ffhq.safetensors --outdir renders/
-      wplus render e4e/latents.pt --index 1 --trunc 0.7 --size 256 --model ffhq.safetensors --outdir renders/
-      wplus render out/photo/latent.npz --tuning out/photo/tuning.safetensors --model ffhq.safetensors --outdir r/
+      wplus render e4e/latents.pt --index 1 --trunc 0.7 --size 256 \\
+          --model ffhq.safetensors --outdir renders/
+      wplus render out/photo/latent.npz --tuning out/photo/tuning.safetensors \\
+          --model ffhq.safetensors --outdir r/
     """
     names = unique_names(p.stem for p in latents)
     outputs: list[Path] = []

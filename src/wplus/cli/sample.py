@@ -16,13 +16,14 @@ from wplus.cli.common import (
     parse_seeds,
     resolve_device,
 )
+from wplus.cli.help import WplusCommand
 from wplus.edits.discovery import sample_codes
 from wplus.edits.discovery_io import save_codes
 from wplus.io.images import save_image
 from wplus.progress import progress
 
 
-@click.command("sample")
+@click.command("sample", cls=WplusCommand)
 @click.argument("model", type=str)
 @click.option(
     "--seeds",

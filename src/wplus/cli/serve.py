@@ -7,12 +7,13 @@ from pathlib import Path
 import click
 
 from wplus.cli.common import DEVICE_CHOICES, MODEL_HELP, err, one_line_errors, resolve_device
+from wplus.cli.help import WplusCommand
 from wplus.io.images import MAX_PIXELS
 from wplus.web.app import DEFAULT_HOST, DEFAULT_PORT, INSTALL_HINT, build_app, launch_app  # imports without Gradio
 from wplus.web.service import DEFAULT_MAX_UPLOAD_MB
 
 
-@click.command("serve")
+@click.command("serve", cls=WplusCommand)
 @click.option("--model", type=str, default=None, help=MODEL_HELP)
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to bind; keep loopback and tunnel.")
 @click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True)

@@ -17,6 +17,7 @@ from wplus.cli.common import (
     one_line_errors,
     resolve_device,
 )
+from wplus.cli.help import WplusCommand
 from wplus.progress import progress
 from wplus.train.trainer import (
     CHECKPOINT_NAME,
@@ -31,7 +32,7 @@ from wplus.train.trainer import (
 CARTOON_FACES = "cartoon-faces"
 
 
-@click.command("train")
+@click.command("train", cls=WplusCommand)
 @click.argument("dataset", type=str)
 @click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder.")
 @click.option("--kimg", type=FiniteFloatRange(min=0.001), default=200.0, help="Run length: thousands of images shown.")

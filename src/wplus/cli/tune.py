@@ -8,6 +8,7 @@ import click
 import torch
 
 from wplus.cli.common import DEVICE_CHOICES, err, one_line_errors, open_model, resolve_device
+from wplus.cli.help import WplusCommand
 from wplus.cli.projection_options import ProjectionChoice
 from wplus.cli.tuning_options import tuning_settings_options
 from wplus.errors import ConfigError
@@ -30,7 +31,7 @@ def _read_json(path: Path) -> dict:
         raise ConfigError(f"{path}: cannot read it ({e}); is this a folder `wplus project` wrote?") from None
 
 
-@click.command("tune")
+@click.command("tune", cls=WplusCommand)
 @click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--model", type=str, default=None, help="Generator file or name (default: the one each folder's config.json names)."

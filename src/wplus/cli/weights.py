@@ -7,12 +7,13 @@ from pathlib import Path
 import click
 
 from wplus.cli.common import err, one_line_errors
+from wplus.cli.help import WplusGroup
 from wplus.errors import ConfigError
 from wplus.io.checkpoint import save_generator
 from wplus.models.stylegan2 import StyleGAN2Config, count_parameters, random_generator
 
 
-@click.group("weights")
+@click.group("weights", cls=WplusGroup)
 def weights_group() -> None:
     """Create, download and inspect weight files."""
 
@@ -126,8 +127,9 @@ def convert_cmd(source: str, out: Path, with_d: bool, tuning_path: Path | None, 
     Examples:
       wplus weights convert ffhq.pkl ffhq.safetensors
       wplus weights convert stylegan2-ffhq-1024 ffhq1024.safetensors
-      wplus weights convert --tuning out/photo/tuning.safetensors ffhq.safetensors photo-tuned.safetensors
-      wplus weights convert --anchor stylegan3-t-ffhqu-256 sg3t-anchored.safetensors
+      wplus weights convert --tuning out/photo/tuning.safetensors \\
+          ffhq.safetensors photo-tuned.safetensors
+      wplus weights convert --anchor stylegan3-t-ffhqu-256 sg3t.safetensors
     """
     from wplus.cli.tuning_options import apply_tuning_file
     from wplus.formats.dispatch import load_discriminator_for
