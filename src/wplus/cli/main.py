@@ -16,6 +16,7 @@ from wplus.cli.generate import generate_cmd
 from wplus.cli.manifest import manifest_cmd
 from wplus.cli.mix import mix_cmd
 from wplus.cli.morph import morph_cmd
+from wplus.cli.probe import probe_group
 from wplus.cli.project import project_cmd
 from wplus.cli.serve import serve_cmd
 from wplus.cli.train import train_cmd
@@ -64,6 +65,7 @@ cli.add_command(expression_cmd)
 cli.add_command(edit_cmd)
 cli.add_command(direction_group)
 cli.add_command(train_cmd)
+cli.add_command(probe_group)
 cli.add_command(tune_cmd)
 cli.add_command(serve_cmd)
 
