@@ -220,6 +220,18 @@ def test_cli_score_generator_seeds_and_a_bad_probe_file(tmp_path: Path) -> None:
         "seed0001",
         "seed0002",
     ]
+    # A latent file is rendered through --model: seed 1's code scores as seed 1 does.
+    from wplus.io.latents import Latent, save_latent
+    from wplus.seeds import ws_from_seed
+    from wplus.shipped import load_shipped_generator
+
+    _, ws = ws_from_seed(load_shipped_generator(), 1)
+    latent = save_latent(tmp_path / "one.npz", Latent(ws=ws, space="w"), npy=False)
+    res2 = runner.invoke(cli, ["probe", "score", str(latent), "--seeds", "1", "--json", "--device", "cpu"])
+    assert res2.exit_code == 0, res2.output
+    from_latent, from_seed = json.loads(res2.stdout)
+    assert from_latent.pop("input").endswith("one.npz") and from_seed.pop("input") == "seed0001"
+    assert from_latent == from_seed
     bad = tmp_path / "probe.safetensors"
     bad.write_bytes(b"not a safetensors file")
     res = runner.invoke(cli, ["probe", "score", "--seeds", "0", "--probe", str(bad), "--device", "cpu"])

@@ -11,7 +11,6 @@ import torch
 
 from wplus.cli.common import (
     DEVICE_CHOICES,
-    MODEL_HELP,
     FiniteFloatRange,
     echo_json,
     err,
@@ -123,7 +122,11 @@ def metrics_table(metrics: dict) -> str:
 @probe_group.command("score")
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--seeds", default=None, help="Also score generator samples for these seeds, e.g. '0-499'.")
-@click.option("--model", default=None, help=MODEL_HELP + " Renders latents and --seeds.")
+@click.option(
+    "--model",
+    default="cartoon-faces-64",
+    help="Generator that renders latents and --seeds (the probe reads cartoon faces: the shipped model's).",
+)
 @click.option("--trunc", "truncation_psi", type=FiniteFloatRange(-2, 2), default=1.0, help="Truncation for --seeds.")
 @click.option(
     "--probe", "probe_path", type=click.Path(path_type=Path), default=None, help="Probe file (default: shipped)."
@@ -137,7 +140,7 @@ def metrics_table(metrics: dict) -> str:
 def score_cmd(
     inputs: tuple[Path, ...],
     seeds: str | None,
-    model: str | None,
+    model: str,
     truncation_psi: float,
     probe_path: Path | None,
     out: Path | None,
@@ -180,7 +183,7 @@ def _number(v: torch.Tensor) -> float | int:
 
 
 def _load_inputs(
-    inputs: tuple[Path, ...], seeds: str | None, model: str | None, truncation_psi: float, dev: torch.device
+    inputs: tuple[Path, ...], seeds: str | None, model: str, truncation_psi: float, dev: torch.device
 ) -> tuple[list[str], torch.Tensor]:
     from wplus.io.images import IMAGE_SUFFIXES, center_crop_resize, load_image, pil_to_tensor, to_rgb
     from wplus.io.latents import load_code
