@@ -85,7 +85,7 @@ class ProbeConfig(ModelConfig):
     """Shape of the probe and the normalisation of its regression targets (stored in the file header).
 
     Args:
-        channels: Width of each conv stage; every stage after the first halves the side (64 -> 4 with 5 stages).
+        channels: Width of each conv stage; every stage halves the side (64 -> 4 with 4 stages).
         hidden: Width of the shared fully connected layer.
         regression: Names of the regression outputs (keys of :data:`REGRESSION_TARGETS`), in output order.
         reg_mean, reg_std: Label normalisation per regression output: the network predicts (y - mean) / std.
@@ -144,7 +144,7 @@ def face_targets(attrs: FaceAttributes, config: ProbeConfig) -> tuple[list[float
 
 
 class AttributeProbe(nn.Module):
-    """Conv stages (3x3 conv, BatchNorm, SiLU; stride 2 after the first) -> flatten -> FC -> linear heads.
+    """Conv stages (3x3 conv with stride 2, BatchNorm, SiLU) -> flatten -> FC -> linear heads.
 
     The map is flattened rather than pooled: position matters here (shift_x/y, roll, where the mouth corners sit).
     """
