@@ -17,6 +17,7 @@ from wplus.cli.help import WplusGroup
 from wplus.cli.manifest import manifest_cmd
 from wplus.cli.mix import mix_cmd
 from wplus.cli.morph import morph_cmd
+from wplus.cli.probe import probe_group
 from wplus.cli.project import project_cmd
 from wplus.cli.render import render_cmd
 from wplus.cli.sample import sample_cmd
@@ -69,6 +70,7 @@ cli.add_command(expression_cmd)
 cli.add_command(edit_cmd)
 cli.add_command(direction_group)
 cli.add_command(train_cmd)
+cli.add_command(probe_group)
 cli.add_command(tune_cmd)
 cli.add_command(serve_cmd)
 
