@@ -19,13 +19,14 @@ from wplus.cli.common import (
     parse_int_ranges,
     resolve_device,
 )
+from wplus.cli.help import WplusGroup
 from wplus.errors import ImageError
 from wplus.io.atomic import atomic_write, write_json
 from wplus.progress import progress
 from wplus.text import plural
 
 
-@click.group("probe")
+@click.group("probe", cls=WplusGroup)
 def probe_group() -> None:
     """Attribute probe for the cartoon faces: a small CNN reading smile, glasses, hair style, jaw, colours, ...
 
