@@ -1,10 +1,12 @@
 """wplus: embed real photographs into StyleGAN's Z, W and W+ spaces and edit them.
 
-Example:
+Example (docs/python.md has the whole walk-through, tested offline):
     >>> import wplus
-    >>> G = wplus.load_generator("model.safetensors")            # doctest: +SKIP
-    >>> loss = wplus.PerceptualLoss(wplus.load_vgg16())            # doctest: +SKIP
-    >>> result = wplus.project(G, target, loss=loss, space="w+")   # doctest: +SKIP
+    >>> G = wplus.load_generator("cartoon-faces-64")             # the shipped model; a file, name or URL works too
+    >>> target = wplus.load_target("photo.png", G)                # [1, 3, 64, 64] in [-1, 1]      # doctest: +SKIP
+    >>> result = wplus.project(G, target, num_steps=200)          # loss: wplus.default_loss(G)   # doctest: +SKIP
+    >>> result.settings.loss                  # 'perceptual+mse' (VGG-16), offline 'dfeat+mse'  # doctest: +SKIP
+    'dfeat+mse'
 """
 
 from __future__ import annotations
@@ -43,12 +45,14 @@ from wplus.errors import (
     WplusError,
 )
 from wplus.formats.latents import load_foreign_latents
+from wplus.io.images import load_target
 from wplus.io.latents import Latent, load_latent, save_latent
-from wplus.loading import load_generator, load_generator_info, resolve_model
+from wplus.loading import ModelFile, load_generator, load_generator_info, resolve_model
 from wplus.losses import ImageLoss, PerceptualLoss, load_lpips
 from wplus.models.stylegan2 import Generator, StyleGAN2Config, random_generator
 from wplus.models.vgg16 import load_vgg16
 from wplus.projection import PRESETS, ProjectionSettings, build_loss, project_generic, resolve_settings
+from wplus.projection.choice import default_loss
 from wplus.projection.project import ProjectionResult, ProjectionStep, project
 from wplus.seeds import z_from_seed
 from wplus.tuning import Tuning, load_tuning, save_tuning, tune
@@ -65,7 +69,9 @@ __all__ = [
     "load_tuning",
     "save_tuning",
     "load_generator",
+    "load_target",
     "project",
+    "default_loss",
     "project_generic",
     "resolve_settings",
     "ProjectionSettings",
@@ -93,6 +99,7 @@ __all__ = [
     "ShapeError",
     "load_generator_info",
     "resolve_model",
+    "ModelFile",
     "z_from_seed",
     "load_foreign_latents",
     "align_faces",

@@ -2,8 +2,10 @@
 
 :func:`resolve_model` is the only place that turns what a user typed (``--model``, ``load_generator(...)``) into a
 file: a path, a registered name (``wplus weights list``), a URL, the shipped ``cartoon-faces-64``, or nothing (the
-default registry model, else the shipped one). Readers register themselves in ``READERS`` (suffix -> reader), so
-adding a format adds no branches here.
+default registry model, else the shipped one). It also takes what it returned (a :class:`ModelFile`) and a generator
+that :func:`load_generator` read (which remembers its file, :func:`generator_file`), so every library function that
+takes a model takes any of these. Readers register themselves in ``READERS`` (suffix -> reader), so adding a format
+adds no branches here.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ __all__ = [
     "load_generator_info",
     "LoadedGenerator",
     "ModelFile",
+    "ModelLike",
     "resolve_model",
+    "generator_file",
     "model_file",
     "verify_model",
     "is_generator_name",
@@ -54,11 +58,13 @@ class ModelFile:
         path: The generator file to read (a local file, the cached download, or the shipped asset).
         model_id: What results record as the model: the registered name, ``url-<hash>`` or the file's stem.
         shipped: Whether this is the shipped model (``wplus demo`` then uses its discriminator as the loss).
+        sha256: The file's SHA-256 once it has been read (:func:`load_generator_info` fills it), else ''.
     """
 
     path: Path
     model_id: str
     shipped: bool = False
+    sha256: str = ""
 
 
 @dataclass
@@ -69,9 +75,33 @@ class LoadedGenerator:
     sha256: str
     shipped: bool = False
 
+    @property
+    def file(self) -> ModelFile:
+        """Where ``G`` came from, as :func:`resolve_model` takes it back."""
+        return ModelFile(self.path, self.model_id, self.shipped, self.sha256)
+
+
+# What every library function that takes a model accepts (resolve_model turns it into a file); None means the
+# default model where a function allows it.
+ModelLike = str | Path | ModelFile | LoadedGenerator | torch.nn.Module
+
+_FILE_ATTR = "model_file"  # the attribute under which load_generator_info leaves a generator its ModelFile
+
+
+def generator_file(G: torch.nn.Module) -> ModelFile | None:
+    """The file ``G`` was read from by :func:`load_generator` (id, path, SHA-256), or None for a generator built in
+    memory. A copy of a loaded generator (a pivotal tuning's ``apply``) keeps its base file's record.
+
+    Example:
+        >>> generator_file(load_generator("cartoon-faces-64")).model_id
+        'cartoon-faces-64'
+    """
+    found = getattr(G, _FILE_ATTR, None)
+    return found if isinstance(found, ModelFile) else None
+
 
 def resolve_model(
-    model: str | Path | None,
+    model: ModelLike | None,
     *,
     allow_download: bool = True,
     progress: bool = True,
@@ -85,9 +115,11 @@ def resolve_model(
     with ``://`` is a URL (downloaded once, cached, checksum recorded on first use); an existing path is that file;
     ``'cartoon-faces-64'`` is the shipped model; a registered generator name is fetched from the cache or
     downloaded. A name given explicitly never falls back.
+    A :class:`ModelFile` is returned as it is; a :class:`LoadedGenerator` or a generator that
+    :func:`load_generator` read gives the file it came from.
 
     Args:
-        model: What the user gave (``--model``), or None.
+        model: What the user gave (``--model``, a function's ``model`` argument), or None.
         allow_download: If False, a registered file missing from the cache raises :class:`~wplus.OfflineError`.
         progress: Show a download progress bar on stderr.
         notice: Receives the fallback line; without it the line is logged as a warning (never both).
@@ -98,15 +130,36 @@ def resolve_model(
         The file and the id results record.
 
     Raises:
-        CheckpointError: ``model`` is neither a file, a URL nor a registered generator.
+        CheckpointError: ``model`` is neither a file, a URL nor a registered generator, or is a generator built in
+            memory (it has no file).
         OfflineError: A named model must be downloaded but cannot be (or, without ``fallback``, the default).
         ChecksumMismatchError: A cached or downloaded file fails verification.
+
+    Example:
+        >>> found = resolve_model("cartoon-faces-64")
+        >>> (found.model_id, found.shipped, resolve_model(found) is found)
+        ('cartoon-faces-64', True, True)
     """
     from wplus.hub import REGISTRY, fetch
     from wplus.hub.remote import url_spec
 
     if model is None:
         return _default_model(allow_download=allow_download, progress=progress, notice=notice, fallback=fallback)
+    if isinstance(model, ModelFile):
+        return model
+    if isinstance(model, LoadedGenerator):
+        return model.file
+    if isinstance(model, torch.nn.Module):
+        found = generator_file(model)
+        if found is None:
+            raise CheckpointError(
+                None,
+                f"this {type(model).__name__} was built in memory, not read from a file, so it names no model; "
+                f"pass the model's file or name instead ({_ACCEPTS})",
+            )
+        return found
+    if not isinstance(model, str | Path):
+        raise CheckpointError(None, f"got a {type(model).__name__} as the model; {_ACCEPTS}")
     text = str(model)
     # URLs only as text: a Path would have collapsed 'https://' to 'https:/'.
     if isinstance(model, str) and "://" in text:
@@ -153,10 +206,13 @@ def _default_model(
         return ModelFile(shipped_generator_path(), SHIPPED_MODEL, shipped=True)
 
 
-def load_generator(source: str | Path | None, *, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Load a generator (eval mode, frozen): a file, registered name, URL, ``'cartoon-faces-64'`` or None.
+def load_generator(source: ModelLike | None, *, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Load a generator (eval mode, frozen): a file, registered name, URL, ``'cartoon-faces-64'``, a
+    :class:`ModelFile`, or None.
 
-    See :func:`resolve_model` for what each means and :func:`load_generator_info` for provenance.
+    See :func:`resolve_model` for what each means and :func:`load_generator_info` for provenance. The generator
+    remembers its file (:func:`generator_file`): :func:`wplus.default_loss` finds its discriminator from it and
+    :func:`wplus.project` records its id and SHA-256.
 
     Example:
         >>> G = load_generator("cartoon-faces-64")  # the shipped model: no download
@@ -167,14 +223,17 @@ def load_generator(source: str | Path | None, *, device: str | torch.device = "c
 
 
 def load_generator_info(
-    source: str | Path | None,
+    source: ModelLike | None,
     *,
     device: str | torch.device = "cpu",
     notice: Callable[[str], None] | None = None,
     fallback: bool = True,
 ) -> LoadedGenerator:
     """Load a generator and say where it came from (path, model id, SHA-256); ``source``, ``notice`` and
-    ``fallback`` as :func:`resolve_model`."""
+    ``fallback`` as :func:`resolve_model`.
+
+    A generator given as ``source`` is read again from its file (a fresh copy, on ``device``).
+    """
     found = resolve_model(source, notice=notice, fallback=fallback)
     reader = READERS.get(found.path.suffix.lower())
     if reader is None:
@@ -182,9 +241,11 @@ def load_generator_info(
             found.path, f"unsupported file type {found.path.suffix!r}; this wplus reads {sorted(READERS)}"
         )
     G = reader(found.path, torch.device(device))
-    return LoadedGenerator(
+    info = LoadedGenerator(
         G=G, path=found.path, model_id=found.model_id, sha256=file_sha256(found.path), shipped=found.shipped
     )
+    setattr(G, _FILE_ATTR, info.file)  # a plain attribute: not a parameter, buffer or submodule
+    return info
 
 
 def model_file(name: str) -> Path:

@@ -33,7 +33,7 @@ from wplus.align.ffhq import DEFAULT_FACE, DEFAULT_MIN_FACE_RATIO
 from wplus.datasets.inputs import InputImage, face_name
 from wplus.datasets.manifest import ManifestWriter, Shard, latest_records, read_manifests, recipe_sha256
 from wplus.errors import ConfigError, WplusError
-from wplus.io.images import MAX_PIXELS, center_crop_resize, load_image, pil_to_tensor
+from wplus.io.images import MAX_PIXELS, fit_image, load_image, pil_to_tensor
 from wplus.io.masks import load_mask, split_alpha
 from wplus.loading import file_sha256
 from wplus.progress import progress
@@ -406,7 +406,7 @@ class DatasetProjector:
             pil, mask = split_alpha(path, res, crop=how.crop, max_pixels=limit)
             return [_Job(it, it.name, pil_to_tensor(pil), mask=mask)]
         img = load_image(path, max_pixels=limit)
-        pil = center_crop_resize(img, res) if how.crop == "center" else img.resize((res,) * 2)
+        pil = fit_image(img, res, how.crop)
         mask = None
         if how.mask_path is not None:  # per image: the mask must have the image's aspect ratio to line up
             mask = load_mask(how.mask_path, res, image_size=img.size, image_path=path, crop=how.crop, max_pixels=limit)

@@ -13,13 +13,16 @@ holds the discriminator of a generator file, and :func:`load_discriminator_for` 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
 from wplus.errors import CheckpointError
 from wplus.formats.d_state import NoDiscriminatorError
 from wplus.models.stylegan2_discriminator import Discriminator
+
+if TYPE_CHECKING:
+    from wplus.loading import ModelLike
 
 __all__ = [
     "sniff_format",
@@ -132,15 +135,29 @@ def _native_sidecar(model_path: Path) -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
-def find_discriminator(model_path: str | Path) -> Path | None:
-    """The file that holds the discriminator belonging to the generator file ``model_path``, or None.
+def _generator_path(model: ModelLike) -> Path:
+    """The generator file ``model`` means (a name, path, ModelFile or loaded generator: :func:`wplus.resolve_model`)."""
+    from wplus.loading import resolve_model
+
+    return resolve_model(model).path
+
+
+def find_discriminator(model: ModelLike) -> Path | None:
+    """The file that holds the discriminator belonging to the generator ``model``, or None.
+
+    ``model`` is anything :func:`wplus.resolve_model` takes: a generator file, a registered name such as
+    ``'cartoon-faces-64'``, a :class:`~wplus.loading.ModelFile`, or a generator that ``load_generator`` read.
 
     The rule: for our ``X.safetensors``, ``X-D.safetensors`` beside it (the shipped model's sidecar follows it,
     :func:`wplus.shipped.shipped_discriminator_path`), or ``D.safetensors`` beside a ``G_ema.safetensors`` written
     by ``wplus train``; for a foreign file (NVIDIA / TF pickle, rosinality ``.pt``), the file itself when it stores
     a StyleGAN2 D. Checking a foreign file reads it; :func:`load_discriminator_for` reads it once and keeps D.
+
+    Example:
+        >>> find_discriminator("cartoon-faces-64").name
+        'cartoon-faces-64-D.safetensors'
     """
-    model_path = Path(model_path)
+    model_path = _generator_path(model)
     if model_path.suffix.lower() == ".safetensors":
         return _native_sidecar(model_path)
     try:
@@ -150,10 +167,10 @@ def find_discriminator(model_path: str | Path) -> Path | None:
     return model_path
 
 
-def load_discriminator_for(model_path: str | Path, *, device: str | torch.device = "cpu") -> Discriminator | None:
-    """The discriminator belonging to the generator file ``model_path`` (rule of :func:`find_discriminator`), or
-    None when there is none. A file that stores a D that cannot be read still raises CheckpointError."""
-    model_path = Path(model_path)
+def load_discriminator_for(model: ModelLike, *, device: str | torch.device = "cpu") -> Discriminator | None:
+    """The discriminator belonging to the generator ``model`` (rule of :func:`find_discriminator`; ``model`` as
+    there), or None when there is none. A file that stores a D that cannot be read still raises CheckpointError."""
+    model_path = _generator_path(model)
     if model_path.suffix.lower() == ".safetensors":
         sidecar = _native_sidecar(model_path)
         return None if sidecar is None else load_discriminator_file(sidecar, device=device)

@@ -12,6 +12,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ __all__ = [
     "load_image",
     "to_rgb",
     "center_crop_resize",
+    "fit_image",
+    "Crop",
+    "load_target",
     "pil_to_tensor",
     "tensor_to_pil",
     "save_image",
@@ -154,6 +158,52 @@ def center_crop_resize(img: Image.Image, size: int | tuple[int, int]) -> Image.I
     img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
     size = (size, size) if isinstance(size, int) else size
     return img.resize(size, Image.Resampling.LANCZOS)
+
+
+Crop = Literal["center", "none"]
+
+
+def fit_image(img: Image.Image, size: int, crop: Crop = "center") -> Image.Image:
+    """A target's geometry (``wplus project --crop``): centre crop + Lanczos resize to ``size`` x ``size``, or
+    (``crop='none'``) a plain resize that squashes. Masks get the same, so they line up with their image."""
+    if crop not in ("center", "none"):
+        raise ConfigError(f"got crop={crop!r}, expected 'center' or 'none'")
+    return center_crop_resize(img, size) if crop == "center" else img.resize((size, size))
+
+
+def load_target(
+    image: str | Path | Image.Image,
+    G_or_size: torch.nn.Module | int,
+    *,
+    crop: Crop = "center",
+    max_pixels: int | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """An image as :func:`wplus.project` takes it: [1, 3, R, R] in [-1, 1] at the generator's resolution, on its
+    device; read and cropped the way ``wplus project`` does (EXIF orientation, RGB, :func:`fit_image`).
+
+    Args:
+        image: an image file, or a PIL image.
+        G_or_size: the generator (its ``img_resolution`` and device), or the side in pixels.
+        crop: ``'center'`` (centre crop, then resize) or ``'none'`` (resize the whole image).
+        max_pixels: refuse larger files (default :data:`MAX_PIXELS`).
+        device: where the tensor goes (default: the generator's device, else the CPU).
+
+    Raises:
+        ImageError: the file is missing, unreadable or too large (the message names it).
+
+    Example:
+        >>> load_target(Image.new("RGB", (80, 60)), 64).shape
+        torch.Size([1, 3, 64, 64])
+    """
+    if isinstance(G_or_size, torch.nn.Module):
+        size = int(G_or_size.img_resolution)
+        if device is None:
+            device = next((p.device for p in G_or_size.parameters()), None)
+    else:
+        size = int(G_or_size)
+    img = to_rgb(image) if isinstance(image, Image.Image) else load_image(image, max_pixels=max_pixels)
+    return pil_to_tensor(fit_image(img, size, crop)).to(device or "cpu")
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:

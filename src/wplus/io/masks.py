@@ -8,14 +8,13 @@ has its image's aspect ratio, so :func:`load_mask` refuses one that does not (gi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 from PIL import Image
 
 from wplus.errors import ImageError
-from wplus.io.images import center_crop_resize, load_image
+from wplus.io.images import Crop, fit_image, load_image
 
 __all__ = ["load_mask", "split_alpha", "check_mask_aspect", "ASPECT_TOLERANCE"]
 
@@ -23,16 +22,9 @@ __all__ = ["load_mask", "split_alpha", "check_mask_aspect", "ASPECT_TOLERANCE"]
 # fits a 1001x750 photo; a square mask does not fit a 4:3 one).
 ASPECT_TOLERANCE = 0.01
 
-Crop = Literal["center", "none"]
-
 
 def _to_tensor(gray: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(gray, dtype=np.float32) / 255.0)[None, None]
-
-
-def _fit(img: Image.Image, resolution: int, crop: Crop) -> Image.Image:
-    """The target's geometry: centre crop + resize, or (crop='none') a plain resize that squashes."""
-    return center_crop_resize(img, resolution) if crop == "center" else img.resize((resolution, resolution))
 
 
 def check_mask_aspect(
@@ -86,7 +78,7 @@ def load_mask(
     if image_size is not None:
         check_mask_aspect(path, img.size, image_size, image_path)
     gray = img.getchannel("A") if img.mode == "RGBA" and img.getextrema()[3][0] < 255 else img.convert("L")
-    mask = _to_tensor(_fit(gray, resolution, crop))
+    mask = _to_tensor(fit_image(gray, resolution, crop))
     if mask.max() == 0:
         raise ImageError(path, "mask is black everywhere, expected white where the loss should look")
     return mask
@@ -103,7 +95,7 @@ def split_alpha(
     img = load_image(path, keep_alpha=True, max_pixels=max_pixels)
     if img.mode != "RGBA":
         raise ImageError(path, f"got a {img.mode} image without alpha, expected RGBA for --mask-from-alpha")
-    img = _fit(img, resolution, crop)
+    img = fit_image(img, resolution, crop)
     mask = _to_tensor(img.getchannel("A"))
     if mask.max() == 0:
         raise ImageError(path, "alpha is zero everywhere, expected opaque pixels where the loss should look")

@@ -172,8 +172,8 @@ def write_projection_folder(
     i: int = 0,
     *,
     target: torch.Tensor,
-    model_id: str = "",
-    model_sha256: str = "",
+    model_id: str | None = None,
+    model_sha256: str | None = None,
     provenance: dict[str, Any] | None = None,
     mask: torch.Tensor | None = None,
     align_transform: Any = None,
@@ -193,7 +193,9 @@ def write_projection_folder(
         result: what :func:`wplus.project` returned.
         i: which image of the batch.
         target: [1, C, R, R] the image projected.
-        model_id, model_sha256: the generator's name and checksum, stored in ``latent.npz`` and ``config.json``.
+        model_id, model_sha256: the generator's name and checksum, stored in ``latent.npz`` and ``config.json``
+            (default: those of the file ``result`` was projected with, :attr:`ProjectionResult.model`, whose path
+            ``config.json`` records too, so ``wplus tune FOLDER`` finds the model).
         provenance: more ``config.json`` entries (wplus version, command, model path, device, input file, ...).
         mask: [1, 1, R, R] in [0, 1], the loss mask, written as ``mask.png``.
         align_transform: a :class:`wplus.align.AlignTransform`, written as ``align.json``.
@@ -230,13 +232,19 @@ def write_projection_folder(
         metrics = tuned_metrics(metrics, tuning, tuned_terms)
     else:
         save_image(result.images[i : i + 1], out / "projection.png")
+    known = result.model
+    model_id = model_id if model_id is not None else (known.model_id if known is not None else "")
+    model_sha256 = model_sha256 if model_sha256 is not None else (known.sha256 if known is not None else "")
     save_latent(out / "latent.npz", result.latent(i, model_id=model_id, model_sha256=model_sha256))
     write_json(out / "metrics.json", metrics)
     rows = result.history_rows(i)
     write_history_csv(out / "history.csv", rows)
     if plot:
         write_history_plot(out / "history.png", rows, title=name or out.name)
-    config = {"model": {"id": model_id, "sha256": model_sha256}, **(provenance or {}), **result.record()}
+    model: dict[str, str] = {"id": model_id, "sha256": model_sha256}
+    if known is not None and known.model_id == model_id and known.sha256 == model_sha256:
+        model["path"] = str(known.path)
+    config = {"model": model, **(provenance or {}), **result.record()}
     write_json(out / "config.json", config)
     if video is not None and video.frames[i]:
         save_animation(video.frames[i], out / "proj", fps=fps)

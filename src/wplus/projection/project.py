@@ -27,6 +27,7 @@ import torch
 
 from wplus.errors import ConfigError, ProjectionDivergedError, ShapeError
 from wplus.io.latents import Latent
+from wplus.loading import ModelFile, generator_file
 from wplus.losses.regularizers import latent_regularization, noise_regularization, renormalize_noise_
 from wplus.metrics import psnr, ssim
 from wplus.projection.lbfgs import BatchLBFGS
@@ -80,7 +81,8 @@ class ProjectionResult:
     ``started_from`` is 'mean', 'random' or 'code' (a given start code); ``step_seconds`` [steps] is the wall time
     from the call to the end of each step (set-up included) and ``stopped_early`` says which stages stopped before
     their last step, and why (``patience`` / ``stop_psnr``). :meth:`latent` is image ``i``'s code as a
-    :class:`~wplus.io.latents.Latent`, the thing ``latent.npz`` stores.
+    :class:`~wplus.io.latents.Latent`, the thing ``latent.npz`` stores. ``model`` is the generator's file (id, path,
+    SHA-256) when ``load_generator`` read it, None for a generator built in memory.
 
     Shape:
         ws [B, num_ws, w_dim] — the W+ codes to render (for space 'w' the rows are identical);
@@ -100,9 +102,14 @@ class ProjectionResult:
     started_from: str = "mean"
     step_seconds: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.float64))
     stopped_early: list[str] = field(default_factory=list)
+    model: ModelFile | None = None
 
-    def latent(self, i: int = 0, *, model_id: str = "", model_sha256: str = "", source: str = "") -> Latent:
-        """Image ``i``'s code with the noise it was rendered with: ws [1, num_ws, w_dim], noise [1, 1, r, r]."""
+    def latent(
+        self, i: int = 0, *, model_id: str | None = None, model_sha256: str | None = None, source: str = ""
+    ) -> Latent:
+        """Image ``i``'s code with the noise it was rendered with: ws [1, num_ws, w_dim], noise [1, 1, r, r].
+
+        ``model_id`` and ``model_sha256`` default to the generator file's (:attr:`model`), else ''."""
         if not 0 <= i < self.ws.shape[0]:
             raise IndexError(f"image {i} of a batch of {self.ws.shape[0]}")
         return Latent(
@@ -110,8 +117,8 @@ class ProjectionResult:
             space=self.space,
             noise=[n[i : i + 1] if n.shape[0] > 1 else n for n in self.noise],
             z=None if self.z is None else self.z[i : i + 1],
-            model_id=model_id,
-            model_sha256=model_sha256,
+            model_id=(self.model.model_id if self.model else "") if model_id is None else model_id,
+            model_sha256=(self.model.sha256 if self.model else "") if model_sha256 is None else model_sha256,
             source=source,
         )
 
@@ -311,7 +318,7 @@ def project(
     G: torch.nn.Module,
     target: torch.Tensor,
     *,
-    loss: ProjectionLoss,
+    loss: ProjectionLoss | None = None,
     settings: ProjectionSettings | None = None,
     init: Init | torch.Tensor | None = None,
     callback: Callable[[ProjectionStep], None] | None = None,
@@ -330,9 +337,13 @@ def project(
         G: a generator with ``mapping``, ``synthesis``, ``num_ws``, ``w_dim``, ``z_dim``, ``w_avg`` (our StyleGAN2
             or StyleGAN module). It is not modified; its parameters are frozen during the run.
         target: [B, C, R, R] images in [-1, 1] at the generator's resolution, on G's device.
-        loss: the objective, e.g. ``wplus.losses.PerceptualLoss(load_vgg16())`` (the paper's VGG + MSE loss),
-            ``wplus.losses.ImageLoss`` for L1 / LPIPS / masks, or :func:`~wplus.projection.settings.build_loss`'s
-            result for what the settings describe. The settings' loss fields are recorded, not re-checked, here.
+        loss: the objective. Omitted: :func:`~wplus.projection.choice.default_loss` for ``G`` and the settings' loss
+            (the paper's VGG-16 perceptual + MSE, or offline the model's discriminator features, with a logged
+            warning); build it once with ``wplus.default_loss(G)`` to project many images. Else e.g.
+            ``wplus.losses.PerceptualLoss(load_vgg16())``, ``wplus.losses.ImageLoss`` for L1 / LPIPS / masks, or
+            :func:`~wplus.projection.settings.build_loss`'s result. A loss built by ``build_loss`` or
+            ``default_loss`` remembers its recipe, and the result's settings record that recipe's loss fields;
+            for any other loss the settings' loss fields are recorded as given, not checked.
         settings: the run's hyper-parameters (default: ``ProjectionSettings()``).
         init: 'mean' or 'random' (the ``init`` setting), or a start code in the shape of ``space`` (an earlier
             result's ``ws``, or ``z`` in Z): continuing a run, or neighbouring video frames.
@@ -348,7 +359,14 @@ def project(
 
     Returns:
         A :class:`ProjectionResult`; ``noise`` holds the optimised per-image maps [B, 1, r, r] when noise was
-        optimised (the final image is rendered with them), else the generator's constant maps.
+        optimised (the final image is rendered with them), else the generator's constant maps. ``model`` is G's
+        file when ``load_generator`` read G (else None).
+
+    Example:
+        >>> G = wplus.load_generator("cartoon-faces-64")                                    # doctest: +SKIP
+        >>> result = wplus.project(G, wplus.load_target("photo.png", G), num_steps=200)     # doctest: +SKIP
+        >>> result.metrics[0]["psnr"], result.settings.loss                                 # doctest: +SKIP
+        (24.1, 'dfeat+mse')
 
     Raises:
         ShapeError: target (or mask, or init) does not match the generator's channels/resolution.
@@ -374,6 +392,13 @@ def project(
         )
 
     device = target.device
+    if loss is None:
+        from wplus.projection.choice import loss_for_model
+
+        loss = loss_for_model(s, G, device=device).loss
+    recipe = getattr(loss, "settings", None)
+    if isinstance(recipe, ProjectionSettings):
+        s = s.with_loss_of(recipe)  # record the loss that runs (after an offline fallback: a dfeat kind)
     batch = target.shape[0]
     started = time.perf_counter()
     with frozen(G):
@@ -525,6 +550,7 @@ def project(
         settings=s,
         masked=mask is not None,
         started_from="code" if start_code is not None else s.init,
+        model=generator_file(G),
     )
 
 

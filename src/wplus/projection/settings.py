@@ -50,6 +50,7 @@ __all__ = [
     "NoiseInit",
     "OptimizerKind",
     "MIN_LOSS_RESIZE",
+    "LOSS_FIELDS",
     "resolve_settings",
     "build_loss",
 ]
@@ -269,6 +270,12 @@ class ProjectionSettings:
         weights = {_TERM_WEIGHT[t]: 0.0 for t in VGG_TERMS}
         return self.replace(loss=kind, dfeat_weight=getattr(self, _TERM_WEIGHT[replaced]), **weights)
 
+    def with_loss_of(self, other: ProjectionSettings) -> ProjectionSettings:
+        """These settings with ``other``'s loss description (:data:`LOSS_FIELDS`): what a run records when its loss
+        module was built from ``other`` (:func:`build_loss` leaves the recipe on the module as ``loss.settings``)."""
+        changes = {name: getattr(other, name) for name in LOSS_FIELDS if getattr(other, name) != getattr(self, name)}
+        return self.replace(**changes) if changes else self
+
     def replace(self, **changes: Any) -> ProjectionSettings:
         """A copy with ``changes`` applied (validated); unknown names are an error that lists the known ones."""
         unknown = sorted(set(changes) - FIELD_NAMES)
@@ -338,6 +345,8 @@ def _number(s: ProjectionSettings, name: str, *, positive: bool = False, upper: 
 
 
 FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(ProjectionSettings)) - {"preset"}
+# The fields that describe the loss module (what build_loss reads), as opposed to the optimisation.
+LOSS_FIELDS = ("loss", *_TERM_WEIGHT.values(), "layers", "taps", "loss_resize")
 
 PRESETS: dict[str, ProjectionSettings] = {
     "image2stylegan": ProjectionSettings(
@@ -425,7 +434,8 @@ def build_loss(
         ConfigError: a ``dfeat`` loss without a discriminator.
 
     Returns:
-        ``(loss, lpips_or_None)``.
+        ``(loss, lpips_or_None)``; the loss remembers ``settings`` as ``loss.settings``, so :func:`wplus.project`
+        records the loss that ran whatever settings it is given.
     """
     from wplus.losses.lpips import load_lpips
     from wplus.losses.masked import ImageLoss
@@ -454,4 +464,5 @@ def build_loss(
         discriminator=discriminator if weight["dfeat"] > 0 else None,
         dfeat_weight=weight["dfeat"],
     ).to(device)
+    loss.settings = settings
     return loss, lpips

@@ -24,7 +24,7 @@ import torch
 
 from wplus.errors import WplusError
 from wplus.io.images import IMAGE_SUFFIXES, MAX_PIXELS, center_crop_resize, tensor_to_pil
-from wplus.loading import LoadedGenerator
+from wplus.loading import LoadedGenerator, ModelLike
 from wplus.projection.settings import LOSS_KINDS, PRESETS
 from wplus.text import plural
 from wplus.web.service import (
@@ -76,7 +76,7 @@ def _align_available() -> str | None:
 
 
 def build_app(
-    model: str | Path | LoadedGenerator | None = None,
+    model: ModelLike | None = None,
     *,
     device: str | torch.device = "auto",
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
@@ -89,7 +89,7 @@ def build_app(
 
     Args:
         model: a generator file or name as ``--model`` takes it (None: the default model, offline the shipped one),
-            or one already loaded.
+            a :class:`~wplus.loading.ModelFile`, or one already loaded (a ``LoadedGenerator`` is used as it is).
         device: 'auto', 'cpu', 'cuda', 'mps' or a torch device.
         max_upload_mb: uploads larger than this are refused.
         max_pixels: images with more pixels are refused before decoding.
