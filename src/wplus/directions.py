@@ -31,14 +31,14 @@ from wplus.edits.discovery import (
     style_affines,
 )
 from wplus.edits.discovery_io import (
-    load_codes,
+    load_samples,
     load_scores,
     save_boundary,
-    save_codes,
     save_ganspace,
     save_interfacegan,
     save_pca,
     save_rosinality_factor,
+    save_samples,
     save_sefa,
 )
 
@@ -58,8 +58,8 @@ __all__ = [
     "save_rosinality_factor",
     "save_pca",
     "save_ganspace",
-    "save_codes",
-    "load_codes",
+    "save_samples",
+    "load_samples",
     "load_scores",
     "save_boundary",
     "save_interfacegan",

@@ -112,6 +112,19 @@ def parse_seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[
     )
 
 
+def class_label(G: torch.nn.Module, class_idx: int | None, device: torch.device) -> torch.Tensor | None:
+    """The one-hot label ``--class`` names for a conditional generator ([1, c_dim]); None for an unconditional one."""
+    if not G.c_dim:
+        return None
+    if class_idx is None or class_idx >= G.c_dim:
+        raise click.BadParameter(
+            f"this model is conditional with {G.c_dim} classes: pass --class 0..{G.c_dim - 1}", param_hint="--class"
+        )
+    c = torch.zeros(1, G.c_dim, device=device)
+    c[0, class_idx] = 1
+    return c
+
+
 def one_line_errors(fn: F) -> F:
     """Turn wplus errors into a one-line message and exit status 1 (no traceback from deep inside torch)."""
 

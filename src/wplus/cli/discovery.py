@@ -15,7 +15,7 @@ from wplus.edits.crossover import parse_layers
 from wplus.edits.directions import load_direction
 from wplus.edits.discovery import SEFA_VARIANTS, fit_boundary, pca, sefa
 from wplus.edits.discovery_io import (
-    load_codes,
+    load_samples,
     load_scores,
     save_boundary,
     save_ganspace,
@@ -209,7 +209,7 @@ def fit_cmd(
       wplus direction fit samples/codes.npz glasses.npy --condition smile.npz \\
           --out glasses_c_smile.npz
     """
-    x, seeds = load_codes(codes, space)
+    x, seeds = load_samples(codes, space)
     y = load_scores(scores, codes_path=codes, num_codes=len(x), seeds=seeds)
     cond = []
     for path in conditions:

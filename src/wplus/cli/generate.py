@@ -11,6 +11,7 @@ import torch
 from wplus.cli.common import (
     DEVICE_CHOICES,
     MODEL_HELP_FALLBACK,
+    class_label,
     err,
     one_line_errors,
     open_model,
@@ -139,14 +140,7 @@ def generate_cmd(
                 param_hint=flag,
             )
         transform = make_transform(rotate or 0.0, translate or (0.0, 0.0)).to(dev)
-    c = None
-    if G.c_dim:
-        if class_idx is None or class_idx >= G.c_dim:
-            raise click.BadParameter(
-                f"this model is conditional with {G.c_dim} classes: pass --class 0..{G.c_dim - 1}", param_hint="--class"
-            )
-        c = torch.zeros(1, G.c_dim, device=dev)
-        c[0, class_idx] = 1
+    c = class_label(G, class_idx, dev)
     written: list[str] = []
     for seed in seeds:
         z, ws = ws_from_seed(G, seed, c=c, truncation_psi=truncation_psi, truncation_cutoff=trunc_cutoff)

@@ -10,6 +10,7 @@ import torch
 from wplus.cli.common import (
     DEVICE_CHOICES,
     FiniteFloatRange,
+    class_label,
     err,
     one_line_errors,
     open_model,
@@ -18,7 +19,7 @@ from wplus.cli.common import (
 )
 from wplus.cli.help import WplusCommand
 from wplus.edits.discovery import sample_codes
-from wplus.edits.discovery_io import save_codes
+from wplus.edits.discovery_io import save_samples
 from wplus.io.images import save_image
 from wplus.progress import progress
 
@@ -68,17 +69,10 @@ def sample_cmd(
     dev = resolve_device(device)
     info = open_model(model, device=dev)
     G = info.G
-    c = None
-    if G.c_dim:
-        if class_idx is None or class_idx >= G.c_dim:
-            raise click.BadParameter(
-                f"this model is conditional with {G.c_dim} classes: pass --class 0..{G.c_dim - 1}", param_hint="--class"
-            )
-        c = torch.zeros(1, G.c_dim, device=dev)
-        c[0, class_idx] = 1
+    c = class_label(G, class_idx, dev)
     codes = sample_codes(G, seeds, truncation_psi=truncation_psi, c=c)
     meta = {"model_sha256": info.sha256, "model_id": info.model_id, "class": class_idx}
-    path = save_codes(outdir / "codes.npz", codes, metadata=meta)
+    path = save_samples(outdir / "codes.npz", codes, metadata=meta)
     err(f"wrote {path}: {len(seeds)} codes (z {list(codes.z.shape)}, w {list(codes.w.shape)})")
     if not images:
         return

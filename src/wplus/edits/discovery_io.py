@@ -40,8 +40,8 @@ __all__ = [
     "save_rosinality_factor",
     "save_pca",
     "save_ganspace",
-    "save_codes",
-    "load_codes",
+    "save_samples",
+    "load_samples",
     "load_scores",
     "save_boundary",
     "save_interfacegan",
@@ -107,14 +107,14 @@ def save_ganspace(path: str | Path, result: PCAResult) -> Path:
     )
 
 
-def save_codes(path: str | Path, codes: SampledCodes, *, metadata: dict[str, Any] | None = None) -> Path:
+def save_samples(path: str | Path, codes: SampledCodes, *, metadata: dict[str, Any] | None = None) -> Path:
     """``codes.npz``: seeds, z and w of :func:`wplus.edits.discovery.sample_codes`."""
     meta = {"truncation_psi": codes.truncation_psi, **(metadata or {})}
     arrays = {"seeds": codes.seeds.astype(np.int64), "z": codes.z.float().numpy(), "w": codes.w.float().numpy()}
     return _save_npz(path, arrays, meta)
 
 
-def load_codes(path: str | Path, space: str = "w") -> tuple[np.ndarray, np.ndarray | None]:
+def load_samples(path: str | Path, space: str = "w") -> tuple[np.ndarray, np.ndarray | None]:
     """Codes to fit a boundary on: ``codes.npz`` (``wplus sample``; its ``space`` array) or an ``.npy`` [N, dim].
 
     Returns:
