@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wplus.directions import Direction, attribute_response, face_part_mask
+from wplus.directions import Direction, attribute_response, attribute_responses, face_part_mask
 from wplus.errors import ConfigError, ShapeError
 
 
@@ -100,3 +100,17 @@ def test_face_part_mask_holds_every_mouth():
         assert mask[int(y0) : int(y1) + 1, int(x0) : int(x1) + 1].min() == 1
     with pytest.raises(ConfigError, match="part"):
         face_part_mask("nose")
+
+
+def test_several_directions_share_the_codes_and_agree_with_one_at_a_time(tiny_generator):
+    G = tiny_generator
+    codes = _codes(G, 5)
+    gen = torch.Generator().manual_seed(4)
+    dirs = {"a": torch.randn(1, G.w_dim, generator=gen), "b": torch.randn(G.num_ws, G.w_dim, generator=gen)}
+    many = attribute_responses(G, dirs, _scorer(), codes, [1.0, -2.0], batch_size=2)
+    assert list(many) == ["a", "b"]
+    for name, d in dirs.items():
+        one = attribute_response(G, d, _scorer(), codes, [1.0, -2.0])
+        torch.testing.assert_close(many[name].response, one.response)
+        torch.testing.assert_close(many[name].stderr, one.stderr)
+        assert (one.stderr[:, :2] > 0).all() and (one.stderr[:, 2] == 0).all()

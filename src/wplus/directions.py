@@ -41,7 +41,7 @@ from wplus.edits.discovery_io import (
     save_rosinality_factor,
     save_sefa,
 )
-from wplus.edits.measure import AttributeResponse, attribute_response, face_part_mask
+from wplus.edits.measure import AttributeResponse, attribute_response, attribute_responses, face_part_mask
 
 __all__ = [
     "sefa",
@@ -71,6 +71,7 @@ __all__ = [
     "move_to_coordinate",
     "direction_from_pairs",
     "attribute_response",
+    "attribute_responses",
     "AttributeResponse",
     "face_part_mask",
 ]

@@ -1,16 +1,17 @@
 """Measuring an edit: how far a direction moves each attribute a scorer reads, and where it changes the image.
 
-:func:`attribute_response` renders codes before and after ``w + s·d`` for each strength ``s`` and reports, per
-attribute, the scorer's mean change per unit strength in units of that attribute's spread over the unedited codes:
-one row of a leakage matrix per strength (InterFaceGAN judges conditional boundaries this way, with a classifier
-that reads every attribute). With a ``mask`` it also reports the share of the squared pixel change inside it (the
-mouth-box measure of docs/demo-model.md). :func:`face_part_mask` builds that mask for the drawn faces: the box
-holding a part (the mouth) of every one of many drawn faces, which suits a generator's samples since the faces are
-aligned and a sample has no box of its own.
+:func:`attribute_response` (one direction; :func:`attribute_responses` for several on the same codes) renders codes
+before and after ``w + s·d`` for each strength ``s`` and reports, per attribute, the scorer's mean change per unit
+strength in units of that attribute's spread over the unedited codes: one row of a leakage matrix per strength
+(InterFaceGAN judges conditional boundaries this way, with a classifier that reads every attribute). With a ``mask``
+it also reports the share of the squared pixel change inside it (the mouth-box measure of docs/demo-model.md).
+:func:`face_part_mask` builds that mask for the drawn faces: the box holding a part (the mouth) of every one of many
+drawn faces, which suits a generator's samples since the faces are aligned and a sample has no box of its own.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ import torch
 from wplus.edits.directions import Direction, apply_direction
 from wplus.errors import ConfigError, ShapeError
 
-__all__ = ["AttributeResponse", "attribute_response", "face_part_mask"]
+__all__ = ["AttributeResponse", "attribute_response", "attribute_responses", "face_part_mask"]
 
 Scorer = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
 
@@ -32,6 +33,7 @@ class AttributeResponse:
         names: the attributes (columns), in the scorer's order.
         strengths: the strengths (rows).
         response: [S, A] mean change per unit strength, in spreads: ``mean(score(w + s·d) − score(w)) / s / spread``.
+        stderr: [S, A] standard error of ``response`` over the codes (the per-code changes' std / sqrt(N)).
         delta: [S, A] mean change in the scorer's own units (not divided by s).
         spread: [A] standard deviation of each attribute over the unedited codes (1 where it is 0).
         base_mean: [A] mean of each attribute over the unedited codes.
@@ -43,6 +45,7 @@ class AttributeResponse:
     names: list[str]
     strengths: list[float]
     response: torch.Tensor
+    stderr: torch.Tensor
     delta: torch.Tensor
     spread: torch.Tensor
     base_mean: torch.Tensor
@@ -82,7 +85,6 @@ def _scores(scorer: object, images: torch.Tensor) -> dict[str, torch.Tensor]:
     return out
 
 
-@torch.no_grad()
 def attribute_response(
     G: torch.nn.Module,
     direction: Direction | torch.Tensor,
@@ -128,9 +130,42 @@ def attribute_response(
         >>> r.response.shape, r.names
         (torch.Size([2, 2]), ['brightness', 'red'])
     """
+    return attribute_responses(
+        G,
+        {"direction": direction},
+        scorer,
+        codes,
+        strengths,
+        layers=layers,
+        mask=mask,
+        batch_size=batch_size,
+        noise_mode=noise_mode,
+    )["direction"]
+
+
+@torch.no_grad()
+def attribute_responses(
+    G: torch.nn.Module,
+    directions: Mapping[str, Direction | torch.Tensor],
+    scorer: object,
+    codes: torch.Tensor,
+    strengths: float | Sequence[float] = 1.0,
+    *,
+    layers: Sequence[int] | None = None,
+    mask: torch.Tensor | None = None,
+    batch_size: int = 64,
+    noise_mode: str = "const",
+) -> dict[str, AttributeResponse]:
+    """:func:`attribute_response` for several directions on the same codes, rendering and scoring them once.
+
+    The rows of a leakage matrix: ``{name: response}`` in the order of ``directions``; the arguments are those of
+    :func:`attribute_response` (``layers``, when given, applies to every direction).
+    """
     s_list = [float(strengths)] if isinstance(strengths, int | float) else [float(s) for s in strengths]
-    if not s_list or any(not torch.isfinite(torch.tensor(s)) or s == 0 for s in s_list):
+    if not s_list or any(not math.isfinite(s) or s == 0 for s in s_list):
         raise ConfigError(f"strengths {s_list}: expected finite, non-zero values (the change is divided by them)")
+    if not directions:
+        raise ConfigError("directions: give at least one")
     num_ws, w_dim = G.num_ws, G.w_dim
     if codes.ndim == 2:
         codes = codes[:, None].expand(-1, num_ws, -1)
@@ -142,43 +177,52 @@ def attribute_response(
         raise ShapeError(f"mask has shape {list(mask.shape)}, expected [{res}, {res}] (the generator's images)")
     weights = None if mask is None else mask.float().to(device)
 
+    names = list(directions)
     base_cols: dict[str, list[torch.Tensor]] = {}
-    edit_cols: list[dict[str, list[torch.Tensor]]] = [{} for _ in s_list]
-    rms = torch.zeros(len(s_list), dtype=torch.float64)
-    inside = torch.zeros(len(s_list), dtype=torch.float64)
-    total = torch.zeros(len(s_list), dtype=torch.float64)
+    edit_cols = {n: [{} for _ in s_list] for n in names}  # direction -> strength -> column -> chunks
+    rms = {n: torch.zeros(len(s_list), dtype=torch.float64) for n in names}
+    inside = {n: torch.zeros(len(s_list), dtype=torch.float64) for n in names}
+    total = {n: torch.zeros(len(s_list), dtype=torch.float64) for n in names}
     for start in range(0, len(codes), batch_size):
         ws = codes[start : start + batch_size].to(device, torch.float32)  # [B, num_ws, w_dim]
-        edited = torch.stack([apply_direction(w[None], direction, s_list, layers=layers) for w in ws], 1)  # [S,B,..]
         before = G.synthesis(ws, noise_mode=noise_mode)
-        for name, v in _scores(scorer, before).items():
-            base_cols.setdefault(name, []).append(v)
-        for i in range(len(s_list)):
-            after = G.synthesis(edited[i], noise_mode=noise_mode)
-            for name, v in _scores(scorer, after).items():
-                edit_cols[i].setdefault(name, []).append(v)
-            sq = (after - before).float().square().sum(1)  # [B, H, W]
-            rms[i] += float(sq.mean((1, 2)).div(3).sqrt().sum())  # per image: sqrt of the mean over H, W, RGB
-            total[i] += float(sq.sum())
-            if weights is not None:
-                inside[i] += float((sq * weights).sum())
-    base = {n: torch.cat(v) for n, v in base_cols.items()}
-    names = list(base)
-    spread = torch.stack([base[n].std() if len(codes) > 1 else torch.tensor(1.0) for n in names])
+        for col, v in _scores(scorer, before).items():
+            base_cols.setdefault(col, []).append(v)
+        for name in names:
+            edited = torch.stack([apply_direction(w[None], directions[name], s_list, layers=layers) for w in ws], 1)
+            for i in range(len(s_list)):
+                after = G.synthesis(edited[i], noise_mode=noise_mode)
+                for col, v in _scores(scorer, after).items():
+                    edit_cols[name][i].setdefault(col, []).append(v)
+                sq = (after - before).float().square().sum(1).cpu()  # [B, H, W]
+                rms[name][i] += float(sq.mean((1, 2)).div(3).sqrt().sum())  # per image: RMS over H, W and RGB
+                total[name][i] += float(sq.sum())
+                if weights is not None:
+                    inside[name][i] += float((sq * weights.cpu()).sum())
+    base = {col: torch.cat(v) for col, v in base_cols.items()}
+    cols = list(base)
+    n = len(codes)
+    spread = torch.stack([base[c].std() if n > 1 else torch.tensor(1.0) for c in cols])
     spread = torch.where(spread > 0, spread, torch.ones_like(spread))
-    delta = torch.stack([torch.stack([(torch.cat(e[n]) - base[n]).mean() for n in names]) for e in edit_cols])
     s_t = torch.tensor(s_list)[:, None]
-    return AttributeResponse(
-        names=names,
-        strengths=s_list,
-        response=delta / s_t / spread,
-        delta=delta,
-        spread=spread,
-        base_mean=torch.stack([base[n].mean() for n in names]),
-        image_change=(rms / len(codes)).float(),
-        mask_share=None if weights is None else (inside / total.clamp_min(1e-30)).float(),
-        num_codes=len(codes),
-    )
+    out = {}
+    for name in names:
+        diffs = [[torch.cat(e[c]) - base[c] for c in cols] for e in edit_cols[name]]  # [S][A] -> [N]
+        delta = torch.stack([torch.stack([d.mean() for d in row]) for row in diffs])
+        sd = torch.stack([torch.stack([d.std() if n > 1 else torch.tensor(0.0) for d in row]) for row in diffs])
+        out[name] = AttributeResponse(
+            names=cols,
+            strengths=s_list,
+            response=delta / s_t / spread,
+            stderr=sd / math.sqrt(n) / s_t.abs() / spread,
+            delta=delta,
+            spread=spread,
+            base_mean=torch.stack([base[c].mean() for c in cols]),
+            image_change=(rms[name] / n).float(),
+            mask_share=None if weights is None else (inside[name] / total[name].clamp_min(1e-30)).float(),
+            num_codes=n,
+        )
+    return out
 
 
 def face_part_mask(
