@@ -447,7 +447,7 @@ def main() -> int:
     ap.add_argument("--codes", type=int, default=20_000, help="codes for the planted boundary fit")
     ap.add_argument("--repeat", type=int, default=5, help="SeFa runs (the median is reported)")
     ap.add_argument("--fit-codes", type=int, default=2000, help="probe-scored samples for the InterFaceGAN fits")
-    ap.add_argument("--ratio", type=float, default=0.1, help="share of the fit codes taken from each end")
+    ap.add_argument("--ratio", type=float, default=0.05, help="share of the fit codes taken from each end")
     ap.add_argument("--eval-codes", type=int, default=100, help="other samples every direction is measured on")
     ap.add_argument("--strength", type=float, default=1.0, help="measure at -s and +s (in sampled σ)")
     ap.add_argument("--components", type=int, default=10, help="SeFa and PCA components in the table")
