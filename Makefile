@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,align,video,ray,web,browser
+EXTRAS ?= dev,align,video,ray,web,browser,plot
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
 .PHONY: demo test test-browser bench lint install clean

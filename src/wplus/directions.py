@@ -1,7 +1,7 @@
-"""Edit directions in one place: finding them (SeFa, PCA, InterFaceGAN), their files, and applying them.
+"""Edit directions in one place: finding them (SeFa, PCA, InterFaceGAN), their files, applying and measuring them.
 
-A thin gathering of :mod:`wplus.edits.discovery`, :mod:`wplus.edits.discovery_io` and
-:mod:`wplus.edits.directions`, so that a script needs one import::
+A thin gathering of :mod:`wplus.edits.discovery`, :mod:`wplus.edits.discovery_io`,
+:mod:`wplus.edits.directions` and :mod:`wplus.edits.measure`, so that a script needs one import::
 
     from wplus import directions, load_generator
     G = load_generator("cartoon-faces-64")
@@ -41,6 +41,7 @@ from wplus.edits.discovery_io import (
     save_samples,
     save_sefa,
 )
+from wplus.edits.measure import AttributeResponse, attribute_response, attribute_responses, face_part_mask
 
 __all__ = [
     "sefa",
@@ -69,4 +70,8 @@ __all__ = [
     "apply_direction",
     "move_to_coordinate",
     "direction_from_pairs",
+    "attribute_response",
+    "attribute_responses",
+    "AttributeResponse",
+    "face_part_mask",
 ]
