@@ -17,7 +17,8 @@ HERE = Path(__file__).parent
 SPEED = ["projection_speed.py", "checkpoint_load.py"]  # minutes, run first
 QUALITY = ["check_demo_model.py"]  # long, behind --quality
 # Not a figure of this machine: the device check runs the device tests and wants a GPU (docs/gpu.md); run it by hand.
-SEPARATE = ["gpu_check.py"]
+# fit_shipped_directions.py writes package assets (and needs the attribute probe): the lead runs it once, by hand.
+SEPARATE = ["gpu_check.py", "fit_shipped_directions.py"]
 QUICK_UNLESS_QUALITY = {"time_to_quality.py": ["--quick"]}  # the full runs (5000-step paper recipe) with --quality
 
 

@@ -132,3 +132,27 @@ class FakeDetector:
         pts[42:48] = (w * 0.6, h * 0.45)
         pts[48], pts[54] = (w * 0.42, h * 0.7), (w * 0.58, h * 0.7)
         return [FaceLandmarks(points=pts, box=(w * 0.3, h * 0.3, w * 0.7, h * 0.8))]
+
+
+def fake_named_assets(folder, G, monkeypatch, names=("smile", "glasses")):
+    """A stand-in assets folder: ``G`` as the shipped generator and one random direction per name in its index.
+
+    ``wplus.shipped`` is pointed at the folder (``_asset``) and at G's file (``SHIPPED_SHA256``), so that
+    ``cartoon-faces-64:<name>`` means these files while the test runs.
+    """
+    from wplus import shipped
+    from wplus.edits.directions import save_direction
+    from wplus.io.checkpoint import save_generator
+    from wplus.loading import file_sha256
+
+    model = save_generator(G, folder / f"{shipped.SHIPPED_MODEL}.safetensors")
+    entries = []
+    for i, name in enumerate(names):
+        vector = torch.randn(1, G.w_dim, generator=torch.Generator().manual_seed(i)) * 2
+        file = f"{shipped.SHIPPED_MODEL}-{name}.npz"
+        save_direction(folder / file, vector, metadata={"name": name, "val_accuracy": 0.9 + i / 100})
+        entries.append(shipped.NamedDirection(shipped.SHIPPED_MODEL, name, file, f"{name} test", (-2.0, 3.0), "test"))
+    shipped.write_named_directions(folder, shipped.SHIPPED_MODEL, entries)
+    monkeypatch.setattr(shipped, "_asset", lambda name: folder / name)
+    monkeypatch.setattr(shipped, "SHIPPED_SHA256", file_sha256(model))
+    return model

@@ -36,6 +36,12 @@ def fake_assets(tmp_path, monkeypatch, tiny_generator):
     save_discriminator(D, folder / f"{shipped.SHIPPED_MODEL}-D.safetensors")
     smile = torch.randn(tiny_generator.num_ws, tiny_generator.w_dim, generator=torch.Generator().manual_seed(3))
     save_direction(folder / f"{shipped.SHIPPED_MODEL}-smile.npz", smile, metadata={"num_pairs": 8, "layers": None})
+    glasses = torch.randn(1, tiny_generator.w_dim, generator=torch.Generator().manual_seed(4))
+    save_direction(folder / f"{shipped.SHIPPED_MODEL}-glasses.npz", glasses, metadata={"val_accuracy": 0.9})
+    m = shipped.SHIPPED_MODEL
+    ranges = {"smile": (-1.0, 2.0), "glasses": (-3.0, 3.0)}
+    named = [shipped.NamedDirection(m, n, f"{m}-{n}.npz", "", r, "") for n, r in ranges.items()]
+    shipped.write_named_directions(folder, m, named)
     monkeypatch.setattr(shipped, "_asset", lambda name: folder / name)
     monkeypatch.setattr(demo, "shipped_smile_direction_path", lambda: folder / f"{shipped.SHIPPED_MODEL}-smile.npz")
     return folder
@@ -72,6 +78,7 @@ def test_run_demo_writes_every_artifact(fake_assets, tmp_path):
     assert Image.open(res.files["target_smiling"]).size == (16, 16)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["num_steps"] == 2 and "smile_direction" not in res.files  # no direction: the one-pair transfer
+    assert "attribute_edits" not in res.files and summary["attribute_edits"] == []  # and no named directions
     # The contact sheet's morph row starts on the first frame and ends on the last one.
     assert res.extra["morph_sheet_t"][0] == 0.0 and res.extra["morph_sheet_t"][-1] == 1.0
     assert summary["morph_sheet_t"] == res.extra["morph_sheet_t"]
@@ -104,6 +111,29 @@ def test_run_demo_adds_the_smile_direction(fake_assets, tmp_path):
     assert np.abs(left - right).mean() > 1  # the direction changed the face
 
 
+def test_run_demo_adds_a_row_of_attribute_edits(fake_assets, tmp_path):
+    """One row holds the target at both ends of every named direction's range, so it grows as directions ship."""
+    G = shipped.load_shipped_generator()
+    loss = DiscriminatorFeatures(shipped.load_shipped_discriminator())
+    edits = demo.load_attribute_edits(G)
+    assert [(a.name, a.strengths) for a in edits] == [("smile", (-1.0, 2.0)), ("glasses", (-3.0, 3.0))]
+    plain = run_demo(G, loss, tmp_path / "plain", targets=demo_targets(16), loss_name="d", num_steps=2)
+    res = run_demo(G, loss, tmp_path / "out", targets=demo_targets(16), loss_name="d", num_steps=2,
+                   attribute_edits=edits)  # fmt: skip
+    assert res.extra["attribute_edits"] == [{"name": "smile", "strengths": [-1.0, 2.0]},
+                                            {"name": "glasses", "strengths": [-3.0, 3.0]}]  # fmt: skip
+    code = torch.from_numpy(np.load(res.files["latent_target"])["w"])
+    want = render(G, torch.cat([apply_direction(code, a.direction, list(a.strengths)) for a in edits]))
+    strip = np.asarray(Image.open(res.files["attribute_edits"]), dtype=np.float32)
+    assert strip.shape == (16 + 4, 4 * 16 + 5 * 2, 3)  # four tiles: smile -1, +2, glasses -3, +3; 2 px padding
+    for k, img in enumerate(want):
+        tile = strip[2:18, 2 + 18 * k : 18 + 18 * k]
+        assert np.abs(tile - np.asarray(img, dtype=np.float32)).max() <= 1, k
+    # The contact sheet gains exactly one row: one section's height, as wide as its five tiles need.
+    sheet, before = Image.open(res.files["contact_sheet"]), Image.open(plain.files["contact_sheet"])
+    assert sheet.height - before.height == 18 + 3 * 16 + 14 + 2 * 4 and sheet.width >= before.width
+
+
 def test_demo_targets_pair_differs_only_in_the_mouth():
     t = demo_targets(64)
     assert t["a"].size == (64, 64)
@@ -121,6 +151,8 @@ def test_cli_demo_offline(fake_assets, tmp_path):
     summary = json.loads((tmp_path / "d" / "summary.json").read_text())
     assert "discriminator features" in summary["loss"] and "Smile direction" in summary["expression"]
     assert (tmp_path / "d" / "smile.npz").is_file() and "smile: the shipped smile direction" in r.stderr
+    assert "attribute edits: smile, glasses" in r.stderr and (tmp_path / "d" / "attribute_edits.png").is_file()
+    assert [a["name"] for a in summary["attribute_edits"]] == ["smile", "glasses"]
     # stderr is not a terminal here: progress comes as whole lines (no carriage returns), the last at 2/2 steps.
     assert "\r" not in r.stderr and "project: 2/2 step (100%)" in r.stderr
 

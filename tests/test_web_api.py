@@ -22,6 +22,7 @@ from PIL import Image
 from conftest import FakeDetector, tiny_config
 from wplus.cli.main import cli
 from wplus.edits.directions import save_direction
+from wplus.errors import WplusError
 from wplus.io.checkpoint import save_generator
 from wplus.models.stylegan2 import random_generator
 from wplus.projection.outputs import FOLDER_FILES
@@ -208,3 +209,33 @@ def test_serve_without_gradio_says_what_to_install(monkeypatch):
     result = CliRunner().invoke(cli, ["serve", "--port", "1"])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == ["Error: the web UI needs Gradio: pip install 'wplus[web]'"]
+
+
+def test_edit_tab_has_one_slider_per_named_direction(tmp_path, monkeypatch, tiny_generator):
+    from conftest import fake_named_assets
+
+    monkeypatch.setenv("WPLUS_OFFLINE", "1")
+    model = fake_named_assets(tmp_path, tiny_generator, monkeypatch)  # smile and glasses, strengths -2..3
+    app = build_app(str(model), device="cpu", workdir=tmp_path / "work")  # the shipped model, known by its hash
+    sliders = {c["props"].get("elem_id"): c["props"] for c in app.config["components"] if c["type"] == "slider"}
+    assert {"smile-slider", "glasses-slider"} <= set(sliders) and "named-none" not in sliders
+    assert (sliders["glasses-slider"]["minimum"], sliders["glasses-slider"]["maximum"]) == (-2.0, 3.0)
+    port = _free_port()
+    launch_app(app, port=port, block=False, quiet=True)
+    client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+    try:
+        named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        assert len(named["/edit"]["parameters"]) == 1 + 2 + 3  # latent, smile, glasses, file, strength, component
+        rng = np.random.default_rng(1)
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "face.png")
+        latent = _project(client, tmp_path / "face.png", steps=2)[3]
+        same = _pixels(client.predict(handle_file(latent), 0, 0, None, 0, -1, api_name="/edit"))
+        glasses = _pixels(client.predict(handle_file(latent), 0, 3, None, 0, -1, api_name="/edit"))
+        smile = _pixels(client.predict(handle_file(latent), 3, 0, None, 0, -1, api_name="/edit"))
+        assert np.abs(glasses - same).mean() > 1 and np.abs(smile - glasses).mean() > 1
+    finally:
+        client.close()
+        app.close()
+    service = app.wplus_service
+    with pytest.raises(WplusError, match="no named direction 'beard'; available: smile, glasses"):
+        service.edit(latent, named={"beard": 1.0})

@@ -36,7 +36,7 @@ from wplus.io.images import center_crop_resize, image_grid, pil_to_tensor, save_
 from wplus.io.latents import Latent, save_latent
 from wplus.metrics import psnr
 from wplus.projection.project import ProjectionLoss, ProjectionStep, project
-from wplus.shipped import shipped_smile_direction_path
+from wplus.shipped import SHIPPED_MODEL, named_directions, shipped_smile_direction_path
 from wplus.text import plural
 
 __all__ = [
@@ -46,6 +46,8 @@ __all__ = [
     "astronaut_image",
     "shipped_smile_direction_path",
     "load_shipped_smile",
+    "AttributeEdit",
+    "load_attribute_edits",
     "even_picks",
 ]
 
@@ -61,6 +63,21 @@ SMILE_STRENGTHS = (0.0, 0.5, 1.0, 1.5, 2.0)
 def load_shipped_smile(G: torch.nn.Module | None = None) -> Direction:
     """The shipped smile direction, checked against ``G`` when given (ShapeError if it does not fit)."""
     return load_direction(shipped_smile_direction_path(), G)
+
+
+@dataclass(frozen=True)
+class AttributeEdit:
+    """A named direction as the demo's row of attribute edits uses it: shown at ``strengths`` (low, high)."""
+
+    name: str
+    direction: Direction
+    strengths: tuple[float, float]
+
+
+def load_attribute_edits(G: torch.nn.Module | None = None, model: str = SHIPPED_MODEL) -> list[AttributeEdit]:
+    """Every named direction of the shipped ``model`` (``wplus direction list``), at its recommended strengths:
+    the row grows by itself as directions are shipped."""
+    return [AttributeEdit(d.name, load_direction(d.path, G), d.strength) for d in named_directions(model)]
 
 
 def even_picks(count: int, k: int) -> list[int]:
@@ -137,6 +154,7 @@ def run_demo(
     seed: int = 0,
     smile: Direction | None = None,
     smile_strengths: Sequence[float] = SMILE_STRENGTHS,
+    attribute_edits: Sequence[AttributeEdit] = (),
     callback: Callable[[ProjectionStep], None] | None = None,
 ) -> DemoResult:
     """Project ``targets`` into W+ in one batch, then write the targets, reconstructions, a morph, a mixing grid, a
@@ -154,6 +172,8 @@ def run_demo(
             ``target + s * smile`` for each of ``smile_strengths``, and the direction is copied to
             ``outdir/smile.npz``. None: the paper's one-pair transfer ``target + s * (smiling - neutral)``.
         smile_strengths: Strengths of the smile direction.
+        attribute_edits: Named directions (:func:`load_attribute_edits`): the target is rendered at each one's low
+            and high strength, in ``attribute_edits.png`` and a row of the contact sheet (none: no such row).
         callback: Progress callback of :func:`wplus.project`.
     """
     import time
@@ -214,6 +234,14 @@ def run_demo(
         expr_first = [_labelled(targets["neutral"], "neutral", scale), _labelled(targets["smiling"], "smiling", scale)]
         expr_labels = [f"l={s:g}" for s in strengths]
     files["expression"] = save_image(image_grid(expr, cols=len(expr), pad=2), outdir / "expression.png")
+    attr_tiles, attr_labels = [], []
+    for a in attribute_edits:  # the target moved along every named direction, to each end of its range
+        attr_tiles += render(G, apply_direction(ws["target"], a.direction, list(a.strengths)))
+        attr_labels += [f"{a.name} {s:+g}" for s in a.strengths]
+    if attr_tiles:
+        files["attribute_edits"] = save_image(
+            image_grid(attr_tiles, cols=len(attr_tiles), pad=2), outdir / "attribute_edits.png"
+        )
     # One contact sheet with everything; the morph row shows 6 of its frames, the first and the last included.
     picks = even_picks(len(frames), 6)
     psnr_d = {n: float(scores[i]) for i, n in enumerate(names)}
@@ -226,6 +254,12 @@ def run_demo(
          [_labelled(mix_rows["middle,fine"][k], f"{contents[k // 2]}+{styles[k % 2]}", scale) for k in range(4)]),
         (expr_title, expr_first + [_labelled(e, s, scale) for e, s in zip(expr, expr_labels, strict=True)]),
     ]  # fmt: skip
+    if attr_tiles:
+        sections.append((
+            "Attribute edits of target: each named direction at its low and high strength (wplus direction list)",
+            [_labelled(recon[names.index("target")], "target", scale)]
+            + [_labelled(t, label, scale) for t, label in zip(attr_tiles, attr_labels, strict=True)],
+        ))  # fmt: skip
     width = max(image_grid(t, cols=len(t), pad=4).width for _, t in sections)
     parts = [_section(title, tiles, width) for title, tiles in sections]
     sheet = Image.new("RGB", (width, sum(p.height for p in parts) + 20), (255, 255, 255))
@@ -235,7 +269,12 @@ def run_demo(
         sheet.paste(p, (0, y))
         y += p.height
     files["contact_sheet"] = save_image(sheet, outdir / "contact_sheet.png")
-    extra = {"morph_sheet_t": [ts[i] for i in picks], "expression": expr_title, "strengths": strengths}
+    extra = {
+        "morph_sheet_t": [ts[i] for i in picks],
+        "expression": expr_title,
+        "strengths": strengths,
+        "attribute_edits": [{"name": a.name, "strengths": list(a.strengths)} for a in attribute_edits],
+    }
     res = DemoResult(
         outdir=outdir, files=files, psnr=psnr_d, loss_name=loss_name, seconds=time.perf_counter() - t0, extra=extra
     )

@@ -27,6 +27,28 @@ DEVICE_CHOICES = click.Choice(["auto", "cpu", "cuda", "mps"])
 # Every file a command reads is checked when the command line is parsed: a typo is one line naming the flag or
 # argument, before a model is read, a loss is built (and its notices printed) or an input is hashed.
 INPUT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+class DirectionParam(click.ParamType):
+    """A direction: an existing file (a Path), or a shipped model's named direction ``MODEL:NAME`` (kept as the
+    string; an unknown one is refused when the line is parsed, with the names there are)."""
+
+    name = "FILE|MODEL:NAME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path | str:
+        from wplus.shipped import named_direction, parse_direction_spec
+
+        if isinstance(value, Path):
+            return value
+        if parse_direction_spec(value) is not None:
+            try:
+                return named_direction(value).spec
+            except WplusError as e:
+                self.fail(str(e), param, ctx)
+        return INPUT_FILE.convert(value, param, ctx)
+
+
+DIRECTION = DirectionParam()
 _MODEL_KINDS = (
     "Generator: a file (.safetensors, NVIDIA/TF .pkl, rosinality .pt), a registered name, a URL, or "
     "cartoon-faces-64 (shipped, offline)."

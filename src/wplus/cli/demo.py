@@ -11,7 +11,7 @@ from click.core import ParameterSource
 
 from wplus.cli.common import DEVICE_CHOICES, err, one_line_errors, resolve_device
 from wplus.cli.help import WplusCommand
-from wplus.demo import DEMO_NAMES, astronaut_image, demo_targets, load_shipped_smile, run_demo
+from wplus.demo import DEMO_NAMES, astronaut_image, demo_targets, load_attribute_edits, load_shipped_smile, run_demo
 from wplus.errors import OfflineError, WplusError
 from wplus.loading import load_generator, resolve_model
 from wplus.losses import DiscriminatorFeatures, PerceptualLoss
@@ -72,10 +72,12 @@ def demo_cmd(
         line = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise click.ClickException(f"{MODEL_ENV}={model} (environment variable): {line}; unset it or fix it") from None
     first = smile = None
+    attribute_edits: list = []
     if shipped:
         loss = DiscriminatorFeatures(load_shipped_discriminator(device=dev)).to(dev)
         loss_name = D_LOSS_NAME
         smile = load_shipped_smile(G)
+        attribute_edits = load_attribute_edits(G)
     else:
         first = astronaut_image()
         try:
@@ -89,6 +91,8 @@ def demo_cmd(
             loss_name = "pixel MSE only (no VGG-16 weights)"
     smile_name = "the shipped smile direction" if smile is not None else "one-pair expression transfer (the paper's)"
     click.echo(f"model: {path}\nloss: {loss_name}\nsmile: {smile_name}", err=True)
+    if attribute_edits:
+        err(f"attribute edits: {', '.join(a.name for a in attribute_edits)} (the shipped named directions)")
     err(f"projecting {len(DEMO_NAMES)} faces into W+ ({plural(steps, 'step')})")
     bar = progress(steps, desc="project", unit="step")
 
@@ -100,7 +104,7 @@ def demo_cmd(
     try:
         targets = demo_targets(G.img_resolution, first=first)
         res = run_demo(G, loss, outdir, targets=targets, loss_name=loss_name, num_steps=steps, seed=seed,
-                       smile=smile, callback=on_step)  # fmt: skip
+                       smile=smile, attribute_edits=attribute_edits, callback=on_step)  # fmt: skip
     finally:
         bar.close()
     psnrs = ", ".join(f"{k} {v:.1f}" for k, v in res.psnr.items())

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 import torch
 
-from wplus.cli.common import INPUT_FILE, FiniteFloatRange, echo_json, err, one_line_errors
+from wplus.cli.common import DIRECTION, INPUT_FILE, FiniteFloatRange, echo_json, err, one_line_errors
 from wplus.cli.discovery import fit_cmd, pca_cmd, sefa_cmd
 from wplus.cli.edit_common import EditContext, edit_options
 from wplus.cli.help import ImageInputCommand, WplusGroup
@@ -23,6 +23,7 @@ from wplus.io.images import tensor_to_pil
 from wplus.progress import progress
 from wplus.projection.pairs import DELTA_LR, PairStep, project_pairs
 from wplus.projection.settings import ProjectionSettings
+from wplus.shipped import SHIPPED_MODEL, NamedDirection, named_directions
 from wplus.text import plural
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -244,16 +245,16 @@ def from_images_cmd(
 
 
 @direction_group.command("info")
-@click.argument("path", type=INPUT_FILE)
+@click.argument("path", type=DIRECTION)
 @click.option("--component", type=click.IntRange(0), default=None, help="GANSpace component.")
 @one_line_errors
-def info_cmd(path: Path, component: int | None) -> None:
-    """Print what a direction file holds: kind, shape, default rows, row norms."""
+def info_cmd(path: Path | str, component: int | None) -> None:
+    """Print what a direction file (or a named direction, MODEL:NAME) holds: kind, shape, default rows, row norms."""
     d = load_direction(path, component=component)
     norms = [round(float(x), 6) for x in d.vector.norm(dim=-1)]
     echo_json(
         {
-            "path": str(path),
+            "path": d.source,
             "kind": d.kind,
             "shape": list(d.vector.shape),
             "layers": d.layers,
@@ -261,3 +262,43 @@ def info_cmd(path: Path, component: int | None) -> None:
             "metadata": d.metadata,
         }
     )
+
+
+@direction_group.command("list")
+@click.argument("model", default=SHIPPED_MODEL)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@one_line_errors
+def list_cmd(model: str, as_json: bool) -> None:
+    """The named directions of a shipped MODEL (default cartoon-faces-64): use one as `--direction MODEL:NAME`.
+
+    Prints each one's name, description, file, recommended strengths, validation accuracy (fitted directions) and
+    how it was made.
+
+    \b
+    Examples:
+      wplus direction list cartoon-faces-64
+      wplus direction list cartoon-faces-64 --json
+    """
+    rows = [_listed(d) for d in named_directions(model)]
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo(f"{model} has no named directions yet")
+        return
+    for r in rows:
+        acc = "-" if r["val_accuracy"] is None else f"{r['val_accuracy']:.3f}"
+        low, high = r["strength"]
+        click.echo(f"{r['spec']}  strength {low:g}..{high:g}  val acc {acc}  {r['file']}")
+        click.echo(f"    {r['description']}")
+        if r["method"]:
+            click.echo(f"    made by: {r['method']}")
+
+
+def _listed(d: NamedDirection) -> dict[str, Any]:
+    """One named direction as ``direction list`` shows it: the index entry plus what its file's metadata measured."""
+    meta = load_direction(d.spec).metadata
+    acc = meta.get("val_accuracy")
+    return {"spec": d.spec, **d.to_json(), "path": str(d.path),
+            "val_accuracy": None if acc is None else float(acc),
+            "conditions": meta.get("conditions", [])}  # fmt: skip

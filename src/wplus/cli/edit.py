@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from wplus.cli.common import INPUT_FILE, FiniteFloatRange, one_line_errors
+from wplus.cli.common import DIRECTION, INPUT_FILE, FiniteFloatRange, one_line_errors
 from wplus.cli.edit_common import EditContext, edit_options, parse_floats, scale_option
 from wplus.cli.help import ImageInputCommand
 from wplus.edits.crossover import parse_layers
@@ -23,8 +23,9 @@ from wplus.loading import file_sha256
     "--direction",
     "direction_path",
     required=True,
-    type=INPUT_FILE,
-    help="Direction file: ours (.npz), toolkit .npy [18, 512], InterFaceGAN [1, 512] (.npy/.pt), e4e [1, 18, 512] "
+    type=DIRECTION,
+    help="A shipped model's named direction MODEL:NAME (`wplus direction list cartoon-faces-64`), or a direction "
+    "file: ours (.npz), toolkit .npy [18, 512], InterFaceGAN [1, 512] (.npy/.pt), e4e [1, 18, 512] "
     ".pt; with --component: GANSpace ffhq_pca.pt, rosinality's SeFa .pt, `wplus direction sefa/pca` .npz.",
 )
 @click.option(
@@ -51,7 +52,7 @@ from wplus.loading import file_sha256
 @edit_options
 def edit_cmd(
     latent: Path,
-    direction_path: Path,
+    direction_path: Path | str,
     strength: str | None,
     set_to: str | None,
     layers: str | None,
@@ -73,12 +74,16 @@ def edit_cmd(
           --layers 0-4 --model G.safetensors --outdir e/
       wplus edit me.npz --direction ffhq_pca.pt --component 46 --set -20 \\
           --layers 4 --model stylegan2-ffhq-1024 --outdir smile/
+      wplus edit me.npz --direction cartoon-faces-64:smile --strength -1:2:7 \\
+          --model cartoon-faces-64 --outdir s/
     """
     if strength is not None and set_to is not None:
         raise click.UsageError("give --strength (a step) or --set (a target coordinate), not both")
     steps = parse_floats(set_to, "--set") if set_to is not None else parse_floats(strength or "-3,0,3", "--strength")
     code = ctx.load(latent, "latent")
-    d = load_direction(direction_path, ctx.G, component=component)
+    d = load_direction(direction_path, ctx.G, component=component, model_sha256=ctx.info.sha256,
+                       model_id=ctx.info.model_id)  # fmt: skip
+    direction_file = Path(d.source) if isinstance(direction_path, str) else direction_path
     rows = parse_layers(layers, ctx.G.num_ws) if layers else None
     if set_to is not None:
         ws = move_to_coordinate(code.ws, d, steps, layers=rows)
@@ -95,8 +100,9 @@ def edit_cmd(
     applied = rows if rows is not None else (d.layers if d.layers is not None else list(range(ctx.G.num_ws)))
     params = {
         "direction": {
-            "path": str(direction_path),
-            "sha256": file_sha256(direction_path),
+            "path": str(direction_file),
+            "named": direction_path if isinstance(direction_path, str) else None,
+            "sha256": file_sha256(direction_file),
             "kind": d.kind,
             "metadata": d.metadata,
         },

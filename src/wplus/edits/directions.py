@@ -196,19 +196,49 @@ def _read_pt(path: Path, component: int | None) -> Direction:
     return Direction(vec, "interfacegan" if vec.shape[0] == 1 else "e4e", None, str(path))
 
 
-def load_direction(path: str | Path, G: torch.nn.Module | None = None, *, component: int | None = None) -> Direction:
-    """Read a direction file (ours, toolkit .npy, InterFaceGAN, e4e, GANSpace; see the module docstring).
+def load_direction(
+    path: str | Path,
+    G: torch.nn.Module | None = None,
+    *,
+    component: int | None = None,
+    model_sha256: str | None = None,
+    model_id: str = "this model",
+) -> Direction:
+    """Read a direction file (ours, toolkit .npy, InterFaceGAN, e4e, GANSpace; see the module docstring), or a
+    shipped model's named direction, ``"MODEL:NAME"`` (:func:`wplus.shipped.named_directions`).
 
     Args:
-        path: the file.
+        path: the file, or ``"cartoon-faces-64:smile"`` (a string that is not an existing file).
         G: when given, the direction is checked against ``G.num_ws`` / ``G.w_dim``.
         component: GANSpace component index (required for GANSpace files, ignored otherwise).
+        model_sha256: SHA-256 of the generator file that will render the edit; a named direction of another model
+            is then refused. ``model_id`` names that generator in the message.
 
     Raises:
         WplusError: missing, empty or unreadable file; ShapeError: wrong shape (for ``G``); ConfigError: missing
-        GANSpace component, or NaN / infinite / absurd values.
+        GANSpace component, or NaN / infinite / absurd values; an unknown ``MODEL:NAME`` (the message lists the
+        names there are) or one of another model than ``model_sha256``'s.
+
+    Example:
+        >>> d = load_direction("cartoon-faces-64:smile")
+        >>> d.metadata["named"], list(d.vector.shape)
+        ('cartoon-faces-64:smile', [10, 256])
     """
-    path = Path(path)
+    from wplus.shipped import check_direction_model, named_direction, parse_direction_spec
+
+    named = None
+    if parse_direction_spec(path) is not None:
+        named = named_direction(str(path))
+        if model_sha256 is not None:
+            check_direction_model(named, model_sha256, model_id)
+        path = named.path
+    d = _load_direction_file(Path(path), G, component)
+    if named is not None:
+        d.metadata = {**d.metadata, "named": named.spec}  # d.source stays the file (runs record its hash)
+    return d
+
+
+def _load_direction_file(path: Path, G: torch.nn.Module | None, component: int | None) -> Direction:
     if not path.is_file():
         raise WplusError(f"{path}: no such file; expected a direction (.npz, .npy or .pt)")
     check_not_empty(path, "direction", "a direction (.npz, .npy or .pt)")

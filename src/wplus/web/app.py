@@ -121,7 +121,7 @@ def build_app(
         model, device=dev, workdir=work, max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels
     )
     stops: dict[str, threading.Event] = {}  # session -> the running projection's stop flag (the Cancel button)
-    smile_problem = service.smile_available()
+    named = service.named_directions()  # one slider each on the Edit tab
     align_problem = _align_available()
 
     def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -279,14 +279,16 @@ def build_app(
         return "cancelled"
 
     @friendly
-    def edit_fn(
-        latent: str | None, smile: float, direction: str | None, strength: float, component: float | None
-    ) -> Any:
+    def edit_fn(latent: str | None, *values: Any) -> Any:
+        """Inputs: the latent, one strength per named direction (a single idle slider when there are none), then
+        the uploaded direction, its strength and its GANSpace component."""
         if latent is None:
             return None  # nothing embedded yet: nothing to show (not an error while the page loads)
+        *strengths, direction, strength, component = values
+        amounts = {d.name: float(v or 0) for d, v in zip(named, strengths, strict=False)}
         comp = None if component is None or component < 0 else int(component)
-        return service.edit(latent, smile=0.0 if smile_problem else float(smile), direction_path=direction,
-                            strength=float(strength), component=comp)  # fmt: skip
+        return service.edit(latent, named=amounts, direction_path=direction, strength=float(strength),
+                            component=comp)  # fmt: skip
 
     @friendly
     def paste_fn(latent: str | None, edited: Any) -> Any:
@@ -347,10 +349,7 @@ def build_app(
             with gr.Tab("Edit", id="edit"), gr.Row():
                 with gr.Column():
                     edit_latent = gr.File(label="Latent (filled by Embed)", file_types=LATENT_TYPES)
-                    smile = gr.Slider(
-                        -5, 5, value=0, step=0.1, label="Smile (shipped direction)", elem_id="smile-slider",
-                        info=smile_problem, interactive=smile_problem is None,
-                    )  # fmt: skip
+                    sliders = _named_sliders(gr, named, model.model_id)
                     direction = gr.File(label="Direction file (.npz, .npy, .pt; as wplus edit)",
                                         file_types=LATENT_TYPES)  # fmt: skip
                     strength = gr.Slider(-10, 10, value=0, step=0.1, label="Strength of the uploaded direction")
@@ -427,9 +426,9 @@ def build_app(
         embed_ev.success(lambda f: (f,) * 4, latent_out, edit_inputs, **private)
         mask_ev.success(lambda f: (f,) * 4, mask_latent, edit_inputs, **private)
         gr.on(
-            [edit_latent.change, smile.change, direction.change, strength.change, component.change],
+            [edit_latent.change, *(s.change for s in sliders), direction.change, strength.change, component.change],
             edit_fn,
-            [edit_latent, smile, direction, strength, component],
+            [edit_latent, *sliders, direction, strength, component],
             edit_img,
             api_name="edit",
             trigger_mode="always_last",
@@ -497,6 +496,24 @@ def _layer_range(gr: Any, num_ws: int, first: int, last: int) -> Any:
         elem_id="layer-range",
         apply_default_css=True,
     )
+
+
+def _named_sliders(gr: Any, named: list[Any], model_id: str) -> list[Any]:
+    """One slider per named direction of the model (``elem_id`` ``<name>-slider``, over its recommended strengths,
+    0 included); a model without any gets one idle slider, so that the ``edit`` endpoint's inputs keep their shape."""
+    if not named:
+        from wplus.shipped import SHIPPED_MODEL
+
+        return [gr.Slider(-1, 1, value=0, step=0.1, label="Named directions", elem_id="named-none",
+                          info=f"{model_id} has none; {SHIPPED_MODEL} has (wplus direction list)",
+                          interactive=False)]  # fmt: skip
+    sliders = []
+    for d in named:
+        low, high = min(d.strength[0], 0.0), max(d.strength[1], 0.0)
+        step = max(0.01, round((high - low) / 100, 2))
+        sliders.append(gr.Slider(low, high, value=0, step=step, label=f"{d.name} ({d.spec})", info=d.description,
+                                 elem_id=f"{d.name}-slider"))  # fmt: skip
+    return sliders
 
 
 def _session(request: Any) -> str:

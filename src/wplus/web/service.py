@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -368,24 +368,39 @@ class WebService:
                 raise WplusError(_one_line(e, path)) from None
         return self._directions[key]
 
+    def named_directions(self) -> list[Any]:
+        """The shipped named directions of this generator (:class:`wplus.shipped.NamedDirection`), found by its file's
+        SHA-256 (so the shipped model passed as a path counts too); empty for any other model."""
+        from wplus.shipped import named_directions, shipped_models
+
+        for model, sha256 in shipped_models().items():
+            if sha256 == self.model.sha256:
+                return named_directions(model)
+        return []
+
     def edit(
         self,
         latent_path: str | Path | None,
         *,
-        smile: float = 0.0,
+        named: Mapping[str, float] | None = None,
         direction_path: str | Path | None = None,
         strength: float = 0.0,
         component: int | None = None,
     ) -> Image.Image:
-        """The embedding moved along the shipped smile direction (when it fits this generator) and an uploaded one."""
+        """The embedding moved along this model's named directions (``named``: name -> strength; the Edit tab's
+        sliders) and along an uploaded direction."""
         from wplus.edits.directions import apply_direction
-        from wplus.shipped import shipped_smile_direction_path
 
         path = self.check_upload(latent_path, "latent")
         latent = self.code(path)
         ws = latent.ws.to(self.device)
-        if smile:
-            ws = apply_direction(ws, self.direction(shipped_smile_direction_path()), float(smile))
+        by_name = {d.name: d for d in self.named_directions()}
+        for name, value in (named or {}).items():
+            if name not in by_name:
+                have = ", ".join(by_name) or "none"
+                raise ConfigError(f"{self.model.model_id} has no named direction {name!r}; available: {have}")
+            if value:
+                ws = apply_direction(ws, self.direction(by_name[name].path), float(value))
         if direction_path is not None and str(direction_path) and strength:
             ws = apply_direction(
                 ws, self.direction(self.check_upload(direction_path, "direction"), component), strength
@@ -404,16 +419,6 @@ class WebService:
 
         photo, transform = found
         return paste_back(load_image(photo, max_pixels=self.max_pixels), face, transform)
-
-    def smile_available(self) -> str | None:
-        """None when the shipped smile direction fits this generator, else why not (one line)."""
-        from wplus.shipped import shipped_smile_direction_path
-
-        try:
-            self.direction(shipped_smile_direction_path())
-        except WplusError as e:
-            return f"the shipped smile direction is for cartoon-faces-64 ({_one_line(e)})"
-        return None
 
     def morph(self, a: str | Path | None, b: str | Path | None, *, frames: int = 16) -> tuple[list[Image.Image], Path]:
         """Frames from ``a`` to ``b`` (linear in W+, noise blended) and a GIF of them (plus MP4 with the video
