@@ -106,9 +106,8 @@ def test_script_writes_named_assets_and_keeps_other_methods(tiny_generator, tmp_
     assert model.is_file()
 
 
-def test_script_without_the_probe_says_what_to_merge():
+def test_the_probe_scores_what_the_script_fits(tiny_generator):
     script = _script()
-    if importlib.util.find_spec("wplus.models.attribute_probe") is not None:
-        pytest.skip("the attribute probe is here")
-    with pytest.raises(SystemExit, match="merge the attribute probe"):
-        script.main(["--num", "10"])
+    scores = script.probe_scorer(torch.device("cpu"))(torch.zeros(2, 3, 64, 64))
+    assert set(scores) == set(script.PROBE_ATTRIBUTES) and "brow_tilt" not in scores  # the brows are not learnt
+    assert scores["smile"].shape == (2,) and scores["hair_style"].shape == (2, 4)  # one fit per hair style

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import stat
 import urllib.error
 
@@ -58,7 +59,7 @@ def test_env_is_offline_with_wplus_offline_and_probes_nothing(monkeypatch):
     info = json.loads(r.output)
     assert info["offline"] is True and info["network"] == "WPLUS_OFFLINE=1 forbids downloads"
     r = CliRunner().invoke(cli, ["env"])
-    assert "offline          True" in r.output
+    assert re.search(r"^offline +True$", r.output, re.M), r.output
 
 
 def test_env_is_offline_when_no_server_answers(monkeypatch):
