@@ -147,6 +147,16 @@ def test_project_without_a_loss_runs_offline_and_records_what_ran(info, face, of
     assert (code.model_id, code.model_sha256) == (SHIPPED_MODEL, SHIPPED_SHA256)
 
 
+def test_tune_without_a_loss_uses_the_default_loss_offline(info, face, offline, one_thread):
+    from wplus.tuning import tune
+
+    pivot = wplus.project(info.G, face, num_steps=10, lr=0.05, space="w")
+    t = tune(info.G, face, pivot.ws, noise=pivot.noise, num_steps=5)
+    m = t.info["metrics"]
+    assert m["psnr_after"][0] > m["psnr_before"][0] + 0.5
+    assert t.info["loss"] == type(wplus.default_loss(info.G)).__name__  # the loss project() would have chosen
+
+
 def test_folder_of_an_in_memory_generator_records_no_model_and_explicit_ids_win(tiny_generator, mse_loss, tmp_path):
     G = tiny_generator
     target = G.synthesis(G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(3)), None))

@@ -308,7 +308,7 @@ def tune(
     target: torch.Tensor,
     ws: torch.Tensor,
     *,
-    loss: Any,
+    loss: Any = None,
     num_steps: int = DEFAULT_STEPS,
     lr: float = DEFAULT_LR,
     rank: int | None = DEFAULT_RANK,
@@ -330,7 +330,7 @@ def tune(
         target: [B, C, R, R] images in [-1, 1] at G's resolution.
         ws: [B, num_ws, w_dim] pivot codes (a projection result's ``ws``); B is usually 1: one tuning per image.
         loss: a projection loss (``prepare_target`` + per-sample terms with 'total'), e.g. the one the pivot was
-            projected with.
+            projected with; None builds :func:`wplus.default_loss` for ``G``, as :func:`wplus.project` does.
         num_steps: Adam steps (PTI: 350). lr: Adam's learning rate (PTI: 3e-4).
         rank: rank of the weight deltas (None: full deltas, PTI's own method).
         locality_weight: weight of the locality term (0: off); locality_radius: None samples its codes anywhere
@@ -355,6 +355,10 @@ def tune(
     _check_options(num_steps, lr, rank, locality_weight, locality_radius, locality_samples, pixel_weight, stop_psnr)
     started = time.perf_counter()
     device = target.device
+    if loss is None:
+        from wplus.projection.choice import default_loss
+
+        loss = default_loss(G, device=device)
     fingerprint = weights_fingerprint(G)
     gen = torch.Generator().manual_seed(seed)
     ws = ws.detach().to(device)
