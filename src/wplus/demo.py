@@ -74,6 +74,9 @@ class AttributeEdit:
     strengths: tuple[float, float]
 
 
+_SHEET_COLS = 2 * len(DEMO_NAMES)  # the contact sheet's widest row: the targets and their reconstructions
+
+
 def load_attribute_edits(G: torch.nn.Module | None = None, model: str = SHIPPED_MODEL) -> list[AttributeEdit]:
     """Every named direction of the shipped ``model`` (``wplus direction list``), at its recommended strengths:
     the row grows by itself as directions are shipped."""
@@ -240,7 +243,7 @@ def run_demo(
         attr_labels += [f"{a.name} {s:+g}" for s in a.strengths]
     if attr_tiles:
         files["attribute_edits"] = save_image(
-            image_grid(attr_tiles, cols=len(attr_tiles), pad=2), outdir / "attribute_edits.png"
+            image_grid(attr_tiles, cols=min(len(attr_tiles), 2 * _SHEET_COLS), pad=2), outdir / "attribute_edits.png"
         )
     # One contact sheet with everything; the morph row shows 6 of its frames, the first and the last included.
     picks = even_picks(len(frames), 6)
@@ -255,11 +258,11 @@ def run_demo(
         (expr_title, expr_first + [_labelled(e, s, scale) for e, s in zip(expr, expr_labels, strict=True)]),
     ]  # fmt: skip
     if attr_tiles:
-        sections.append((
-            "Attribute edits of target: each named direction at its low and high strength (wplus direction list)",
-            [_labelled(recon[names.index("target")], "target", scale)]
-            + [_labelled(t, label, scale) for t, label in zip(attr_tiles, attr_labels, strict=True)],
-        ))  # fmt: skip
+        tiles = [_labelled(recon[names.index("target")], "target", scale)]
+        tiles += [_labelled(t, label, scale) for t, label in zip(attr_tiles, attr_labels, strict=True)]
+        title = "Attribute edits of target: each named direction at its low and high strength (wplus direction list)"
+        for start in range(0, len(tiles), _SHEET_COLS):  # wrapped at the widest row above, not one very long strip
+            sections.append((title if start == 0 else "", tiles[start : start + _SHEET_COLS]))
     width = max(image_grid(t, cols=len(t), pad=4).width for _, t in sections)
     parts = [_section(title, tiles, width) for title, tiles in sections]
     sheet = Image.new("RGB", (width, sum(p.height for p in parts) + 20), (255, 255, 255))
