@@ -285,7 +285,7 @@ def build_app(
         if latent is None:
             return None  # nothing embedded yet: nothing to show (not an error while the page loads)
         *strengths, direction, strength, component = values
-        amounts = {d.name: float(v or 0) for d, v in zip(named, strengths, strict=False)}
+        amounts = {d.name: float(v or 0) for d, v in zip(named, strengths[: len(named)], strict=True)}  # idle: none
         comp = None if component is None or component < 0 else int(component)
         return service.edit(latent, named=amounts, direction_path=direction, strength=float(strength),
                             component=comp)  # fmt: skip
