@@ -216,3 +216,19 @@ def test_styles_container():
     assert Styles.cat([s.select(1), s.select(0)]).batch == 2 and s.repeat(3).batch == 6
     with pytest.raises(ShapeError):
         Styles({"a": torch.zeros(2, 3), "b": torch.zeros(3, 3)})
+
+
+def test_style_stats_match_numpy_and_are_cached(generators, tmp_path):
+    from wplus.stylespace import sample_styles, style_stats
+
+    G = generators["v2"]
+    st = style_stats(G, samples=300, seed=2, model_sha256="ef" * 32, cache=tmp_path)
+    ref = sample_styles(G, 300, seed=2).flat().double().numpy()
+    assert np.allclose(st.mean.flat()[0].numpy(), ref.mean(0), atol=1e-5)
+    assert np.allclose(st.std.flat()[0].numpy(), ref.std(0, ddof=1), atol=1e-4)
+    cached = list((tmp_path / "stylespace").glob("*.npz"))
+    assert len(cached) == 1
+    again = style_stats(G, samples=300, seed=2, model_sha256="ef" * 32, cache=tmp_path)
+    assert torch.equal(again.std.flat(), st.std.flat())
+    z = st.standardise(sample_styles(G, 300, seed=2)).flat()
+    assert z.mean(0).abs().max() < 1e-3 and (z.std(0) - 1).abs().max() < 1e-3

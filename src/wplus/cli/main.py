@@ -22,6 +22,7 @@ from wplus.cli.project import project_cmd
 from wplus.cli.render import render_cmd
 from wplus.cli.sample import sample_cmd
 from wplus.cli.serve import serve_cmd
+from wplus.cli.style import style_group
 from wplus.cli.train import train_cmd
 from wplus.cli.tune import tune_cmd
 from wplus.cli.weights import weights_group
@@ -69,6 +70,7 @@ cli.add_command(mix_cmd)
 cli.add_command(expression_cmd)
 cli.add_command(edit_cmd)
 cli.add_command(direction_group)
+cli.add_command(style_group)
 cli.add_command(train_cmd)
 cli.add_command(probe_group)
 cli.add_command(tune_cmd)

@@ -21,11 +21,15 @@ from wplus.stylespace.core import (
     to_styles,
 )
 from wplus.stylespace.io import StylesFile, is_styles_file, load_styles, save_styles
+from wplus.stylespace.stats import StyleStats, sample_styles, style_stats
 
 __all__ = [
     "StyleLayer",
     "Styles",
     "StylesFile",
+    "StyleStats",
+    "sample_styles",
+    "style_stats",
     "channel_label",
     "is_styles_file",
     "load_styles",

@@ -1,0 +1,123 @@
+"""``wplus style``: the style space S — extract styles, per-channel statistics, channel edits, the channels behind
+a region or an attribute, and part transfer between faces (docs/stylespace.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import torch
+
+from wplus.cli.common import DEVICE_CHOICES, INPUT_FILE, echo_json, err, one_line_errors, open_model, resolve_device
+from wplus.cli.edit_common import EditContext, edit_options
+from wplus.cli.help import WplusCommand, WplusGroup
+from wplus.stylespace import StylesFile, is_styles_file, load_styles, save_styles, style_layers, style_stats, to_styles
+from wplus.stylespace.stats import DEFAULT_SAMPLES
+
+
+@click.group("style", cls=WplusGroup)
+def style_group() -> None:
+    """The style space S: every style-affine output (StyleSpace), on any StyleGAN v1/v2/v3 wplus reads.
+
+    \b
+    Examples:
+      wplus style extract me/latent.npz --model cartoon-faces-64 --outdir me/
+      wplus style stats cartoon-faces-64 --samples 10000
+    """
+
+
+def read_styles(ctx: EditContext, path: Path, role: str = "latent") -> StylesFile:
+    """The styles of an input: a styles .npz as written, else a latent (or an image, projected first) turned into
+    styles with ``to_styles``; recorded as an input of the command."""
+    if is_styles_file(path):
+        f = load_styles(path, ctx.G, model_sha256=ctx.info.sha256)
+        ctx.add_input(path, role, kind="styles", codes=f.styles.batch)
+        return StylesFile(f.styles.to(ctx.device), [n.to(ctx.device) for n in f.noise], f.model_id, f.model_sha256,
+                          f.source)  # fmt: skip
+    latent = ctx.load(path, role)
+    with torch.no_grad():
+        styles = to_styles(ctx.G, latent.ws)
+    return StylesFile(styles, latent.noise, ctx.info.model_id, ctx.info.sha256, str(path))
+
+
+@style_group.command("extract", cls=WplusCommand)
+@click.argument("latent", type=INPUT_FILE)
+@one_line_errors
+@edit_options
+def extract_cmd(latent: Path, ctx: EditContext) -> None:
+    """Write OUTDIR/styles.npz: the S code of LATENT (a latent file, or an image projected first) — one array per
+    style layer, keyed by module path, with the noise the code renders with; read by every `wplus style` command.
+
+    \b
+    Examples:
+      wplus style extract me/latent.npz --model cartoon-faces-64 --outdir me/
+      wplus style extract photo.png --model cartoon-faces-64 --steps 300 --outdir me/
+    """
+    f = read_styles(ctx, latent)
+    out = save_styles(ctx.outdir / "styles.npz", f.styles.to("cpu"), noise=f.noise, model_id=ctx.info.model_id,
+                      model_sha256=ctx.info.sha256, source=str(latent))  # fmt: skip
+    layers = style_layers(ctx.G)
+    ctx.record("style-extract", {"layers": len(layers), "channels": f.styles.dims}, [out], name="styles")
+
+
+@style_group.command("stats", cls=WplusCommand)
+@click.argument("model", required=False, default=None, metavar="MODEL")
+@click.option("--samples", type=click.IntRange(1, 10_000_000), default=DEFAULT_SAMPLES, help="Generator samples.")
+@click.option("--seed", type=click.IntRange(0), default=0, help="First seed (NVIDIA's RandomState convention).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write a CSV here.")
+@click.option("--device", type=DEVICE_CHOICES, default="auto")
+@click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON.")
+@one_line_errors
+def stats_cmd(model: str | None, samples: int, seed: int, out: Path | None, device: str, as_json: bool) -> None:
+    """Per-channel mean and std of S over generator samples (the unit of style edits), cached per model SHA-256.
+
+    MODEL: a name, file or URL (default: --model's usual default). The CSV has one row per channel: name (StyleSpace
+    L_C), layer, channel, kind, mean, std.
+
+    \b
+    Examples:
+      wplus style stats cartoon-faces-64 --samples 10000
+      wplus style stats ffhq.safetensors --samples 100000 --out stats.csv
+    """
+    dev = resolve_device(device)
+    info = open_model(model, device=dev)
+    st = style_stats(info.G, samples=samples, seed=seed, model_sha256=info.sha256, device=dev)
+    layers = style_layers(info.G)
+    if out is not None:
+        import csv
+        import io
+
+        from wplus.io.atomic import atomic_write
+
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["name", "layer", "channel", "kind", "mean", "std"])
+        for layer in layers:
+            m, s = st.mean[layer.name][0].tolist(), st.std[layer.name][0].tolist()
+            for c in range(layer.channels):
+                w.writerow([f"{layer.index}_{c}", layer.name, c, layer.kind, f"{m[c]:.6g}", f"{s[c]:.6g}"])
+        atomic_write(out, lambda tmp: tmp.write_text(buf.getvalue()))
+        err(f"wrote {out}")
+    summary = {
+        "model": {"path": str(info.path), "id": info.model_id, "sha256": info.sha256},
+        "samples": samples,
+        "seed": seed,
+        "layers": [
+            {
+                "name": x.name,
+                "index": x.index,
+                "kind": x.kind,
+                "channels": x.channels,
+                "mean_std": float(st.std[x.name].mean()),
+            }
+            for x in layers
+        ],  # fmt: skip
+        "channels": sum(x.channels for x in layers),
+    }
+    if as_json:
+        echo_json(summary)
+    else:
+        click.echo(f"{summary['channels']} style channels in {len(layers)} layers; statistics of {samples} samples")
+        for x in summary["layers"]:
+            click.echo(f"  {x['index']:>3}  {x['name']:<28} {x['kind']:<6} {x['channels']:>5} ch  mean std "
+                       f"{x['mean_std']:.3f}")  # fmt: skip
