@@ -51,7 +51,8 @@ def extract_cmd(latent: Path, ctx: EditContext) -> None:
     \b
     Examples:
       wplus style extract me/latent.npz --model cartoon-faces-64 --outdir me/
-      wplus style extract photo.png --model cartoon-faces-64 --steps 300 --outdir me/
+      wplus style extract photo.png --model cartoon-faces-64 --steps 300 \\
+          --outdir me/
     """
     f = read_styles(ctx, latent)
     out = save_styles(ctx.outdir / "styles.npz", f.styles.to("cpu"), noise=f.noise, model_id=ctx.info.model_id,
