@@ -23,6 +23,8 @@ from wplus.cli.render import render_cmd
 from wplus.cli.sample import sample_cmd
 from wplus.cli.serve import serve_cmd
 from wplus.cli.style import style_group
+from wplus.cli.style_locate import style_group as _locate  # noqa: F401  (registers locate, find)
+from wplus.cli.style_parts import style_group as _parts  # noqa: F401  (registers parts, transfer)
 from wplus.cli.train import train_cmd
 from wplus.cli.tune import tune_cmd
 from wplus.cli.weights import weights_group
