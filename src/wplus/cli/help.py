@@ -115,7 +115,7 @@ SECTIONS: tuple[Section, ...] = (
         ),
         brief=("ds_overwrite", "ds_shard", "ds_engine"),
     ),  # fmt: skip
-    Section("Output extras", ("save_video", "plot", "scale")),
+    Section("Output extras", ("save_video", "plot", "save_styles", "scale")),
 )
 _SECTION_OF = {name: s for s in SECTIONS for name in s.names}  # a test checks that no name is listed twice
 

@@ -61,6 +61,7 @@ def _provenance(model: LoadedGenerator, **fields: Any) -> dict[str, Any]:
 @click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True)
 @click.option("--save-video", is_flag=True, help="Write proj.gif (and proj.mp4 with the video extra).")
 @click.option("--plot", is_flag=True, help="Write history.png: PSNR and loss against seconds.")
+@click.option("--save-styles", is_flag=True, help="Write styles.npz too: the code in S (wplus style).")
 @click.option("--mask", "mask_path", type=INPUT_FILE, help="Mask image: white = loss looks here.")
 @click.option("--mask-from-alpha", is_flag=True, help="Use each RGBA input's alpha as its mask (scribbles).")
 @click.option("--align", is_flag=True, help="FFHQ-align faces first (align extra; --face: which); one job per face.")
@@ -94,6 +95,7 @@ def project_cmd(
     device: str,
     save_video: bool,
     plot: bool,
+    save_styles: bool,
     mask_path: Path | None,
     mask_from_alpha: bool,
     align: bool,
@@ -182,6 +184,7 @@ def project_cmd(
         batch_size=batch_size,
         save_video=save_video,
         plot=plot,
+        save_styles=save_styles,
         paste_back=paste_back,
         tuning=tuning,
         provenance=_provenance(

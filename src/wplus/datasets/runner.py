@@ -102,6 +102,7 @@ class RunSpec:
     plot: bool = False
     paste_back: bool = False
     tuning: TuningSettings | None = None  # pivotal tuning after each projection (``--tune``)
+    save_styles: bool = False  # also styles.npz, the code in S (``--save-styles``)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def recipe(self) -> dict[str, Any]:
@@ -118,9 +119,15 @@ class RunSpec:
             "init_latent": _file_identity(self.init_latent),
             "vgg_weights": None if self.vgg_weights is None else str(self.vgg_weights),
             "lpips_weights": None if self.lpips_weights is None else str(self.lpips_weights),
-            "outputs": {"save_video": self.save_video, "plot": self.plot, "paste_back": self.paste_back},
+            "outputs": self._outputs(),
             "tuning": None if self.tuning is None else self.tuning.kwargs(),
         }
+
+    def _outputs(self) -> dict[str, bool]:
+        out = {"save_video": self.save_video, "plot": self.plot, "paste_back": self.paste_back}
+        if self.save_styles:  # only when asked for: the runs of earlier versions keep their recipe hash
+            out["save_styles"] = True
+        return out
 
     def settings_sha256(self) -> str:
         return recipe_sha256(self.recipe())
@@ -470,9 +477,11 @@ class DatasetProjector:
         for item in {j.item.input for j in batch}:
             outcomes[item].seconds = (outcomes[item].seconds or 0.0) + share
 
-    def _tune(self, job: _Job, result: Any, i: int, target: torch.Tensor) -> tuple[Any, torch.Tensor, dict[str, float]]:
-        """Pivotal tuning of image ``i`` around its code: the tuning, the tuned render, and that render's loss terms
-        measured as the projection measured its own (same loss, mask and LPIPS metric)."""
+    def _tune(
+        self, job: _Job, result: Any, i: int, target: torch.Tensor
+    ) -> tuple[Any, torch.Tensor, dict[str, float], torch.nn.Module]:
+        """Pivotal tuning of image ``i`` around its code: the tuning, the tuned render, that render's loss terms
+        measured as the projection measured its own (same loss, mask and LPIPS metric), and the tuned generator."""
         from wplus.tuning import tune
 
         latent = result.latent(i)
@@ -487,7 +496,7 @@ class DatasetProjector:
             image = tuned_G.synthesis(latent.ws, noise_mode="const", noise=latent.noise or None)
         mask = None if job.mask is None else job.mask.to(self.device)
         terms = loss_terms(self.loss, image, target, mask=mask, lpips=self.lpips)[0]
-        return tuning, image, terms
+        return tuning, image, terms, tuned_G
 
     def _write(
         self,
@@ -497,7 +506,7 @@ class DatasetProjector:
         outdir: Path,
         writer: str,
         video: ProgressVideo | None,
-        tuned: tuple[Any, torch.Tensor, dict[str, float]] | None = None,
+        tuned: tuple[Any, torch.Tensor, dict[str, float], torch.nn.Module] | None = None,
     ) -> dict[str, Any]:
         spec = self.spec
         pasted = None
@@ -524,6 +533,7 @@ class DatasetProjector:
                 tuned_image=None if tuned is None else tuned[1],
                 tuned_terms=None if tuned is None else tuned[2],
                 name=Path(job.folder).name,  # `tmp` is a random name until the folder is moved into place
+                styles_generator=(self.G if tuned is None else tuned[3]) if spec.save_styles else None,
             )
 
 

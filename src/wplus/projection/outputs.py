@@ -5,6 +5,8 @@ One folder per image (``wplus project`` writes ``OUTDIR/<stem>/``; any caller ma
     target.png       the image the loss compared against (after crop / alignment, at the generator's resolution)
     projection.png   the generator's rendering of the embedded code, with the noise saved beside it
     latent.npz/.npy  the code (see wplus.io.latents)
+    styles.npz       the code in the style space S, with the same noise and model (``wplus project --save-styles``;
+                     see wplus.stylespace.io); of the tuned generator when tuned, as projection.png renders it
     metrics.json     final loss terms (those switched on), PSNR, SSIM, ||w - w_avg||, steps, seconds_total
     history.csv      one row per step: step, seconds (since the run started), psnr, loss_total, loss_<term>...
     config.json      every setting of the run plus the caller's provenance (model, device, input, ...)
@@ -166,6 +168,15 @@ def write_history_plot(path: str | Path, rows: list[dict[str, float]], *, title:
     return draw_panels([psnr, loss], path)
 
 
+def _write_styles(path: Path, G: torch.nn.Module, latent: Any) -> Path:
+    from wplus.stylespace import save_styles, to_styles
+
+    with torch.no_grad():
+        styles = to_styles(G, latent.ws.to(next(G.parameters()).device))
+    return save_styles(path, styles.to("cpu"), noise=latent.noise, model_id=latent.model_id,
+                       model_sha256=latent.model_sha256, source="latent.npz")  # fmt: skip
+
+
 def write_projection_folder(
     folder: str | Path,
     result: ProjectionResult,
@@ -185,6 +196,7 @@ def write_projection_folder(
     tuned_image: torch.Tensor | None = None,
     tuned_terms: dict[str, float] | None = None,
     name: str | None = None,
+    styles_generator: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
     """Write image ``i`` of ``result`` as a projection folder (the files listed in the module docstring).
 
@@ -207,6 +219,8 @@ def write_projection_folder(
             ``metrics.json``'s ``after_tuning`` block.
         name: what the image is called in titles (``history.png``); default the folder's name. Give it when
             ``folder`` is a temporary one that is renamed afterwards.
+        styles_generator: also write ``styles.npz``, the code's styles under this generator (the one that renders
+            ``projection.png``: the tuned one when tuned), with the latent's noise, model id and checksum.
 
     Returns:
         The image's metrics (also in ``metrics.json``).
@@ -235,7 +249,10 @@ def write_projection_folder(
     known = result.model
     model_id = model_id if model_id is not None else (known.model_id if known is not None else "")
     model_sha256 = model_sha256 if model_sha256 is not None else (known.sha256 if known is not None else "")
-    save_latent(out / "latent.npz", result.latent(i, model_id=model_id, model_sha256=model_sha256))
+    latent = result.latent(i, model_id=model_id, model_sha256=model_sha256)
+    save_latent(out / "latent.npz", latent)
+    if styles_generator is not None:
+        _write_styles(out / "styles.npz", styles_generator, latent)
     write_json(out / "metrics.json", metrics)
     rows = result.history_rows(i)
     write_history_csv(out / "history.csv", rows)

@@ -20,10 +20,16 @@ from wplus.stylespace.core import (
     style_layers,
     to_styles,
 )
+from wplus.stylespace.edit import ChannelEdit, channel_sigma, edit_channels, parse_channel_edit, sweep_channels
 from wplus.stylespace.io import StylesFile, is_styles_file, load_styles, save_styles
 from wplus.stylespace.stats import StyleStats, sample_styles, style_stats
 
 __all__ = [
+    "ChannelEdit",
+    "channel_sigma",
+    "edit_channels",
+    "parse_channel_edit",
+    "sweep_channels",
     "StyleLayer",
     "Styles",
     "StylesFile",
