@@ -134,6 +134,8 @@ def rosinality_to_nvidia_state(g: dict[str, torch.Tensor], *, path: str | Path |
 def load_rosinality(path: str | Path, *, device: str | torch.device = "cpu") -> Generator:
     """Read a rosinality ``.pt`` (or a bare NVIDIA-named state dict) into our :class:`Generator`.
 
+    The ``decoder.*`` of a pSp / e4e / ReStyle file is read the same way (so such a file is also a ``--model``).
+
     ``w_avg`` comes from ``latent_avg``; files without it get ``w_avg`` estimated from 10,000 z samples (seed 123).
 
     Raises:
@@ -148,6 +150,11 @@ def load_rosinality(path: str | Path, *, device: str | torch.device = "cpu") -> 
         return generator_from_rosinality(ckpt["g_ema"], ckpt.get("latent_avg"), path=path, device=device)
     if "mapping.fc0.weight" in ckpt:
         return _generator(dict(ckpt), None, path, device)
+    sd = ckpt.get("state_dict")
+    if isinstance(sd, dict) and any(isinstance(k, str) and k.startswith("decoder.") for k in sd):
+        # pSp / e4e / ReStyle: the decoder stored beside the encoder (wplus.load_encoder reads both)
+        g = {k[len("decoder.") :]: v for k, v in sd.items() if isinstance(k, str) and k.startswith("decoder.")}
+        return generator_from_rosinality(g, ckpt.get("latent_avg"), path=path, device=device)
     keys = sorted(map(str, ckpt))[:8]
     raise CheckpointError(path, f"got a dict with keys {keys}, expected 'g_ema' (a rosinality checkpoint)")
 
