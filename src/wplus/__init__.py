@@ -45,6 +45,7 @@ from wplus.errors import (
     WplusError,
 )
 from wplus.formats.latents import load_foreign_latents
+from wplus.formats.psp import ReleasedEncoder, load_encoder
 from wplus.io.images import load_target
 from wplus.io.latents import Latent, load_latent, save_latent
 from wplus.loading import ModelFile, load_generator, load_generator_info, resolve_model
@@ -102,6 +103,8 @@ __all__ = [
     "ModelFile",
     "z_from_seed",
     "load_foreign_latents",
+    "load_encoder",
+    "ReleasedEncoder",
     "align_faces",
     "paste_back",
     "interpolate",

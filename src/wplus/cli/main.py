@@ -10,6 +10,7 @@ from wplus.cli.align import align_cmd, paste_cmd
 from wplus.cli.demo import demo_cmd
 from wplus.cli.direction import direction_group
 from wplus.cli.edit import edit_cmd
+from wplus.cli.encode import encode_cmd
 from wplus.cli.env import env_cmd
 from wplus.cli.expression import expression_cmd
 from wplus.cli.generate import generate_cmd
@@ -58,6 +59,7 @@ def cli(verbose: bool, threads: int | None) -> None:
 
 
 cli.add_command(project_cmd)
+cli.add_command(encode_cmd)
 cli.add_command(manifest_cmd)
 cli.add_command(generate_cmd)
 cli.add_command(render_cmd)

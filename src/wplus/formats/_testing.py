@@ -32,6 +32,7 @@ __all__ = [
     "write_nvidia_stylegan3_pickle",
     "write_tf_pickle",
     "write_rosinality",
+    "rosinality_g_state",
     "fp16_rounded",
     "random_discriminator",
     "nvidia_d_state",
@@ -561,6 +562,28 @@ def write_rosinality(
     ``d_optim``, ``args``, ``ada_aug_p``).
     """
     cfg, state = G.config, {k: v.detach().float().cpu() for k, v in G.state_dict().items()}
+    g = rosinality_g_state(G)
+    ckpt: dict[str, Any] = {"g_ema": g}
+    if D is not None:
+        d = rosinality_d_state(D)
+        params = [torch.nn.Parameter(v.clone()) for k, v in d.items() if not k.endswith("kernel")]
+        adam = torch.optim.Adam(params, lr=0.002)
+        sum(p.sum() for p in params).backward()
+        adam.step()  # an optimiser state with step counts and moments, as a real checkpoint has
+        ckpt.update(g=dict(g), d=d, g_optim=adam.state_dict(), d_optim=adam.state_dict(), ada_aug_p=0.0)
+    if with_latent_avg:
+        ckpt["latent_avg"] = state["mapping.w_avg"]
+    if with_args:
+        ckpt["args"] = argparse.Namespace(
+            size=cfg.img_resolution, n_mlp=cfg.mapping_layers, channel_multiplier=cfg.channel_base // 16384 or 1
+        )
+    torch.save(ckpt, path)
+    return Path(path)
+
+
+def rosinality_g_state(G: Generator) -> dict[str, torch.Tensor]:
+    """``G`` under rosinality's ``Generator`` names (``style``, ``conv1``, ``convs``, ``to_rgbs``, ``noises``)."""
+    cfg, state = G.config, {k: v.detach().float().cpu() for k, v in G.state_dict().items()}
     g: dict[str, torch.Tensor] = collections.OrderedDict()
     for i in range(cfg.mapping_layers):
         g[f"style.{i + 1}.weight"] = state[f"mapping.fc{i}.weight"]
@@ -594,19 +617,4 @@ def write_rosinality(
         to_rgb(f"synthesis.b{r}.torgb", f"to_rgbs.{k - 1}", True)
     for i, layer in enumerate(G.synthesis.noise_layers()):
         g[f"noises.noise_{i}"] = layer.noise_const.detach().cpu()[None, None].clone()
-    ckpt: dict[str, Any] = {"g_ema": g}
-    if D is not None:
-        d = rosinality_d_state(D)
-        params = [torch.nn.Parameter(v.clone()) for k, v in d.items() if not k.endswith("kernel")]
-        adam = torch.optim.Adam(params, lr=0.002)
-        sum(p.sum() for p in params).backward()
-        adam.step()  # an optimiser state with step counts and moments, as a real checkpoint has
-        ckpt.update(g=dict(g), d=d, g_optim=adam.state_dict(), d_optim=adam.state_dict(), ada_aug_p=0.0)
-    if with_latent_avg:
-        ckpt["latent_avg"] = state["mapping.w_avg"]
-    if with_args:
-        ckpt["args"] = argparse.Namespace(
-            size=cfg.img_resolution, n_mlp=cfg.mapping_layers, channel_multiplier=cfg.channel_base // 16384 or 1
-        )
-    torch.save(ckpt, path)
-    return Path(path)
+    return g

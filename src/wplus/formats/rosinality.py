@@ -36,6 +36,7 @@ __all__ = [
     "torch_load_safe",
     "rosinality_to_nvidia_state",
     "load_rosinality",
+    "generator_from_rosinality",
     "rosinality_d_to_nvidia_state",
     "load_rosinality_discriminator",
 ]
@@ -43,20 +44,31 @@ __all__ = [
 _IGNORED = re.compile(r".*\.(blur\.kernel|upsample\.kernel)$")
 
 
-def torch_load_safe(path: str | Path) -> Any:
-    """``torch.load(weights_only=True)`` with ``argparse.Namespace`` allowed; every failure names the file."""
+def torch_load_safe(path: str | Path, *, namespace: bool = True, mmap: bool = False, hint: str = "") -> Any:
+    """``torch.load(weights_only=True)``; every failure names the file.
+
+    Args:
+        namespace: allow ``argparse.Namespace`` (rosinality's ``args``); pSp-family files keep a plain dict.
+        mmap: map the tensors from the file instead of reading them (zip files; others are read as usual).
+        hint: appended to the message of a refused global.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, "no such file")
     if path.stat().st_size == 0:
         raise CheckpointError(path, "the file is empty; expected a torch checkpoint (re-download it)")
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([argparse.Namespace] if namespace else []):
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
+            except RuntimeError as e:
+                if not mmap or "mmap" not in str(e):
+                    raise
+                return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         lines = [ln for ln in str(e).splitlines() if "GLOBAL" in ln or "global" in ln]
         detail = lines[0].strip() if lines else str(e).splitlines()[0]
-        msg = f"refusing to load: {detail} (not on the allow-list; loading it could run code)"
+        msg = f"refusing to load: {detail} (not on the allow-list; loading it could run code){hint}"
         raise CheckpointError(path, msg) from None
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError, TypeError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -122,6 +134,8 @@ def rosinality_to_nvidia_state(g: dict[str, torch.Tensor], *, path: str | Path |
 def load_rosinality(path: str | Path, *, device: str | torch.device = "cpu") -> Generator:
     """Read a rosinality ``.pt`` (or a bare NVIDIA-named state dict) into our :class:`Generator`.
 
+    The ``decoder.*`` of a pSp / e4e / ReStyle file is read the same way (so such a file is also a ``--model``).
+
     ``w_avg`` comes from ``latent_avg``; files without it get ``w_avg`` estimated from 10,000 z samples (seed 123).
 
     Raises:
@@ -133,18 +147,43 @@ def load_rosinality(path: str | Path, *, device: str | torch.device = "cpu") -> 
     if "g_ema" in ckpt:
         if not isinstance(ckpt["g_ema"], dict):
             raise CheckpointError(path, "g_ema is not a state dict")
-        state = rosinality_to_nvidia_state(ckpt["g_ema"], path=path)
-        latent_avg = ckpt.get("latent_avg")
-    elif "mapping.fc0.weight" in ckpt:
-        state, latent_avg = dict(ckpt), None
-    else:
-        keys = sorted(map(str, ckpt))[:8]
-        raise CheckpointError(path, f"got a dict with keys {keys}, expected 'g_ema' (a rosinality checkpoint)")
+        return generator_from_rosinality(ckpt["g_ema"], ckpt.get("latent_avg"), path=path, device=device)
+    if "mapping.fc0.weight" in ckpt:
+        return _generator(dict(ckpt), None, path, device)
+    sd = ckpt.get("state_dict")
+    if isinstance(sd, dict) and any(isinstance(k, str) and k.startswith("decoder.") for k in sd):
+        # pSp / e4e / ReStyle: the decoder stored beside the encoder (wplus.load_encoder reads both)
+        g = {k[len("decoder.") :]: v for k, v in sd.items() if isinstance(k, str) and k.startswith("decoder.")}
+        return generator_from_rosinality(g, ckpt.get("latent_avg"), path=path, device=device)
+    keys = sorted(map(str, ckpt))[:8]
+    raise CheckpointError(path, f"got a dict with keys {keys}, expected 'g_ema' (a rosinality checkpoint)")
+
+
+def generator_from_rosinality(
+    g: dict[str, Any],
+    latent_avg: torch.Tensor | None,
+    *,
+    path: str | Path | None = None,
+    device: str | torch.device = "cpu",
+) -> Generator:
+    """Our :class:`Generator` from a rosinality ``g_ema`` state dict (also the ``decoder.*`` of pSp-family files).
+
+    ``latent_avg`` ([w_dim], or rows of it): ``w_avg``; None: estimated from 10,000 z samples (seed 123).
+    """
+    if not all(isinstance(v, torch.Tensor) for v in g.values()):
+        raise CheckpointError(path, "the generator holds non-tensor values; expected a state dict of tensors")
+    return _generator(rosinality_to_nvidia_state(g, path=path), latent_avg, path, device)
+
+
+def _generator(
+    state: dict[str, Any], latent_avg: torch.Tensor | None, path: str | Path | None, device: str | torch.device
+) -> Generator:
     if not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(path, "g_ema holds non-tensor values; expected a state dict of tensors")
     estimate = "mapping.w_avg" not in state and latent_avg is None
     if latent_avg is not None:
-        state["mapping.w_avg"] = torch.as_tensor(latent_avg).reshape(-1)
+        latent_avg = torch.as_tensor(latent_avg)
+        state["mapping.w_avg"] = (latent_avg[0] if latent_avg.ndim == 2 else latent_avg).reshape(-1)
     elif estimate and "mapping.fc0.weight" in state:
         depth = sum(1 for k in state if re.fullmatch(r"mapping\.fc\d+\.weight", k))
         w_dim = state[f"mapping.fc{depth - 1}.weight"].shape[0]

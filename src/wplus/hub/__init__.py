@@ -34,4 +34,7 @@ __all__ = [
     "fetch",
 ]
 
-from wplus.hub import zoo_stylegan1  # noqa: E402,F401  (registers the StyleGAN v1 pickles)
+from wplus.hub import (
+    zoo_encoders,  # noqa: E402,F401  (registers the released pSp / e4e / ReStyle encoders)
+    zoo_stylegan1,  # noqa: E402,F401  (registers the StyleGAN v1 pickles)
+)

@@ -44,6 +44,7 @@ _CLI_FLAGS = {
     "stylegan2": "--model",
     "stylegan1": "--model",
     "stylegan3": "--model",
+    "psp-encoder": "--encoder",
 }
 
 
