@@ -6,7 +6,8 @@ Parts (``--parts``, comma-separated):
   per channel the Pearson correlation of the StyleSpace maps (mean |·| over RGB pooled to 32×32, all images), the
   mouth-box share of the squared change, and over the channels the Spearman correlation of those shares and the
   top-5 overlap; for central differences at k ∈ {0.5, 1, 2, 5} σ and a forward difference at 1 σ.
-- ``time``: seconds of ``sample_effects`` over every conv channel (N samples, central differences), no cache.
+- ``time``: seconds of ``sample_effects`` over every conv channel (N samples, forward differences at k σ, the
+  defaults), no cache; also the process's CPU seconds (over 2 threads: the wall time on 2 idle cores).
 - ``heldout``: for mouth / left_eye / right_eye the top channel by the share rule and by StyleSpace's vote, edited
   by ±k·σ and ±5σ on ``--heldout`` other samples (seeds 1,000,000 on): share of the squared pixel change inside
   the box; the shipped W+ smile direction (strength ±1) on the same samples for comparison.
@@ -117,7 +118,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--k", type=float, default=1.0)
     ap.add_argument("--agree-channels", type=int, default=72)
-    ap.add_argument("--heldout", type=int, default=64)
+    ap.add_argument("--heldout", type=int, default=32)
     ap.add_argument("--probe-samples", type=int, default=1000)
     ap.add_argument("--json-out", default=None)
     args = ap.parse_args()
@@ -145,9 +146,12 @@ def main() -> None:
                 last[0] = time.perf_counter()
                 print(f"  {done}/{total} channels, {last[0] - t0:.0f} s", flush=True)
 
+        cpu0 = time.process_time()
         eff, _ = sample_effects(G, samples=args.samples, k=args.k, stats=stats, callback=cb)
         sec = time.perf_counter() - t0
         report["locate_seconds"] = sec
+        report["locate_cpu_seconds"] = time.process_time() - cpu0  # / threads: the wall time on idle cores
+        print(f"  CPU time {report['locate_cpu_seconds']:.0f} s over {torch.get_num_threads()} threads", flush=True)
         report["locate_channels"] = len(eff)
         print(f"effects of all {len(eff)} conv channels, N={args.samples}, k={args.k}: {sec:.0f} s "
               f"(load average {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
@@ -166,7 +170,7 @@ def main() -> None:
             by_vote = locate_region(eff, masks[p], others=others, rank_by="stylespace")
             rows = {}
             for label, ranking in (("share", by_share), ("stylespace", by_vote)):
-                for top in ranking[:3]:
+                for top in ranking[:2]:
                     key = f"{label}#{top.rank} {top.name}"
                     rows[key] = {"located_share": top.share, "score": top.score, "localised": top.localised,
                                  **{f"heldout_share_{a:g}sigma": edit_share(G, held, stats, top.name, a, masks[p])

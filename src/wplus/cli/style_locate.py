@@ -66,7 +66,8 @@ def _channel_sheet(
 @click.option("--samples", type=click.IntRange(1, 10_000), default=8, show_default=True, help="Sample images.")
 @click.option("--seed", type=click.IntRange(0), default=0, help="First sample seed.")
 @click.option("--k", "k", type=FiniteFloatRange(0, 50, min_open=True), default=1.0, show_default=True,
-              help="Finite-difference step: each channel moves by ±k σ.")  # fmt: skip
+              help="Finite-difference step: each channel moves by k σ.")  # fmt: skip
+@click.option("--central", is_flag=True, help="Central differences (±k σ): closer to the Jacobian, 2x slower.")
 @click.option("--top", type=click.IntRange(1), default=20, show_default=True, help="Channels printed.")
 @click.option(
     "--rank-by",
@@ -88,6 +89,7 @@ def locate_cmd(
     samples: int,
     seed: int,
     k: float,
+    central: bool,
     top: int,
     rank_by: str,
     strength: float,
@@ -98,9 +100,9 @@ def locate_cmd(
 ) -> None:
     """The style channels whose change stays inside a region (StyleSpace).
 
-    Every conv channel is moved by ±k σ on --samples sample images; the
-    change pooled to 32x32 is cached per model SHA-256 and settings, so
-    another region is ranked at once. Writes OUTDIR/locate.csv (every
+    Every conv channel is moved by k σ on --samples sample images; where
+    the image changes (pooled to 32x32) is cached per model SHA-256 and
+    settings, so another region is ranked at once. Writes OUTDIR/locate.csv (every
     channel: rank, name L_C, layer, channel, share of the squared change
     inside the region, StyleSpace's vote and localised flag, RMS change),
     locate.png (the top channels at -/0/+ --strength σ) and locate.json.
@@ -133,8 +135,9 @@ def locate_cmd(
             bar.update(done - seen[0])
             seen[0] = done
 
-        eff, cached = sample_effects(G, samples=samples, seed=seed, k=k, stats=stats, model_sha256=info.sha256,
-                                     device=dev, callback=callback)  # fmt: skip
+        mode = "central" if central else "forward"
+        eff, cached = sample_effects(G, samples=samples, seed=seed, k=k, mode=mode, stats=stats,
+                                     model_sha256=info.sha256, device=dev, callback=callback)  # fmt: skip
     effect_seconds = time.perf_counter() - start
     ranking = locate_region(eff, reg.mask, others=reg.others, rank_by=rank_by)
     seconds = time.perf_counter() - start
@@ -155,6 +158,7 @@ def locate_cmd(
         "samples": samples,
         "seed": seed,
         "k": k,
+        "differences": eff.mode,
         "pooled_size": eff.size,
         "rank_by": rank_by,
         "strength": strength,

@@ -1,10 +1,10 @@
 """The style channels behind an image region (StyleSpace's localisation, Wu et al. 2021, §4 of EDITING.md).
 
 :func:`channel_effects` measures, for every channel, where moving it changes the image: over N sample images the
-channel is moved to ``s_c ± k·σ_c`` (σ from :func:`~wplus.stylespace.stats.style_stats`) and the change is pooled
-to at most 32×32 — StyleSpace's full Jacobian replaced by a central finite difference, which is the directional
-derivative along the channel up to O(k²) (``benchmarks/stylespace_locate.py`` measures the agreement). Two maps
-per channel are kept:
+channel is moved to ``s_c + k·σ_c`` (σ from :func:`~wplus.stylespace.stats.style_stats`) and the change is pooled
+to at most 32×32 — StyleSpace's full Jacobian replaced by a forward finite difference (``mode='central'``: ±k·σ,
+twice the renders), the directional derivative along the channel up to O(k) (``benchmarks/stylespace_locate.py``
+measures the agreement with the exact derivative from forward-mode autograd). Two maps per channel are kept:
 
 * ``maps`` [C, N, P, P]: per image, the mean over RGB of |Δ pooled image| — StyleSpace's map (mean |J| over RGB);
 * ``energy`` [C, P, P]: the squared pixel change at full resolution summed over RGB and images, sum-pooled to P.
@@ -54,7 +54,7 @@ __all__ = [
     "BUILTIN_REGIONS",
 ]
 
-DEFAULT_K = 1.0  # move each channel by ±1 σ (benchmarks/stylespace_locate.py: agreement with the Jacobian)
+DEFAULT_K = 1.0  # move each channel by 1 σ (benchmarks/stylespace_locate.py: agreement with the Jacobian)
 DEFAULT_SAMPLES = 8  # sample images per channel (StyleSpace: 1,000 with full Jacobians on GPUs)
 DEFAULT_SIZE = 32  # StyleSpace pools the image to 32×32
 
@@ -70,8 +70,9 @@ class ChannelEffects:
         channel: channel within its layer.
         kinds: the layer kind of each channel ('conv', 'torgb', ...).
         maps: [C, N, P, P] mean over RGB of |Δ| of the image pooled to P×P, per sample image (float16).
+        mode: 'forward' or 'central' differences.
         energy: [C, P, P] squared full-resolution change summed over RGB and images, sum-pooled to P×P.
-        k: the channels were moved by ±k·σ.
+        k: the channels were moved by k·σ.
         resolution: the image side R.
         samples: N.
     """
@@ -86,6 +87,7 @@ class ChannelEffects:
     k: float
     resolution: int
     samples: int
+    mode: str = "forward"
 
     @property
     def size(self) -> int:
@@ -108,6 +110,7 @@ class ChannelEffects:
             "k": np.array(self.k),
             "resolution": np.array(self.resolution),
             "samples": np.array(self.samples),
+            "mode": np.array(self.mode),
         }
 
         def write(tmp: Path) -> None:
@@ -132,6 +135,7 @@ class ChannelEffects:
                     k=float(d["k"]),
                     resolution=int(d["resolution"]),
                     samples=int(d["samples"]),
+                    mode=str(d["mode"]),
                 )
         except (OSError, ValueError, KeyError, EOFError):
             return None
@@ -281,10 +285,10 @@ def channel_effects(
     size: int = DEFAULT_SIZE,
     channels: str | Sequence[tuple[StyleLayer, int]] = "modulating",
     batch: int | None = None,
-    mode: str = "central",
+    mode: str = "forward",
     callback: Callable[[int, int], None] | None = None,
 ) -> ChannelEffects:
-    """Where moving each channel by ±k·σ changes the images of ``styles_or_ws`` (central differences).
+    """Where moving each channel by k·σ changes the images of ``styles_or_ws`` (finite differences).
 
     Args:
         G: the generator.
@@ -294,8 +298,8 @@ def channel_effects(
         size: side P of the pooled maps (images larger than P are average-pooled to it).
         channels: 'modulating' (conv / AdaIN: StyleSpace's), 'all' (ToRGB too) or a list of (layer, channel).
         batch: images per render (default: about 128 at 64 px, fewer for larger models).
-        mode: 'central' ((image at +k·σ − image at −k·σ) / 2) or 'forward' (image at +k·σ − image; half the
-            renders, first-order accurate only).
+        mode: 'forward' (image at +k·σ − image) or 'central' ((image at +k·σ − image at −k·σ) / 2: second-order
+            accurate, twice the renders).
         callback: called with (channels done, channels in all) after every render.
 
     Returns:
@@ -354,7 +358,7 @@ def channel_effects(
             done += m
             if callback is not None:
                 callback(done, total)
-    return ChannelEffects(names, lnames, lidx, chans, kinds, torch.cat(maps), torch.cat(energy), float(k), res, n)
+    return ChannelEffects(names, lnames, lidx, chans, kinds, torch.cat(maps), torch.cat(energy), float(k), res, n, mode)
 
 
 def effects_cache_path(
@@ -377,6 +381,7 @@ def sample_effects(
     k: float = DEFAULT_K,
     size: int = DEFAULT_SIZE,
     channels: str = "modulating",
+    mode: str = "forward",
     stats: StyleStats | None = None,
     model_sha256: str = "",
     cache: str | Path | None = None,
@@ -391,8 +396,8 @@ def sample_effects(
         raise ConfigError(f"--samples {samples}: expected at least 1")
     path = None
     if model_sha256:
-        path = effects_cache_path(model_sha256, samples=samples, seed=seed, k=k, size=size, channels=channels,
-                                  cache=cache)  # fmt: skip
+        path = effects_cache_path(model_sha256, samples=samples, seed=seed, k=k, size=size,
+                                  channels=f"{channels}-{mode}", cache=cache)  # fmt: skip
         if path.is_file():
             hit = ChannelEffects.load(path)
             if hit is not None:
@@ -400,7 +405,7 @@ def sample_effects(
     if stats is None:
         stats = style_stats(G, model_sha256=model_sha256, cache=cache, device=device)
     styles = sample_styles(G, samples, seed=seed, device=device)
-    eff = channel_effects(G, styles, stats, k=k, size=size, channels=channels, callback=callback)
+    eff = channel_effects(G, styles, stats, k=k, size=size, channels=channels, mode=mode, callback=callback)
     if path is not None:
         with contextlib.suppress(OSError):  # a read-only cache only costs the recomputation next time
             eff.save(path)
@@ -423,7 +428,7 @@ class LocatedChannel:
         score: StyleSpace's fraction of the sample images whose top region (argmax n/o²) is the region.
         runner_up: the largest such fraction of any other region.
         localised: StyleSpace's rule: score > 0.5 and score − runner_up > 0.25.
-        rms: root mean square pixel change per k·σ step (images in [-1, 1]), over the sample images.
+        rms: root mean square pixel change of a k·σ step (images in [-1, 1]), over the sample images.
     """
 
     rank: int
