@@ -191,3 +191,21 @@ def test_cli_find_refuses_too_few_positives(model_file, tmp_path):
         paths.append(str(save_latent(tmp_path / f"p{i}.npz", Latent(ws=ws.detach(), space="w+"), npy=False)))
     r = _run(["style", "find", *paths, "--model", str(model_file), "--outdir", str(tmp_path / "f")], tmp_path)
     assert r.exit_code == 1 and "3 positives given" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_cli_find_on_a_styles_file_of_ten_codes(model_file, tmp_path):
+    from wplus.loading import file_sha256, load_generator
+    from wplus.stylespace import save_styles
+
+    G = load_generator(model_file)
+    s = sample_styles(G, 10, seed=3)
+    conv = next(x for x in style_layers(G) if x.kind == "conv" and x.index > 2)
+    s = s.with_channel(conv.name, 4, 5.0)
+    path = save_styles(tmp_path / "pos.npz", s, model_sha256=file_sha256(model_file))
+    out = tmp_path / "f"
+    r = _run(["style", "find", str(path), "--model", str(model_file), "--top", "3", "--outdir", str(out)], tmp_path)
+    assert r.exit_code == 0, r.output
+    rows = (out / "find.csv").read_text().splitlines()
+    assert rows[0] == "rank,name,layer,layer_index,channel,relevance,mean_z,std_z"
+    assert rows[1].split(",")[1] == f"{conv.index}_4"
+    assert (out / "find.png").is_file() and (out / "find.json").is_file()
