@@ -481,24 +481,27 @@ def default_regions(target: torch.Tensor, others: Mapping[str, torch.Tensor] | N
     return out
 
 
-def stylespace_votes(maps: torch.Tensor, regions: Sequence[torch.Tensor], chunk: int = 64) -> torch.Tensor:
-    """StyleSpace's per-image top region: maps [C, N, P, P], binary regions [P, P] -> [C, R] fraction of images
-    whose argmax over regions of n/o² is each region (n: pixels of the region among the map's top o, o the
-    region's size; a map without any change votes for none)."""
+def stylespace_votes(maps: torch.Tensor, regions: Sequence[torch.Tensor], chunk: int = 256) -> torch.Tensor:
+    """StyleSpace's per-image top region: maps [C, N, P, P], disjoint binary regions [P, P] -> [C, R] fraction of
+    images whose argmax over regions of n/o² is each region (n: pixels of the region among the map's top o — the
+    map thresholded at its (1 − o/P²) quantile, ties kept — o the region's size; a map without any change votes
+    for none)."""
     c, n = maps.shape[:2]
-    flat_regions = torch.stack([r.reshape(-1).bool() for r in regions])  # [R, P²]
+    flat_regions = torch.stack([r.reshape(-1).bool() for r in regions]).float()  # [R, P²]
+    if bool((flat_regions.sum(0) > 1).any()):
+        raise ConfigError("stylespace_votes: the regions overlap")
     sizes = flat_regions.sum(1)  # o per region
+    pixel_o = (flat_regions * sizes[:, None]).sum(0).long()  # o of each pixel's region, 0 outside every region
     votes = torch.zeros(c, len(regions))
     for start in range(0, c, chunk):
         m = maps[start : start + chunk].float().reshape(-1, maps.shape[-1] * maps.shape[-2])  # [c·N, P²]
-        order = m.argsort(1, descending=True)
-        rank = torch.empty_like(order)
-        rank.scatter_(1, order, torch.arange(m.shape[1]).expand_as(order))
-        score = torch.stack([((rank < int(o)) & r).sum(1).float() / float(o) ** 2
-                             for r, o in zip(flat_regions, sizes, strict=True)], 1)  # fmt: skip
-        top = score.argmax(1)
+        ordered = m.topk(int(sizes.max()), 1).values  # descending; the largest region needs its o-th value
+        thr = ordered[:, (pixel_o - 1).clamp_min(0)]  # each pixel's threshold: its region's o-th largest value
+        top = (m >= thr) & (pixel_o > 0)
+        score = (top.float() @ flat_regions.T) / sizes.square()  # [c·N, R]: n / o²
+        best = score.argmax(1)
         alive = m.amax(1) > 0
-        onehot = F.one_hot(top, len(regions)).float() * alive[:, None]
+        onehot = F.one_hot(best, len(regions)).float() * alive[:, None]
         votes[start : start + chunk] = onehot.reshape(-1, n, len(regions)).mean(1)
     return votes
 
