@@ -146,8 +146,12 @@ def main() -> None:
                 last[0] = time.perf_counter()
                 print(f"  {done}/{total} channels, {last[0] - t0:.0f} s", flush=True)
 
+        from wplus.stylespace.locate import effects_cache_path
+
+        cached = effects_cache_path(sha, samples=args.samples, seed=0, k=args.k, size=32, channels="modulating-forward")
+        cached.unlink(missing_ok=True)  # timed without the cache, then cached for `wplus style locate`
         cpu0 = time.process_time()
-        eff, _ = sample_effects(G, samples=args.samples, k=args.k, stats=stats, callback=cb)
+        eff, _ = sample_effects(G, samples=args.samples, k=args.k, stats=stats, model_sha256=sha, callback=cb)
         sec = time.perf_counter() - t0
         report["locate_seconds"] = sec
         report["locate_cpu_seconds"] = time.process_time() - cpu0  # / threads: the wall time on idle cores

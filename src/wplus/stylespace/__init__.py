@@ -20,10 +20,19 @@ from wplus.stylespace.core import (
     style_layers,
     to_styles,
 )
+from wplus.stylespace.find import AttributeChannel, find_channels
 from wplus.stylespace.io import StylesFile, is_styles_file, load_styles, save_styles
+from wplus.stylespace.locate import ChannelEffects, LocatedChannel, channel_effects, locate_region, sample_effects
 from wplus.stylespace.stats import StyleStats, sample_styles, style_stats
 
 __all__ = [
+    "AttributeChannel",
+    "ChannelEffects",
+    "LocatedChannel",
+    "channel_effects",
+    "find_channels",
+    "locate_region",
+    "sample_effects",
     "StyleLayer",
     "Styles",
     "StylesFile",
