@@ -21,7 +21,9 @@ from wplus.stylespace.core import (
     to_styles,
 )
 from wplus.stylespace.edit import ChannelEdit, channel_sigma, edit_channels, parse_channel_edit, sweep_channels
+from wplus.stylespace.find import AttributeChannel, find_channels
 from wplus.stylespace.io import StylesFile, is_styles_file, load_styles, save_styles
+from wplus.stylespace.locate import ChannelEffects, LocatedChannel, channel_effects, locate_region, sample_effects
 from wplus.stylespace.stats import StyleStats, sample_styles, style_stats
 
 __all__ = [
@@ -30,6 +32,13 @@ __all__ = [
     "edit_channels",
     "parse_channel_edit",
     "sweep_channels",
+    "AttributeChannel",
+    "ChannelEffects",
+    "LocatedChannel",
+    "channel_effects",
+    "find_channels",
+    "locate_region",
+    "sample_effects",
     "StyleLayer",
     "Styles",
     "StylesFile",
