@@ -111,11 +111,11 @@ def test_catalogue_round_trip_without_pickle(shipped, tmp_path):
 def test_region_of_another_size_names_the_file(tmp_path):
     mask = tmp_path / "mask.png"
     Image.new("L", (32, 32), 255).save(mask)
-    with pytest.raises(ConfigError, match=r"mask\.png: the mask is 32x32 px, expected 64x64"):
-        sp.parse_region(str(mask), 32, image_size=64)
-    assert sp.parse_region("0,0,32,64", 32, image_size=64).sum() == 32 * 16
+    with pytest.raises(ConfigError, match=r"mask\.png: the mask is 32x32 px; this model renders 64x64"):
+        sp.region_mask(str(mask), 32, 64)
+    assert sp.region_mask("0,0,32,64", 32, 64).sum() == 32 * 16
     with pytest.raises(ConfigError, match="x0 < x1"):
-        sp.parse_region("10,0,5,8", 32, image_size=64)
+        sp.region_mask("10,0,5,8", 32, 64)
 
 
 def test_cli_parts_and_transfer(shipped, tmp_path, monkeypatch):

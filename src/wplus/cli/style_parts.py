@@ -174,7 +174,12 @@ def parts_cmd(
 @click.argument("target", type=INPUT_FILE)
 @click.argument("reference", type=INPUT_FILE)
 @click.option("--part", default=None, help="A part name of the catalogue (mouth, eyes, ...) or clusters '3+5'.")
-@click.option("--region", default=None, help="Instead of --part: a mask image (white = inside) or x0,y0,x1,y1.")
+@click.option(
+    "--region",
+    default=None,
+    help="Instead of --part: a mask image (white = inside), x0,y0,x1,y1, "
+    "or a built-in box (mouth, left_eye, right_eye).",
+)
 @click.option("--catalogue", type=INPUT_FILE, default=None, help="From `wplus style parts` [default: built, cached].")
 @click.option("--strength", type=FiniteFloatRange(0, 1), default=1.0, show_default=True,
               help="How far the chosen channels move to the reference's.")  # fmt: skip
@@ -229,7 +234,7 @@ def transfer_cmd(
     else:
         cat, _ = sp.cached_catalogue(G, model_sha256=ctx.info.sha256, name_parts=ctx.info.sha256 == SHIPPED_SHA256,
                                      device=ctx.device)  # fmt: skip
-    mask = sp.parse_region(region, cat.size, image_size=G.img_resolution) if region is not None else None
+    mask = sp.region_mask(region, cat.size, G.img_resolution) if region is not None else None
     if part is not None:
         cat.resolve(part)  # an unknown name fails before anything is projected
     t_file = read_styles(ctx, target, "target")

@@ -227,7 +227,7 @@ def to_styles(G: nn.Module, ws: torch.Tensor) -> Styles:
         >>> G = Generator(img_resolution=16, channel_base=256, channel_max=32, mapping_layers=2, z_dim=32, w_dim=32)
         >>> s = to_styles(G, G.mapping(torch.randn(2, 32)))
         >>> list(s)[:3], s.dims
-        (['synthesis.b4.conv1', 'synthesis.b4.torgb', 'synthesis.b8.conv0'], 256)
+        (['synthesis.b4.conv1', 'synthesis.b4.torgb', 'synthesis.b8.conv0'], 224)
     """
     ws = _as_ws(G, ws)
     out = {}
@@ -262,13 +262,15 @@ def _check_styles(G: nn.Module, styles: Mapping[str, torch.Tensor], layers: list
 
 
 @contextlib.contextmanager
-def _replaced_affines(G: nn.Module, styles: Mapping[str, torch.Tensor]) -> Iterator[None]:
-    pairs = _layer_modules(G)
-    _check_styles(G, styles, [layer for layer, _ in pairs])
+def replaced_styles(pairs: list[tuple[StyleLayer, nn.Module]], styles: Mapping[str, torch.Tensor]) -> Iterator[None]:
+    """For the duration, the affines of the layers named in ``styles`` (a subset is fine) output those styles
+    (divided by the layer's gain, which the layer multiplies back). ``pairs``: ``_layer_modules(G)`` or a slice."""
     handles = []
     for layer, module in pairs:
+        if layer.name not in styles:
+            continue
         s = styles[layer.name]
-        raw = s / layer.gain if layer.gain != 1 else s  # the layer multiplies by its gain again
+        raw = s / layer.gain if layer.gain != 1 else s
 
         def hook(_m: nn.Module, _inp: Any, out: torch.Tensor, raw: torch.Tensor = raw) -> torch.Tensor:
             return raw.to(device=out.device, dtype=out.dtype)
@@ -298,7 +300,7 @@ def render_styles(
     batch = _check_styles(G, styles, layers)
     p = next(G.synthesis.parameters())
     ws = torch.zeros(batch, G.num_ws, G.w_dim, device=p.device, dtype=p.dtype)  # the affines' inputs: unused
-    with _replaced_affines(G, styles):
+    with replaced_styles(_layer_modules(G), styles):
         if noise is not None:
             return G.synthesis(ws, noise=noise)
         return G.synthesis(ws, noise_mode=noise_mode)

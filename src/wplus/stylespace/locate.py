@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from wplus.errors import ConfigError, ShapeError
-from wplus.stylespace.core import StyleLayer, Styles, _layer_modules, channel_label, render_styles, to_styles
+from wplus.stylespace.core import (
+    StyleLayer,
+    Styles,
+    _layer_modules,
+    channel_label,
+    render_styles,
+    replaced_styles,
+    to_styles,
+)
 from wplus.stylespace.stats import StyleStats
 
 __all__ = [
@@ -149,27 +157,6 @@ class ChannelEffects:
 # Rendering from a style layer on
 
 
-@contextlib.contextmanager
-def _styles_hooks(pairs: list[tuple[StyleLayer, nn.Module]], styles: Mapping[str, torch.Tensor]) -> Iterator[None]:
-    """Replace the affine outputs of the layers in ``styles`` (a subset is fine) for the duration."""
-    handles = []
-    for layer, module in pairs:
-        if layer.name not in styles:
-            continue
-        s = styles[layer.name]
-        raw = s / layer.gain if layer.gain != 1 else s
-
-        def hook(_m: nn.Module, _inp: Any, out: torch.Tensor, raw: torch.Tensor = raw) -> torch.Tensor:
-            return raw.to(device=out.device, dtype=out.dtype)
-
-        handles.append(module.register_forward_hook(hook))
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
 class _Renderer:
     """Renders styles, optionally from a style layer on with the state cached for the base samples."""
 
@@ -216,7 +203,7 @@ class _Renderer:
             x0, img0 = self.states[start]
             x = x0.repeat(reps, 1, 1, 1).contiguous(memory_format=torch.channels_last)
             img = None if img0 is None else img0.repeat(reps, 1, 1, 1)
-        with _styles_hooks(self.pairs[start:], styles):
+        with replaced_styles(self.pairs[start:], styles):
             for i in range(start, len(self.steps)):
                 kind, block, module = self.steps[i]
                 if record:

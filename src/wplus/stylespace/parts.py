@@ -66,7 +66,7 @@ __all__ = [
     "contribution",
     "select_channels",
     "transfer_part",
-    "parse_region",
+    "region_mask",
     "auto_names",
     "save_catalogue",
     "load_catalogue",
@@ -565,46 +565,13 @@ def transfer_part(
 # Regions
 
 
-def parse_region(text: str, size: int, *, image_size: int | None = None) -> torch.Tensor:
-    """``--region``: 'x0,y0,x1,y1' in image pixels (of ``image_size``, default ``size``) or a mask image of the
-    generator's resolution (white = inside); returns a [size, size] mask in [0, 1].
+def region_mask(text: str, size: int, resolution: int) -> torch.Tensor:
+    """``--region`` (a built-in part's box, x0,y0,x1,y1 or a mask image; :func:`wplus.stylespace.locate.parse_region`
+    reads it and names what is wrong) as a [size, size] mask in [0, 1], averaged down from ``resolution``."""
+    from wplus.stylespace.locate import parse_region
 
-    Raises:
-        ConfigError: one line naming the value or file and the sizes.
-    """
-    image_size = image_size or size
-    parts = text.split(",")
-    if len(parts) == 4:
-        try:
-            x0, y0, x1, y1 = (float(p) for p in parts)
-        except ValueError:
-            raise ConfigError(f"--region {text!r}: expected x0,y0,x1,y1 in pixels or a mask image file") from None
-        if not (0 <= x0 < x1 <= image_size and 0 <= y0 < y1 <= image_size):
-            raise ConfigError(
-                f"--region {text!r}: expected 0 <= x0 < x1 <= {image_size} and 0 <= y0 < y1 <= {image_size} "
-                f"(pixels of the {image_size}-px image)"
-            )
-        full = torch.zeros(image_size, image_size)
-        full[int(y0) : math.ceil(y1), int(x0) : math.ceil(x1)] = 1
-    else:
-        from PIL import Image
-
-        path = Path(text)
-        if not path.is_file():
-            raise ConfigError(f"--region {text!r}: no such file; expected a mask image or x0,y0,x1,y1")
-        try:
-            with Image.open(path) as im:
-                full = torch.from_numpy(np.asarray(im.convert("L"), dtype=np.float32) / 255.0)
-        except OSError as e:
-            raise ConfigError(f"--region {path}: cannot read it as an image ({e})") from None
-        if tuple(full.shape) != (image_size, image_size):
-            raise ConfigError(
-                f"--region {path}: the mask is {full.shape[1]}x{full.shape[0]} px, expected {image_size}x{image_size} "
-                "(the generator's resolution)"
-            )
-    if float(full.max()) <= 0:
-        raise ConfigError(f"--region {text!r}: the region is empty")
-    return F.adaptive_avg_pool2d(full[None, None], size)[0, 0] if image_size != size else full
+    full = parse_region(text, resolution).mask
+    return F.adaptive_avg_pool2d(full[None, None], size)[0, 0] if size != resolution else full
 
 
 # --------------------------------------------------------------------------------------------------------------------
