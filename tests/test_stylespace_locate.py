@@ -209,3 +209,33 @@ def test_cli_find_on_a_styles_file_of_ten_codes(model_file, tmp_path):
     assert rows[0] == "rank,name,layer,layer_index,channel,relevance,mean_z,std_z"
     assert rows[1].split(",")[1] == f"{conv.index}_4"
     assert (out / "find.png").is_file() and (out / "find.json").is_file()
+
+
+def test_effect_selection_transfers_only_the_planted_channel_and_the_outside_stays(planted):
+    """Part transfer by measured effect (transfer --select effect): the planted channel is the only one acting
+    inside its box, so it is the one taken, and the render outside the box (and its kernel's reach) is unchanged."""
+    from wplus.stylespace.parts import effect_selection, mix_selected
+
+    G = planted
+    stats = style_stats(G, samples=200)
+    eff = channel_effects(G, sample_styles(G, 4, seed=0), stats, k=1.0, size=8)
+    y0, y1, x0, x1 = BOX
+    region = torch.zeros(16, 16)
+    region[y0 - 1 : y1 + 1, x0 - 1 : x1 + 1] = 1
+    sel = effect_selection(G, eff, region, min_share=0.9)
+    conv1 = "synthesis.b16.conv1"
+    assert sel.per_layer() == {conv1: [3]}
+    s = to_styles(G, G.mapping(torch.randn(2, G.z_dim)))
+    target, reference = s.select(0), s.select(1)
+    reference = reference.with_channel(conv1, 3, 5 * float(stats.std[conv1][0, 3]))  # a reference that differs there
+    out = mix_selected(target, reference, sel.mask)
+    diff = (out.flat() - target.flat()).abs()
+    assert int((diff > 0).sum()) == 1  # every other channel is exactly the target's
+    with torch.no_grad():
+        a, b = render_styles(G, target), render_styles(G, out)
+    outside = region == 0
+    # outside: only what demodulation spreads (the planted channel holds ~1 % of it), under 1 % of the peak change
+    assert (a - b).abs().amax(1)[0][outside].max() < 1e-2 * (a - b).abs().max()
+    assert (a - b).abs().max() > 1e-2
+    with pytest.raises(ConfigError, match="--min-share"):
+        effect_selection(G, eff, region, min_share=0)

@@ -190,6 +190,16 @@ def parts_cmd(
 @click.option("--epsilon", "eps", type=FiniteFloatRange(0, min_open=True), default=None,
               help="Editing in Style's cap on the running sum of (1 - M) [default: none].")  # fmt: skip
 @click.option("--torgb", is_flag=True, help="Let ToRGB channels be taken too.")
+@click.option("--select", type=click.Choice(["contribution", "effect"]), default="contribution", show_default=True,
+              help="How channels are chosen: by their activations' contribution to the part (Editing in Style), "
+              "or by where their measured effect falls (`wplus style locate`; --region only).")  # fmt: skip
+@click.option(
+    "--min-share",
+    type=FiniteFloatRange(0, 1, min_open=True),
+    default=0.4,
+    show_default=True,
+    help="--select effect: take channels with at least this share of their effect inside the region.",
+)
 @one_line_errors
 @edit_options
 def transfer_cmd(
@@ -203,6 +213,8 @@ def transfer_cmd(
     rho: float | None,
     eps: float | None,
     torgb: bool,
+    select: str,
+    min_share: float,
     ctx: EditContext,
 ) -> None:
     """Give TARGET the PART of REFERENCE (latents, styles files, or images projected first) by taking only the
@@ -218,6 +230,8 @@ def transfer_cmd(
           --model cartoon-faces-64 --outdir t/
       wplus style transfer a.npz b.npz --region 16,36,48,56 --strength 0.5 \\
           --model cartoon-faces-64 --outdir t/
+      wplus style transfer a.npz b.npz --region mouth --select effect \\
+          --model cartoon-faces-64 --outdir t/
     """
     import math
 
@@ -226,24 +240,38 @@ def transfer_cmd(
 
     if (part is None) == (region is None):
         raise click.UsageError("give --part NAME or --region MASK.png|x0,y0,x1,y1 (one of them)")
+    if select == "effect" and region is None:
+        raise click.UsageError("--select effect needs --region (a built-in box such as mouth, x0,y0,x1,y1 or a mask)")
     G = ctx.G
     t0 = time.perf_counter()
-    if catalogue is not None:
+    cat = None
+    if select == "effect":  # no catalogue: the region is checked here, before anything is projected
+        sp.region_mask(region, G.img_resolution, G.img_resolution)  # type: ignore[arg-type]
+    elif catalogue is not None:
         cat = sp.load_catalogue(catalogue, G, model_sha256=ctx.info.sha256)
         ctx.add_input(catalogue, "catalogue")
     else:
         cat, _ = sp.cached_catalogue(G, model_sha256=ctx.info.sha256, name_parts=ctx.info.sha256 == SHIPPED_SHA256,
                                      device=ctx.device)  # fmt: skip
-    mask = sp.region_mask(region, cat.size, G.img_resolution) if region is not None else None
-    if part is not None:
+    mask = sp.region_mask(region, cat.size, G.img_resolution) if region is not None and cat is not None else None
+    if part is not None and cat is not None:
         cat.resolve(part)  # an unknown name fails before anything is projected
     t_file = read_styles(ctx, target, "target")
     r_file = read_styles(ctx, reference, "reference")
     rho_v = sp.DEFAULT_RHO[form] if rho is None else rho
     eps_v = math.inf if eps is None else eps
-    result, sel = sp.transfer_part(G, t_file.styles.select(0), r_file.styles.select(0), cat, part, region=mask,
-                                   rho=rho_v, eps=eps_v, form=form, strength=strength, torgb=torgb,
-                                   device=ctx.device)  # fmt: skip
+    if select == "effect":
+        from wplus.stylespace.locate import sample_effects
+
+        effects, _ = sample_effects(G, model_sha256=ctx.info.sha256, device=ctx.device)
+        full = sp.region_mask(region, G.img_resolution, G.img_resolution)  # type: ignore[arg-type]
+        sel = sp.effect_selection(G, effects, full, min_share=min_share)
+        result = sp.mix_selected(t_file.styles.select(0), r_file.styles.select(0), sel.mask, strength)
+    else:
+        assert cat is not None
+        result, sel = sp.transfer_part(G, t_file.styles.select(0), r_file.styles.select(0), cat, part, region=mask,
+                                       rho=rho_v, eps=eps_v, form=form, strength=strength, torgb=torgb,
+                                       device=ctx.device)  # fmt: skip
     seconds = time.perf_counter() - t0
     t_noise = t_file.noise or None
     with torch.no_grad():
@@ -260,16 +288,18 @@ def transfer_cmd(
                                source=f"transfer {target} <- {reference}"))  # fmt: skip
     params = {
         "part": part,
-        "clusters": cat.resolve(part) if part is not None else None,
+        "clusters": cat.resolve(part) if part is not None and cat is not None else None,
         "region": region,
-        "catalogue": str(catalogue) if catalogue else "cached default",
-        "catalogue_layer": cat.layer,
-        "k": cat.k,
-        "form": form,
-        "rho": rho_v,
-        "eps": None if eps is None else eps_v,
+        "catalogue": None if cat is None else str(catalogue) if catalogue else "cached default",
+        "catalogue_layer": None if cat is None else cat.layer,
+        "k": None if cat is None else cat.k,
+        "form": None if cat is None else form,
+        "rho": None if cat is None else rho_v,
+        "eps": None if eps is None or cat is None else eps_v,
         "strength": strength,
         "torgb": torgb,
+        "select": select,
+        "min_share": min_share if select == "effect" else None,
         "channels_taken": sel.count,
         "channels_per_layer": {k: len(v) for k, v in sel.per_layer().items()},
         "channels": sel.per_layer(),

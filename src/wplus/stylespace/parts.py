@@ -67,6 +67,8 @@ __all__ = [
     "select_channels",
     "transfer_part",
     "region_mask",
+    "mix_selected",
+    "effect_selection",
     "auto_names",
     "save_catalogue",
     "load_catalogue",
@@ -553,12 +555,40 @@ def transfer_part(
         if not (x.modulates or torgb):
             take = torch.zeros_like(take)
         mask[x.name] = take
+    return mix_selected(target, reference, mask, strength), Selection(mask, per_layer)
+
+
+def mix_selected(target: Styles, reference: Styles, mask: Mapping[str, torch.Tensor], strength: float = 1.0) -> Styles:
+    """``target`` with the channels in ``mask`` (bool [C] per layer; absent layers: none) moved ``strength`` of the
+    way to ``reference``'s; every other channel is exactly the target's."""
     out = {}
     for name in target:
-        q = mask[name].to(target[name].device, target[name].dtype) * strength
-        out[name] = torch.where(mask[name].to(target[name].device), (1 - q) * target[name] + q * reference[name].to(
-            target[name]), target[name])  # fmt: skip
-    return Styles(out), Selection(mask, per_layer)
+        if name not in mask or not bool(mask[name].any()):
+            out[name] = target[name]
+            continue
+        m = mask[name].to(target[name].device)
+        q = m.to(target[name].dtype) * strength
+        out[name] = torch.where(m, (1 - q) * target[name] + q * reference[name].to(target[name]), target[name])
+    return Styles(out)
+
+
+def effect_selection(G: nn.Module, effects: Any, region: torch.Tensor, *, min_share: float = 0.4) -> Selection:
+    """The channels whose measured effect on the image (:func:`wplus.stylespace.locate.sample_effects`) falls at
+    least ``min_share`` inside ``region`` ([R, R] or [P, P]): StyleSpace's localisation used to pick what a part
+    transfer takes, instead of the activation contribution. ``contribution`` holds each channel's share."""
+    from wplus.stylespace.locate import locate_region
+
+    if not 0 < min_share <= 1:
+        raise ConfigError(f"--min-share {min_share}: expected a share in (0, 1]")
+    located = locate_region(effects, region)
+    layers = style_layers(G)
+    mask = {x.name: torch.zeros(x.channels, dtype=torch.bool) for x in layers}
+    share = {x.name: torch.zeros(x.channels) for x in layers}
+    for c in located:
+        share[c.layer][c.channel] = c.share
+        if c.share >= min_share:
+            mask[c.layer][c.channel] = True
+    return Selection(mask, share)
 
 
 # --------------------------------------------------------------------------------------------------------------------
