@@ -7,12 +7,12 @@ Sections (``--sections``, default all):
   against attributes read by the shipped attribute probe on generator samples, binarised at their median (glasses:
   its probability > 0.5). W and S(W): ``--dci-samples`` untruncated samples; W+ and S(W+): the same number of
   style-mixed samples (two codes crossed over at a random row, so the rows of a code differ). 75 % train, 25 % test.
-- ``locate``: seconds for ``locate`` over every channel; the top mouth / eye channels' share of pixel change inside
-  their boxes on held-out faces, against the W+ smile direction's share.
-- ``transfer``: part transfer between held-out faces: PSNR outside the part against the target's render, and how far
-  the part moved towards the reference.
 
-Usage: python benchmarks/stylespace.py [--quick] [--sections roundtrip,dci,locate,transfer] [--dci-samples 2000]
+Localisation (seconds for ``locate`` over every channel, held-out shares inside the boxes, finite differences
+against the Jacobian, ``find``) is measured by ``benchmarks/stylespace_locate.py``; part transfer (PSNR outside the
+part, movement towards the reference) by ``benchmarks/stylespace_transfer.py``.
+
+Usage: python benchmarks/stylespace.py [--quick] [--sections roundtrip,dci] [--dci-samples 2000]
        [--json-out F.json] [--figures docs/]
 """
 
@@ -113,7 +113,7 @@ def disentanglement(G: torch.nn.Module, samples: int, seed: int = 0, n_estimator
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="Few samples (a smoke run).")
-    ap.add_argument("--sections", default="roundtrip,dci,locate,transfer")
+    ap.add_argument("--sections", default="roundtrip,dci")
     ap.add_argument("--dci-samples", type=int, default=2000)
     ap.add_argument("--json-out", type=Path, default=None)
     ap.add_argument("--figures", type=Path, default=None, help="Write the figures into this folder (matplotlib).")

@@ -66,14 +66,21 @@ def held_out_pairs(
 @torch.no_grad()
 def measure(
     G: torch.nn.Module,
-    cat: PartCatalogue,
+    cat: PartCatalogue | None,
     pairs: list[tuple[torch.Tensor, torch.Tensor]],
     part: str,
     *,
     probe: Any = None,
+    effects: Any = None,
+    min_share: float | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
-    """Transfer ``part`` from each pair's reference to its target; the figures described in the module docstring."""
+    """Transfer ``part`` from each pair's reference to its target; the figures described in the module docstring.
+    Channels by the catalogue's contribution (``settings``: form, rho, eps), or with ``effects`` and ``min_share``
+    by where their measured effect falls (``transfer --select effect``)."""
+    from wplus.stylespace import Styles
+    from wplus.stylespace.parts import effect_selection, mix_selected
+
     probe = probe or load_probe()
     size = G.img_resolution
     inside, outside = part_box(part, size) > 0, part_box(part, size, 2) == 0
@@ -81,12 +88,16 @@ def measure(
     ref = to_styles(G, torch.cat([r for _, r in pairs]))
     t0 = time.perf_counter()
     out, sel = [], None
-    for i in range(len(pairs)):
-        s, sel = transfer_part(G, tgt.select(i), ref.select(i), cat, part, **settings)
-        out.append(s)
+    if effects is not None:
+        sel = effect_selection(G, effects, part_box(part, size), min_share=float(min_share or 0.4))
+        out = [mix_selected(tgt.select(i), ref.select(i), sel.mask) for i in range(len(pairs))]
+        settings = {"select": "effect", "min_share": min_share}
+    else:
+        assert cat is not None
+        for i in range(len(pairs)):
+            s, sel = transfer_part(G, tgt.select(i), ref.select(i), cat, part, **settings)
+            out.append(s)
     seconds = (time.perf_counter() - t0) / len(pairs)
-    from wplus.stylespace import Styles
-
     res = Styles.cat(out)
     it, ir, io = render_styles(G, tgt), render_styles(G, ref), render_styles(G, res)
     d_out = (io - it).square().mean(1)[:, outside].mean(1)
@@ -145,9 +156,14 @@ def main() -> int:
     report: dict[str, Any] = {"catalogue": {"k": cat.k, "layer": cat.layer, "samples": cat.samples,
                                             "names": cat.names, "seconds": build, "cached": hit}}  # fmt: skip
     probe = load_probe()
+    from wplus.stylespace.locate import sample_effects
+
+    effects, _ = sample_effects(G, model_sha256=info.sha256)  # cached by `wplus style locate` (minutes when not)
 
     def show(tag: str, r: dict) -> None:
-        print(f"{tag} {r['part']:<5} {r['settings']['form']:<8} rho {r['settings']['rho']:<5} ch {r['channels']:>4} "
+        how = (f"effect   share {r['settings']['min_share']:<4}" if r["settings"].get("select") == "effect"
+               else f"{r['settings']['form']:<8} rho {r['settings']['rho']:<5}")  # fmt: skip
+        print(f"{tag} {r['part']:<5} {how} ch {r['channels']:>4} "
               f"psnr {r['psnr_outside_mean']:.1f} (min {r['psnr_outside_min']:.1f}, {r['pairs_psnr_ge_35']}/"
               f"{r['pairs']} >= 35) ratio {r['mse_ratio_median']:.2f} moved {r['probe_moved']:.2f} "
               f"{r['seconds_per_transfer'] * 1e3:.1f} ms")  # fmt: skip
@@ -165,6 +181,11 @@ def main() -> int:
                 best = max(ok, key=lambda r: r["probe_moved"])
                 r = measure(G, cat, held, part, probe=probe, **best["settings"])
                 report[f"held_{part}_{form}"] = r
+                show("held", r)
+        if held:  # channels by measured effect (transfer --select effect), at a few shares
+            for share in (0.35, 0.4, 0.5):
+                r = measure(G, None, held, part, probe=probe, effects=effects, min_share=share)
+                report[f"held_{part}_effect_{share}"] = r
                 show("held", r)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
