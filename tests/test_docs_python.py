@@ -1,7 +1,7 @@
 """The Python in the documentation runs as written: offline, on the shipped model, in a fresh folder.
 
-Every ```python block of README.md and docs/python.md runs, in order, in one namespace per file (the blocks of a
-page build on each other, as in a notebook). A block preceded by the line ``<!-- not run: REASON -->`` is skipped;
+Every ```python block of README.md, docs/python.md and docs/stylespace.md runs, in order, in one namespace per file
+(the blocks of a page build on each other, as in a notebook). A block preceded by the line ``<!-- not run: REASON -->`` is skipped;
 the reason must be given. docs/python.md must have runnable blocks: it is the page that promises they run.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ["README.md", "docs/python.md"]
-MUST_RUN = {"docs/python.md"}
+DOCS = ["README.md", "docs/python.md", "docs/stylespace.md"]
+MUST_RUN = {"docs/python.md", "docs/stylespace.md"}
 _SKIP = re.compile(r"<!--\s*not run:\s*(\S.*?)\s*-->")
 _FENCE = re.compile(r"^```(\w*)\s*$")
 
