@@ -1,8 +1,9 @@
 """The Python in the documentation runs as written: offline, on the shipped model, in a fresh folder.
 
 Every ```python block of README.md, docs/python.md and docs/stylespace.md runs, in order, in one namespace per file
-(the blocks of a page build on each other, as in a notebook). A block preceded by the line ``<!-- not run: REASON -->`` is skipped;
-the reason must be given. docs/python.md must have runnable blocks: it is the page that promises they run.
+(the blocks of a page build on each other, as in a notebook). A block preceded by the line
+``<!-- not run: REASON -->`` is skipped; the reason must be given. docs/python.md and docs/stylespace.md must have
+runnable blocks: they are the pages that promise they run.
 """
 
 from __future__ import annotations
