@@ -7,12 +7,16 @@ Sections (``--sections``, default all):
   against attributes read by the shipped attribute probe on generator samples, binarised at their median (glasses:
   its probability > 0.5). W and S(W): ``--dci-samples`` untruncated samples; W+ and S(W+): the same number of
   style-mixed samples (two codes crossed over at a random row, so the rows of a code differ). 75 % train, 25 % test.
+- ``nvidia`` (with ``--nvidia PATH``, a stylegan2-ada-pytorch checkout fetched outside this repository): NVIDIA's
+  own ``training/networks.py`` Generator built with the same weights as a pickle our writer makes in NVIDIA's
+  layout; every ``affine``'s output captured during NVIDIA's forward pass (ToRGB times its weight_gain, as NVIDIA's
+  ToRGBLayer multiplies) against ``to_styles`` of the loaded pickle (target 1e-5), skip and resnet architectures.
 
 Localisation (seconds for ``locate`` over every channel, held-out shares inside the boxes, finite differences
 against the Jacobian, ``find``) is measured by ``benchmarks/stylespace_locate.py``; part transfer (PSNR outside the
 part, movement towards the reference) by ``benchmarks/stylespace_transfer.py``.
 
-Usage: python benchmarks/stylespace.py [--quick] [--sections roundtrip,dci] [--dci-samples 2000]
+Usage: python benchmarks/stylespace.py [--quick] [--sections roundtrip,dci] [--dci-samples 2000] [--nvidia PATH]
        [--json-out F.json] [--figures docs/]
 """
 
@@ -58,6 +62,47 @@ def roundtrip(G: torch.nn.Module) -> dict[str, Any]:
     with torch.no_grad():
         to_styles(G, ws)
     out["to_styles_1000_codes_s"] = time.perf_counter() - t
+    return out
+
+
+def against_nvidia(nvidia: Path) -> dict[str, Any]:
+    """to_styles against the affine outputs of NVIDIA's own code on the same weights (see the module docstring)."""
+    import tempfile
+
+    from wplus.formats._testing import write_nvidia_pickle
+    from wplus.models.stylegan2 import StyleGAN2Config, random_generator
+
+    sys.path.insert(0, str(nvidia))
+    from training.networks import Generator as NvidiaGenerator  # NVIDIA's code, outside this repository
+
+    out: dict[str, Any] = {}
+    for res, arch in [(64, "skip"), (32, "resnet")]:
+        cfg = StyleGAN2Config(img_resolution=res, channel_base=1024, channel_max=64, mapping_layers=2, z_dim=32,
+                              w_dim=32, architecture=arch)  # fmt: skip
+        G0 = random_generator(cfg, seed=3, noise_strength=0.1)
+        with tempfile.TemporaryDirectory() as tmp:
+            G = wplus.load_generator(write_nvidia_pickle(G0, Path(tmp) / "net.pkl"))
+        Gn = NvidiaGenerator(z_dim=32, c_dim=0, w_dim=32, img_resolution=res, img_channels=3,
+                             mapping_kwargs={"num_layers": 2},
+                             synthesis_kwargs={"channel_base": 1024, "channel_max": 64, "architecture": arch,
+                                               "num_fp16_res": 0, "conv_clamp": None}).eval()  # fmt: skip
+        Gn.load_state_dict(G0.state_dict())
+        seen: dict[str, torch.Tensor] = {}
+        for name, m in Gn.synthesis.named_modules():
+            if name.endswith(".affine"):
+                key = "synthesis." + name[: -len(".affine")]
+                m.register_forward_hook(lambda _m, _i, o, key=key, seen=seen: seen.__setitem__(key, o.detach()))
+        ws = G.mapping(torch.randn(4, G.z_dim)) + 0.2 * torch.randn(4, G.num_ws, G.w_dim)
+        with torch.no_grad():
+            img_n = Gn.synthesis(ws, noise_mode="const", force_fp32=True)
+            s = to_styles(G, ws)
+            img = render_styles(G, s)
+        worst = max((s[x.name] - seen[x.name] * x.gain).abs().max().item() for x in style_layers(G))
+        out[f"{res} px {arch}"] = {
+            "layers": len(style_layers(G)),
+            "max_abs_diff_styles": worst,
+            "max_abs_diff_render_styles_vs_nvidia_render": (img - img_n).abs().max().item(),
+        }
     return out
 
 
@@ -116,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sections", default="roundtrip,dci")
     ap.add_argument("--dci-samples", type=int, default=2000)
     ap.add_argument("--json-out", type=Path, default=None)
+    ap.add_argument("--nvidia", type=Path, default=None, help="A stylegan2-ada-pytorch checkout (outside this repo).")
     ap.add_argument("--figures", type=Path, default=None, help="Write the figures into this folder (matplotlib).")
     args = ap.parse_args(argv)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
@@ -125,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
         print("round trip W+ -> S -> image", flush=True)
         results["roundtrip"] = roundtrip(G)
         for k, v in results["roundtrip"].items():
+            print(f"  {k}: {v}", flush=True)
+    if args.nvidia is not None:
+        print("to_styles against NVIDIA's own affine outputs", flush=True)
+        results["nvidia"] = against_nvidia(args.nvidia)
+        for k, v in results["nvidia"].items():
             print(f"  {k}: {v}", flush=True)
     if "dci" in sections:
         n = 600 if args.quick else args.dci_samples
