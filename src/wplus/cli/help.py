@@ -126,7 +126,7 @@ IMAGE_INPUTS: tuple[str, ...] = (_PROJECTION.title, _LOSS.title, _NOISE.title, _
 COMMAND_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Embed", ("project", "tune", "demo")),
     ("Edit", ("edit", "morph", "mix", "expression", "direction", "style", "render")),
-    ("Models & weights", ("weights", "generate", "sample", "train", "probe")),
+    ("Models & weights", ("weights", "generate", "sample", "train", "probe", "encoder")),
     ("Datasets", ("align", "paste", "manifest")),
     ("Tools", ("env", "serve")),
 )
