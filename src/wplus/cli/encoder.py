@@ -101,7 +101,7 @@ def train_cmd(
 
     \b
     Example:
-      wplus --threads 1 encoder train --model cartoon-faces-64 --outdir runs/enc --steps 2000
+      wplus --threads 1 encoder train --model cartoon-faces-64 --outdir runs/enc
     """
     from wplus import __version__
     from wplus.models.encoder import config_for, save_encoder

@@ -76,7 +76,7 @@ _SCHEDULES = Section(
 )  # fmt: skip
 
 SECTIONS: tuple[Section, ...] = (
-    Section("Input & output", ("outdir", "out", "init_latent", "batch_size", "as_json", "workdir")),
+    Section("Input & output", ("outdir", "out", "init_latent", "encoder_path", "batch_size", "as_json", "workdir")),
     Section("Model & device", ("model", "tuning_path", "device", "threads")),
     _PROJECTION,
     _LOSS,

@@ -79,9 +79,8 @@ class ProjectionResult:
 
     ``settings`` are the resolved hyper-parameters of the run; ``masked`` says whether a mask shaped the loss and
     ``started_from`` is 'mean', 'random', 'encoder' or 'code' (a given start code); ``step_seconds`` [steps] is the
-    wall time
-    from the call to the end of each step (set-up included) and ``stopped_early`` says which stages stopped before
-    their last step, and why (``patience`` / ``stop_psnr``). :meth:`latent` is image ``i``'s code as a
+    wall time from the call to the end of each step (set-up included) and ``stopped_early`` says which stages stopped
+    before their last step, and why (``patience`` / ``stop_psnr``). :meth:`latent` is image ``i``'s code as a
     :class:`~wplus.io.latents.Latent`, the thing ``latent.npz`` stores. ``model`` is the generator's file (id, path,
     SHA-256) when ``load_generator`` read it, None for a generator built in memory.
 

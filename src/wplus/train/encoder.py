@@ -43,6 +43,9 @@ __all__ = ["EncoderTrainSettings", "EncoderTrainResult", "sample_pairs", "train_
 log = logging.getLogger(__name__)
 
 STATE_ARCH = "wplus_encoder_train_state"
+# Settings a resumed run may change: its length (the learning-rate schedule follows the new one), the reporting,
+# and the replay pool (a cache of renders, rebuilt on resume).
+VOLATILE = ("steps", "eval_every", "checkpoint_every", "pool_size", "fresh")
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,7 @@ def train_encoder(
     encoder.w_avg.copy_(G.mapping.w_avg)
     encoder.w_std.copy_(code_spread(G, seed=s.seed, mix_prob=s.mix_prob, psi_min=s.psi_min))
     opt = torch.optim.AdamW(encoder.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-    run = {k: v for k, v in asdict(s).items() if k not in ("steps", "eval_every", "checkpoint_every")}
+    run = {k: v for k, v in asdict(s).items() if k not in VOLATILE}
     run["config"] = config.to_dict()
     start, history, evals, seconds = 0, [], [], 0.0
     if state_path is not None and Path(state_path).is_file():
@@ -358,6 +361,8 @@ def _load_state(
 
     meta = read_metadata(path, arch=STATE_ARCH, what="an encoder training state written by `wplus encoder train`")
     stored_run = json_field(path, meta, "run")
+    if isinstance(stored_run, dict):
+        stored_run = {k: v for k, v in stored_run.items() if k not in VOLATILE}
     if stored_run != run:
         diff = sorted(k for k in set(run) | set(stored_run) if run.get(k) != stored_run.get(k))
         raise ConfigError(f"{path}: a state of another run (differs in {', '.join(diff)}); use another --outdir")
