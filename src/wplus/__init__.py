@@ -34,6 +34,7 @@ from wplus.edits import (
     save_direction,
     style_mixing_grid,
 )
+from wplus.encoders import encode_for, load_encoder
 from wplus.errors import (
     CheckpointError,
     ChecksumMismatchError,
@@ -72,6 +73,8 @@ __all__ = [
     "load_target",
     "project",
     "default_loss",
+    "load_encoder",
+    "encode_for",
     "project_generic",
     "resolve_settings",
     "ProjectionSettings",

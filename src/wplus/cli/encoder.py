@@ -10,6 +10,7 @@ import torch
 
 from wplus.cli.common import (
     DEVICE_CHOICES,
+    INPUT_FILE,
     FiniteFloatRange,
     echo_json,
     err,
@@ -60,6 +61,8 @@ def read_folder(folder: Path, resolution: int, limit: int | None = None) -> torc
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=32)
 @click.option("--lr", type=FiniteFloatRange(0, 1, min_open=True), default=1e-3, help="Peak AdamW learning rate.")
 @click.option("--head", type=click.Choice(["grouped", "flat"]), default="grouped", help="W+ head layout.")
+@click.option("--init-from", type=INPUT_FILE, default=None, help="Start from this encoder (fine-tune).")
+@click.option("--latent-weight", type=FiniteFloatRange(0), default=1.0, help="Whitened W+ MSE weight.")
 @click.option("--pixel-weight", type=FiniteFloatRange(0), default=1.0, help="Pixel MSE weight.")
 @click.option("--perceptual-weight", type=FiniteFloatRange(0), default=0.1, help="Perceptual loss weight.")
 @click.option("--image-every", type=click.IntRange(1), default=4, help="Steps between image-loss batches.")
@@ -81,6 +84,8 @@ def train_cmd(
     batch_size: int,
     lr: float,
     head: str,
+    init_from: Path | None,
+    latent_weight: float,
     pixel_weight: float,
     perceptual_weight: float,
     image_every: int,
@@ -122,7 +127,7 @@ def train_cmd(
     real = read_folder(images, G.img_resolution) if images is not None else None
     real_eval = read_folder(eval_images, G.img_resolution, limit=64) if eval_images is not None else None
     settings = EncoderTrainSettings(
-        steps=total, batch_size=batch_size, lr=lr, seed=seed, pixel_weight=pixel_weight,
+        steps=total, batch_size=batch_size, lr=lr, seed=seed, latent_weight=latent_weight, pixel_weight=pixel_weight,
         perceptual_weight=perceptual_weight, image_every=image_every, pool_size=pool_size,
         image_batch=min(8, batch_size), eval_every=eval_every, checkpoint_every=checkpoint_every,
     )  # fmt: skip
@@ -130,8 +135,14 @@ def train_cmd(
     config = config_for(
         G.num_ws, G.w_dim, G.img_resolution, head=head, model_sha256=info.sha256, model_id=info.model_id or ""
     )
+    init = None
+    if init_from is not None:
+        from wplus.encoders import encoder_for
+
+        init = encoder_for(G, init_from, device=dev)
     training = {"wplus_version": __version__, "model": info.model_id, "model_sha256": info.sha256,
-                "settings": vars(settings) | {}, "images": str(images) if images else None}  # fmt: skip
+                "settings": vars(settings) | {}, "images": str(images) if images else None,
+                "init_from": str(init_from) if init_from else None}  # fmt: skip
     outdir.mkdir(parents=True, exist_ok=True)
     evals: list[dict] = []
     if resume and (outdir / "metrics.json").is_file():  # keep the evaluations made before the interruption
@@ -150,7 +161,13 @@ def train_cmd(
         save_encoder(outdir / ENCODER_FILE, encoder, metadata={"metrics": metrics, "training": training})
         write_json(outdir / "metrics.json", {"training": training, "evals": evals})
 
+    done = 0
+    if resume:
+        from wplus.io.checkpoint import json_field, read_metadata
+
+        done = int(json_field(state, read_metadata(state), "step"))
     with progress(total=total, desc="encoder", unit="step") as bar:
+        bar.update(min(done, total))  # a resumed run's bar starts where the state stopped
 
         def callback(step: int, n: int, parts: dict[str, float]) -> None:
             bar.update(1)
@@ -158,7 +175,7 @@ def train_cmd(
                 bar.set_postfix(**{k: f"{v:.4f}" for k, v in parts.items()})
 
         result = train_encoder(
-            G, settings=settings, config=config, loss=loss, real=real, real_eval=real_eval, device=dev,
+            G, settings=settings, config=config, loss=loss, real=real, real_eval=real_eval, init=init, device=dev,
             state_path=state, callback=callback, on_eval=on_eval,
         )  # fmt: skip
     metrics = {"training": training, "evals": result.evals, "final": result.metrics}

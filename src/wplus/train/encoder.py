@@ -186,6 +186,7 @@ def train_encoder(
     loss: torch.nn.Module | None = None,
     real: torch.Tensor | None = None,
     real_eval: torch.Tensor | None = None,
+    init: WEncoder | None = None,
     device: str | torch.device = "cpu",
     state_path: str | Path | None = None,
     callback: Callable[[int, int, dict[str, float]], None] | None = None,
@@ -202,6 +203,8 @@ def train_encoder(
             ``settings.perceptual_weight > 0``.
         real: Real images ``[N, 3, R, R]`` in [-1, 1] for reconstruction-only batches.
         real_eval: Real images whose reconstruction PSNR each evaluation reports (e.g. held-out ones).
+        init: An encoder of the same config to start from (fine-tuning: another loss, or a folder of real images);
+            its ``w_avg`` and ``w_std`` are kept.
         device: Where to train.
         state_path: A training-state file: resumed from when it exists, written every ``checkpoint_every`` steps.
         callback: ``callback(step, steps, losses)`` after each step.
@@ -230,9 +233,15 @@ def train_encoder(
         encoder = WEncoder(config).to(device)
     encoder.w_avg.copy_(G.mapping.w_avg)
     encoder.w_std.copy_(code_spread(G, seed=s.seed, mix_prob=s.mix_prob, psi_min=s.psi_min))
+    if init is not None:
+        if init.config != config:
+            raise ConfigError(f"init encoder has config {init.config}, this run builds {config}")
+        encoder.load_state_dict(init.state_dict(), strict=True)
     opt = torch.optim.AdamW(encoder.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     run = {k: v for k, v in asdict(s).items() if k not in VOLATILE}
     run["config"] = config.to_dict()
+    if init is not None:  # which start: a digest of its weights
+        run["init"] = _digest(init)
     start, history, evals, seconds = 0, [], [], 0.0
     if state_path is not None and Path(state_path).is_file():
         start, history, evals, seconds = _load_state(Path(state_path), encoder, opt, run)
@@ -309,6 +318,16 @@ def train_encoder(
     encoder.eval()
     metrics = dict(evals[-1]) if evals else {}
     return EncoderTrainResult(encoder=encoder, metrics=metrics, history=history, evals=evals)
+
+
+def _digest(module: torch.nn.Module) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _image_loss(
