@@ -13,10 +13,10 @@ Measures:
 3. editability: the shipped smile direction applied at strength +-1 to the encoder's codes and to the `fast`
    codes: the share of the squared pixel change inside the mouth box (``face_part_mask``), the smile moved per unit
    strength, and the codes' distance from w_avg.
-4. with ``--training RUN/metrics.json``: the training curve (held-out PSNR against steps and seconds).
+4. with ``--training RUN/metrics.json ...``: the training curve (held-out PSNR against steps), phases in order.
 
 Usage: python benchmarks/encoders.py [--encoder FILE] [--faces 8] [--steps 600] [--figures docs/] [--json OUT]
-       [--training train_runs/enc-main/metrics.json] [--quick]
+       [--training RUN1/metrics.json RUN2/metrics.json] [--quick]
 ``--quick``: 4 faces, 150 steps.
 """
 
@@ -87,7 +87,7 @@ def encoder_alone(G, enc, faces: torch.Tensor, extra: torch.Tensor | None) -> di
             "ms_per_image": round(ms_one, 1),
             "ms_per_image_batch64": round(ms_batch, 2),
             "ms_encode_and_render": round(ms_render, 1),
-            "median_w_dist": round(float((ws - G.mapping.w_avg).norm(dim=-1).mean(1).median()), 2),
+            "median_w_dist": round(float((ws - G.mapping.w_avg).flatten(1).norm(dim=1).median()), 2),
         }
         if extra is not None:
             out["astronaut_psnr"] = round(float(psnr(G.synthesis(enc.encode(extra), noise_mode="const"), extra)), 2)
@@ -113,7 +113,7 @@ def smile_response(G, codes: torch.Tensor, probe, direction, mask) -> dict:
     }
 
 
-def figures(folder: Path, curves: dict, training: dict | None, goal: float) -> list[Path]:
+def figures(folder: Path, curves: dict, training: list[dict], boundaries: list[int], goal: float) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -134,15 +134,17 @@ def figures(folder: Path, curves: dict, training: dict | None, goal: float) -> l
     paths.append(folder / "encoders_time_to_quality.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
-    if training and training.get("evals"):
-        ev = training["evals"]
+    if training:
+        ev = training
         fig, ax = plt.subplots(figsize=(6, 3.6))
         steps = [e["step"] for e in ev]
         if "real_psnr" in ev[0]:
             ax.plot(steps, [e["real_psnr"] for e in ev], marker="o", label="held-out drawn faces")
         ax.plot(steps, [e["val_psnr"] for e in ev], marker="s", label="generator samples (validation)")
         ax.axhline(26.0, color="grey", ls="--", lw=0.8, label="target 26 dB")
-        ax.set_xlabel("training step (batch 32)")
+        for b in boundaries:
+            ax.axvline(b, color="grey", lw=0.6, ls=":")
+        ax.set_xlabel("training step (dotted: next phase)")
         ax.set_ylabel("median PSNR of G(E(x)) (dB)")
         ax.set_title("encoder training on 2 shared CPU cores")
         ax.legend(fontsize=8)
@@ -162,7 +164,7 @@ def main() -> None:
     ap.add_argument("--goal", type=float, default=PAPER_MEDIAN - 0.2)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-projection", action="store_true", help="encoder-only figures and editability of E(x)")
-    ap.add_argument("--training", type=Path, default=None, help="a run's metrics.json: draw its training curve")
+    ap.add_argument("--training", type=Path, nargs="*", default=[], help="runs' metrics.json (phases, in order)")
     ap.add_argument("--figures", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -218,9 +220,15 @@ def main() -> None:
         report["smile_edit"]["fast codes (from w_avg)"] = smile_response(G, fast_ws, probe, direction, mask)
     print(f"smile edit: {json.dumps(report['smile_edit'])}", flush=True)
 
-    training = json.loads(args.training.read_text()) if args.training is not None else None
+    training, boundaries, offset = [], [], 0
+    for path in args.training:  # phases: each run's steps continue the previous run's
+        ev = json.loads(path.read_text()).get("evals", [])
+        training += [{**e, "step": e["step"] + offset} for e in ev]
+        offset = training[-1]["step"] if training else offset
+        boundaries.append(offset)
+    report["training"] = training
     if args.figures is not None:
-        for p in figures(args.figures, curves, training, args.goal):
+        for p in figures(args.figures, curves, training, boundaries[:-1], args.goal):
             print(f"wrote {p}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
