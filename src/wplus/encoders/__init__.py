@@ -22,9 +22,9 @@ EncoderLike = str | Path | Encoder
 
 def shipped_encoder_path(model: str) -> Path | None:
     """The encoder shipped for ``model`` (``cartoon-faces-64``), or None when it has none."""
-    from wplus.shipped import SHIPPED_MODEL, _asset
+    from wplus import shipped
 
-    return _asset(f"{SHIPPED_MODEL}-encoder.safetensors") if model == SHIPPED_MODEL else None
+    return shipped.shipped_encoder_path() if model == shipped.SHIPPED_MODEL else None
 
 
 def load_encoder(path: str | Path, *, device: str | torch.device = "cpu") -> WEncoder:
