@@ -227,7 +227,7 @@ def test_presets_resolve_to_documented_values():
     co = resolve_settings("course")
     assert (co.l1_weight, co.perceptual_weight, co.mse_weight, co.loss) == (10.0, 0.01, 0.0, "perceptual+l1")
     assert resolve_settings("course", optimizer="lbfgs").optimizer == "lbfgs"
-    assert set(PRESETS) == {"image2stylegan", "nvidia", "course", "fast"}  # fast: test_projection_settings.py
+    assert set(PRESETS) == {"image2stylegan", "nvidia", "course", "fast", "encoder"}  # encoder: test_encoder.py
 
 
 def test_explicit_values_override_presets():

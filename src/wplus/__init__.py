@@ -34,6 +34,7 @@ from wplus.edits import (
     save_direction,
     style_mixing_grid,
 )
+from wplus.encoders import encode_for, load_encoder
 from wplus.errors import (
     CheckpointError,
     ChecksumMismatchError,
@@ -45,7 +46,7 @@ from wplus.errors import (
     WplusError,
 )
 from wplus.formats.latents import load_foreign_latents
-from wplus.formats.psp import ReleasedEncoder, load_encoder
+from wplus.formats.psp import ReleasedEncoder
 from wplus.io.images import load_target
 from wplus.io.latents import Latent, load_latent, save_latent
 from wplus.loading import ModelFile, load_generator, load_generator_info, resolve_model
@@ -73,6 +74,8 @@ __all__ = [
     "load_target",
     "project",
     "default_loss",
+    "load_encoder",
+    "encode_for",
     "project_generic",
     "resolve_settings",
     "ProjectionSettings",

@@ -31,6 +31,7 @@ __all__ = [
     "shipped_generator_path",
     "shipped_discriminator_path",
     "shipped_smile_direction_path",
+    "shipped_encoder_path",
     "load_shipped_generator",
     "load_shipped_discriminator",
     "NamedDirection",
@@ -74,6 +75,12 @@ def shipped_smile_direction_path() -> Path:
 
     The same file is the named direction ``cartoon-faces-64:smile`` (:func:`named_directions`)."""
     return _asset(f"{SHIPPED_MODEL}-smile.npz")
+
+
+def shipped_encoder_path() -> Path:
+    """Path of the shipped model's W+ encoder (``wplus encoder train``; docs/encoders.md), the start of
+    ``--init encoder`` and the whole of ``--preset encoder``."""
+    return _asset(f"{SHIPPED_MODEL}-encoder.safetensors")
 
 
 def load_shipped_generator(*, device: str | torch.device = "cpu") -> torch.nn.Module:

@@ -76,7 +76,7 @@ _SCHEDULES = Section(
 )  # fmt: skip
 
 SECTIONS: tuple[Section, ...] = (
-    Section("Input & output", ("outdir", "out", "init_latent", "batch_size", "as_json", "workdir")),
+    Section("Input & output", ("outdir", "out", "init_latent", "encoder_path", "batch_size", "as_json", "workdir")),
     Section("Model & device", ("model", "tuning_path", "device", "threads")),
     _PROJECTION,
     _LOSS,
@@ -126,7 +126,7 @@ IMAGE_INPUTS: tuple[str, ...] = (_PROJECTION.title, _LOSS.title, _NOISE.title, _
 COMMAND_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Embed", ("project", "encode", "tune", "demo")),
     ("Edit", ("edit", "morph", "mix", "expression", "direction", "style", "render")),
-    ("Models & weights", ("weights", "generate", "sample", "train", "probe")),
+    ("Models & weights", ("weights", "generate", "sample", "train", "probe", "encoder")),
     ("Datasets", ("align", "paste", "manifest")),
     ("Tools", ("env", "serve")),
 )

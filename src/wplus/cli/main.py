@@ -11,6 +11,7 @@ from wplus.cli.demo import demo_cmd
 from wplus.cli.direction import direction_group
 from wplus.cli.edit import edit_cmd
 from wplus.cli.encode import encode_cmd
+from wplus.cli.encoder import encoder_group
 from wplus.cli.env import env_cmd
 from wplus.cli.expression import expression_cmd
 from wplus.cli.generate import generate_cmd
@@ -77,6 +78,7 @@ cli.add_command(direction_group)
 cli.add_command(style_group)
 cli.add_command(train_cmd)
 cli.add_command(probe_group)
+cli.add_command(encoder_group)
 cli.add_command(tune_cmd)
 cli.add_command(serve_cmd)
 

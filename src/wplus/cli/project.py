@@ -57,6 +57,12 @@ def _provenance(model: LoadedGenerator, **fields: Any) -> dict[str, Any]:
     type=INPUT_FILE,
     help="Start from this code instead (latent.npz/.npy/.pt), e.g. to continue a run. W+ and W only.",
 )
+@click.option(
+    "--encoder",
+    "encoder_path",
+    type=INPUT_FILE,
+    help="With --init encoder / --preset encoder: the encoder file (default: the model's shipped one).",
+)
 @click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True, help="Images optimised together.")
 @click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True)
 @click.option("--save-video", is_flag=True, help="Write proj.gif (and proj.mp4 with the video extra).")
@@ -91,6 +97,7 @@ def project_cmd(
     model: str | None,
     outdir: Path,
     init_latent: Path | None,
+    encoder_path: Path | None,
     batch_size: int,
     device: str,
     save_video: bool,
@@ -165,8 +172,16 @@ def project_cmd(
             "projected once")  # fmt: skip
     if tuning is not None and "space" not in projection.given:
         projection.settings = projection.settings.replace(space=PIVOT_SPACE)  # PTI's pivot is a W code
+    if encoder_path is not None and projection.settings.init != "encoder":
+        raise click.UsageError("--encoder is for --init encoder (or --preset encoder)")
+    if init_latent is not None and projection.settings.init == "encoder":
+        raise click.UsageError("give either --init-latent or --init encoder, not both")
     dev = resolve_device(device)
     model_info = open_model(model, device=dev)
+    if projection.settings.init == "encoder":
+        from wplus.encoders import encoder_for
+
+        encoder_for(model_info.G, encoder_path, device=dev)  # a missing encoder or one for another model: one line
     loss, lpips = projection.loss(dev, model_info, notice=err)
     settings = projection.settings  # after the loss: an offline fallback to D features changes it
     pre = Preprocess(
@@ -179,6 +194,7 @@ def project_cmd(
         settings=settings,
         preprocess=pre,
         init_latent=init_latent,
+        encoder=encoder_path,
         vgg_weights=projection.vgg_weights,
         lpips_weights=projection.lpips_weights,
         batch_size=batch_size,
@@ -193,6 +209,7 @@ def project_cmd(
             device=str(dev),
             mask=str(mask_path) if mask_path is not None else ("alpha" if mask_from_alpha else None),
             init_latent=None if init_latent is None else {"path": str(init_latent), "sha256": file_sha256(init_latent)},
+            encoder=None if encoder_path is None else {"path": str(encoder_path), "sha256": file_sha256(encoder_path)},
             preprocess=pre.describe(),
             vgg_weights=None if projection.vgg_weights is None else str(projection.vgg_weights),
             lpips_weights=None if projection.lpips_weights is None else str(projection.lpips_weights),

@@ -76,7 +76,9 @@ def _nonneg(positive: bool = False) -> click.FloatRange:
 
 OPTIONS: tuple[_Option, ...] = (
     _Option("space", "--space", click.Choice(["w+", "w", "z"]), "Latent space to embed into."),
-    _Option("init", "--init", click.Choice(["mean", "random"]), "Start at w_avg or U[-1, 1]."),
+    _Option(
+        "init", "--init", click.Choice(["mean", "random", "encoder"]), "Start at w_avg, U[-1, 1] or an encoder's code."
+    ),
     _Option("num_steps", "--steps", click.IntRange(0), "Optimiser steps (paper: 5000; faces ~1000)."),
     _Option("lr", "--lr", _nonneg(True), "Peak learning rate."),
     _Option("betas", "--betas", _FloatPair(), "Adam betas."),

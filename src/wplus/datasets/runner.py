@@ -103,6 +103,7 @@ class RunSpec:
     paste_back: bool = False
     tuning: TuningSettings | None = None  # pivotal tuning after each projection (``--tune``)
     save_styles: bool = False  # also styles.npz, the code in S (``--save-styles``)
+    encoder: Path | None = None  # with init='encoder': the encoder file (None: the model's shipped encoder)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def recipe(self) -> dict[str, Any]:
@@ -121,6 +122,8 @@ class RunSpec:
             "lpips_weights": None if self.lpips_weights is None else str(self.lpips_weights),
             "outputs": self._outputs(),
             "tuning": None if self.tuning is None else self.tuning.kwargs(),
+            # Only when given, so that the recipes (and manifests) of runs without one keep their hashes.
+            **({"encoder": _file_identity(self.encoder)} if self.encoder is not None else {}),
         }
 
     def _outputs(self) -> dict[str, bool]:
@@ -249,6 +252,8 @@ def batch_coupling(settings: ProjectionSettings, *, start_code: bool = False) ->
     than image 2 alone); L-BFGS's step and the early-stopping rules look at the whole batch.
     """
     s = settings
+    if s.num_steps == 0 and not s.optimize_noise:
+        return None  # no optimisation at all (the 'encoder' preset): every image keeps its own start
     if s.optimizer != "adam":
         return f"optimizer {s.optimizer!r} couples the images of a batch"
     if s.patience is not None or s.stop_psnr is not None:
@@ -318,6 +323,11 @@ class DatasetProjector:
         self.notice, self.quiet = notice, quiet
         self.start_code = _start_code(spec.init_latent, G, spec.settings.space, device)
         self.coupling = batch_coupling(spec.settings, start_code=self.start_code is not None)
+        self.encoder = None
+        if spec.settings.init == "encoder" and self.start_code is None:
+            from wplus.encoders import encoder_for
+
+            self.encoder = encoder_for(G, spec.encoder, device=device)  # read once, checked against G
         self.detector = None
         if spec.preprocess.align:
             from wplus.align import LandmarkDetector
@@ -441,6 +451,7 @@ class DatasetProjector:
                 loss=self.loss,
                 settings=settings,
                 init=self.start_code,
+                encoder=self.encoder,
                 callback=on_step,
                 mask=masks,
                 lpips=self.lpips,

@@ -140,6 +140,14 @@ class ReleasedEncoder(nn.Module):
         return self.arch.n_styles
 
     @property
+    def num_ws(self) -> int:  # the wplus.models.encoder.Encoder interface
+        return self.arch.n_styles
+
+    @property
+    def w_dim(self) -> int:
+        return self.arch.style_dim
+
+    @property
     def kind(self) -> str:
         """'psp', 'e4e', 'psp-w' (the W encoder), 'restyle-psp' or 'restyle-e4e'."""
         cls = ENCODER_TYPES[self.arch.encoder_type].__name__

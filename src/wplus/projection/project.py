@@ -78,9 +78,9 @@ class ProjectionResult:
     """The outcome of :func:`project`.
 
     ``settings`` are the resolved hyper-parameters of the run; ``masked`` says whether a mask shaped the loss and
-    ``started_from`` is 'mean', 'random' or 'code' (a given start code); ``step_seconds`` [steps] is the wall time
-    from the call to the end of each step (set-up included) and ``stopped_early`` says which stages stopped before
-    their last step, and why (``patience`` / ``stop_psnr``). :meth:`latent` is image ``i``'s code as a
+    ``started_from`` is 'mean', 'random', 'encoder' or 'code' (a given start code); ``step_seconds`` [steps] is the
+    wall time from the call to the end of each step (set-up included) and ``stopped_early`` says which stages stopped
+    before their last step, and why (``patience`` / ``stop_psnr``). :meth:`latent` is image ``i``'s code as a
     :class:`~wplus.io.latents.Latent`, the thing ``latent.npz`` stores. ``model`` is the generator's file (id, path,
     SHA-256) when ``load_generator`` read it, None for a generator built in memory.
 
@@ -324,6 +324,7 @@ def project(
     callback: Callable[[ProjectionStep], None] | None = None,
     mask: torch.Tensor | None = None,
     lpips: torch.nn.Module | None = None,
+    encoder: Any = None,
     **options: Any,
 ) -> ProjectionResult:
     """Embed target images into ``G``'s latent space (Image2StyleGAN, with the variants of its successors).
@@ -354,6 +355,9 @@ def project(
         mask: [H, W] or [1|B, 1, H, W] in [0, 1]; the loss only looks where it is on (needs a loss whose
             ``prepare_target`` takes ``mask=``, such as :class:`wplus.losses.ImageLoss`).
         lpips: an LPIPS module (``wplus.losses.load_lpips()``) to report ``lpips`` in the metrics.
+        encoder: with ``init='encoder'``: an encoder file or module (default: the one shipped for G's model;
+            :func:`wplus.encoders.encoder_for`). The run starts from its code for each target (in W, the rows'
+            mean); ``num_steps=0`` (the ``encoder`` preset) returns that code as it is.
         **options: fields of :class:`~wplus.projection.settings.ProjectionSettings` (``space``, ``num_steps``,
             ``lr``, ``seed``, ``optimize_noise``, ...).
 
@@ -377,6 +381,7 @@ def project(
         options["init"] = init
     s = (settings or ProjectionSettings()).replace(**options) if options or settings is None else settings
     start_code = init if isinstance(init, torch.Tensor) else None
+    started_from = "code" if start_code is not None else s.init
     want = [G.img_channels, G.img_resolution, G.img_resolution]
     if target.ndim != 4 or list(target.shape[1:]) != want:
         raise ShapeError(
@@ -401,6 +406,12 @@ def project(
         s = s.with_loss_of(recipe)  # record the loss that runs (after an offline fallback: a dfeat kind)
     batch = target.shape[0]
     started = time.perf_counter()
+    if start_code is None and s.init == "encoder":
+        from wplus.encoders import encode_for
+
+        start_code = encode_for(G, target.detach(), encoder)  # [B, num_ws, w_dim]
+        if s.space == "w":
+            start_code = start_code.mean(1, keepdim=True)
     with frozen(G):
         gen = torch.Generator().manual_seed(s.seed)
         w_avg = resolve_w_avg(G, s.w_avg_samples)
@@ -549,7 +560,7 @@ def project(
         z=latent.detach().clone() if s.space == "z" else None,
         settings=s,
         masked=mask is not None,
-        started_from="code" if start_code is not None else s.init,
+        started_from=started_from,
         model=generator_file(G),
     )
 

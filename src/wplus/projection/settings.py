@@ -56,11 +56,11 @@ __all__ = [
 ]
 
 Space = Literal["w+", "w", "z"]
-Init = Literal["mean", "random"]
+Init = Literal["mean", "random", "encoder"]
 NoiseOpt = Literal[False, "joint", "stage2"]
 NoiseInit = Literal["const", "random"]
 OptimizerKind = Literal["adam", "lbfgs"]
-PresetName = Literal["image2stylegan", "nvidia", "course", "fast"]
+PresetName = Literal["image2stylegan", "nvidia", "course", "fast", "encoder"]
 
 MIN_LOSS_RESIZE = 16  # LPIPS reads VGG's conv5_3, behind four 2x poolings: 16 px is the smallest input it sees
 
@@ -109,8 +109,10 @@ class ProjectionSettings:
     Attributes:
         preset: the recipe these settings started from (None: the library defaults), recorded for provenance.
         space: 'w+' (one w per layer), 'w' (one w for all layers) or 'z' (a z in front of the mapping network).
-        init: 'mean' (w_avg; paper default) or 'random' (U[-1, 1], paper 5.1). In Z, 'mean' is a seeded N(0, I)
-            sample (Z has no mean code). A start code (a tensor) is passed to :func:`wplus.project` as ``init=``.
+        init: 'mean' (w_avg; paper default), 'random' (U[-1, 1], paper 5.1) or 'encoder' (the code an encoder
+            predicts for the target: :func:`wplus.encoders.encoder_for`; W+ and W only). In Z, 'mean' is a seeded
+            N(0, I) sample (Z has no mean code). A start code (a tensor) is passed to :func:`wplus.project` as
+            ``init=``.
         num_steps: optimiser steps on the latent (the paper uses 5000; faces converge around 1000).
         lr, betas, eps: Adam settings (paper: 0.01, (0.9, 0.999), 1e-8); ``lr`` is the peak of the schedule.
         seed: seeds the initialisation, the random noise maps and the w-noise; deterministic on CPU.
@@ -186,7 +188,7 @@ class ProjectionSettings:
             set_("optimize_noise", "joint")
         _choice(self, "preset", [None, *get_args(PresetName)])
         _choice(self, "space", ["w+", "w", "z"])
-        _choice(self, "init", ["mean", "random"])
+        _choice(self, "init", ["mean", "random", "encoder"])
         _choice(self, "optimizer", ["adam", "lbfgs"])
         _choice(self, "optimize_noise", [False, "joint", "stage2"])
         _choice(self, "noise_init", ["const", "random"])
@@ -207,6 +209,8 @@ class ProjectionSettings:
                 raise SettingError(
                     "coarse_resolution", f"got coarse_resolution={self.coarse_resolution}, expected a power of 2 (>= 4)"
                 )
+        if self.init == "encoder" and self.space == "z":
+            raise SettingError("init", "init='encoder' predicts W+ codes; project into 'w+' or 'w', not 'z'")
         if self.loss_resize is not None:
             set_("loss_resize", _integer(self, "loss_resize", MIN_LOSS_RESIZE))
         set_("lr", _number(self, "lr", positive=True))
@@ -381,6 +385,11 @@ PRESETS: dict[str, ProjectionSettings] = {
     # schedule (peak 0.2, cosine to 0) was 3.4 dB short after 1000.
     "fast": ProjectionSettings(
         preset="fast", space="w+", num_steps=600, optimizer="lbfgs", lr=1.0, loss="perceptual+mse", optimize_noise=False
+    ),
+    # The encoder's code as it is (docs/encoders.md): one network pass, no optimisation. Give --steps N to refine
+    # it with the 'fast' recipe's L-BFGS.
+    "encoder": ProjectionSettings(
+        preset="encoder", space="w+", init="encoder", num_steps=0, optimizer="lbfgs", lr=1.0, loss="perceptual+mse"
     ),
 }
 
