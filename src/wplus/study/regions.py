@@ -54,11 +54,10 @@ def part_masks(attrs: object, size: int) -> dict[str, torch.Tensor]:
     nose_y0, nose_y1 = max(le[3], re_[3]), mo[1]
     if nose_y1 - nose_y0 < 2:
         nose_y0, nose_y1 = min(le[3], re_[3]) - 1, mo[1] + 1
-    return {
-        "eyes": torch.maximum(_box_mask(le, size), _box_mask(re_, size)),
-        "nose": _box_mask((nose_x0, nose_y0, nose_x1, nose_y1), size),
-        "mouth": _box_mask(mo, size),
-    }
+    eyes = torch.maximum(_box_mask(le, size), _box_mask(re_, size))
+    mouth = _box_mask(mo, size)
+    nose = _box_mask((nose_x0, nose_y0, nose_x1, nose_y1), size) * (1 - eyes) * (1 - mouth)
+    return {"eyes": eyes, "nose": nose, "mouth": mouth}
 
 
 def average_face_masks(size: int, num_faces: int = 50) -> dict[str, torch.Tensor]:

@@ -512,7 +512,8 @@ def study_resolution(ctx: StudyContext, items: list[Item]) -> StudyResult:
     else:
         vgg = ctx.vgg
     rows = []
-    for label, resize in (("256", 256), (f"native ({side})", None)):
+    big = ctx.settings.loss_resize or 256  # the paper's 256 unless --loss-resize says otherwise
+    for label, resize in ((str(big), big), (f"native ({side})", None)):
         loss = ImageLoss(vgg, layers=PAPER_LAYERS, perceptual_weight=1.0, mse_weight=1.0, resize=resize).to(ctx.device)
         results = ctx.project_units("resolution", [Unit(it.name, it.image) for it in items], loss=loss,
                                     recipe_extra=[resize, ctx.vgg is None], desc=label)  # fmt: skip
@@ -520,7 +521,7 @@ def study_resolution(ctx: StudyContext, items: list[Item]) -> StudyResult:
             rows.append({"class": it.cls, "image": it.name, "loss_resolution": label, **_metric_row(r)})
     summary = group_mean(rows, ["loss_resolution"], ["psnr", "ssim", "w_dist", "seconds"])
     md = [
-        f"Fig. 12: the perceptual loss (VGG-16 + MSE) on images resized to 256 px against the generator's {side} px. "
+        f"Fig. 12: the perceptual loss (VGG-16 + MSE) on images resized to {big} px against the generator's {side} px. "
         "The paper (1024 px) finds 256 better: VGG's receptive fields fit ImageNet-sized images.",
         "",
         markdown_table(summary, ["loss_resolution", "n", "psnr", "ssim", "w_dist", "seconds"]),
