@@ -5,7 +5,8 @@ A unit is one projection: (study, image, condition). Its result — the final me
 and the code — is written to ``OUTDIR/units/STUDY/RECIPE/KEY.npz`` (the code) and then ``KEY.json`` (the metrics),
 each atomically; the JSON is the mark that the unit is done. ``RECIPE`` is a hash of what decides the result (the
 settings, the loss, the model's SHA-256), so a rerun with other settings recomputes and a rerun with the same ones
-skips every finished unit — also after a ``kill -9``. Units of one condition are projected as one batch (every image
+skips every finished unit — also after a ``kill -9`` (a unit whose target
+image changed since is recomputed). Units of one condition are projected as one batch (every image
 follows the trajectory it would alone with Adam).
 """
 
@@ -130,6 +131,8 @@ class StudyContext:
         todo = []
         for u in units:
             done = _read_unit(folder, u.key)
+            if done is not None and done.metrics.get("target_sha256") != _tensor_sha(u.target):
+                done = None  # the same name, another image (a changed input or region): recompute
             if done is not None:
                 out[u.key] = done
                 self.reused += 1
@@ -165,6 +168,7 @@ class StudyContext:
         for i, u in enumerate(batch):
             m = dict(r.metrics[i])
             m["loss"] = m.get("loss_total", float("nan"))
+            m["target_sha256"] = _tensor_sha(u.target)
             hist = {
                 "step": [int(k) + 1 for k in keep],
                 "loss": [float(r.history["total"][k, i]) for k in keep],
@@ -172,6 +176,10 @@ class StudyContext:
             }
             results.append(UnitResult(u.key, m, r.ws[i].detach().cpu(), hist))
         return results
+
+
+def _tensor_sha(t: torch.Tensor) -> str:
+    return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
 def _safe(name: str) -> str:
