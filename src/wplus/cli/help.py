@@ -124,7 +124,7 @@ _SECTION_OF = {name: s for s in SECTIONS for name in s.names}  # a test checks t
 IMAGE_INPUTS: tuple[str, ...] = (_PROJECTION.title, _LOSS.title, _NOISE.title, _SCHEDULES.title)
 
 COMMAND_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Embed", ("project", "encode", "tune", "demo")),
+    ("Embed", ("project", "encode", "tune", "demo", "study")),
     ("Edit", ("edit", "morph", "mix", "expression", "direction", "style", "render")),
     ("Models & weights", ("weights", "generate", "sample", "train", "probe", "encoder")),
     ("Datasets", ("align", "paste", "manifest")),

@@ -24,6 +24,7 @@ from wplus.cli.project import project_cmd
 from wplus.cli.render import render_cmd
 from wplus.cli.sample import sample_cmd
 from wplus.cli.serve import serve_cmd
+from wplus.cli.study import study_cmd
 from wplus.cli.style import style_group
 from wplus.cli.style_locate import style_group as _locate  # noqa: F401  (registers locate, find)
 from wplus.cli.style_parts import style_group as _parts  # noqa: F401  (registers parts, transfer)
@@ -81,6 +82,7 @@ cli.add_command(probe_group)
 cli.add_command(encoder_group)
 cli.add_command(tune_cmd)
 cli.add_command(serve_cmd)
+cli.add_command(study_cmd)
 
 
 def main() -> None:
