@@ -61,7 +61,7 @@ def _provenance(model: LoadedGenerator, **fields: Any) -> dict[str, Any]:
     "--encoder",
     "encoder_path",
     type=INPUT_FILE,
-    help="Encoder of --init/--preset encoder [default: the model's].",
+    help="For --init/--preset encoder [default: the model's].",
 )
 @click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True, help="Images optimised together.")
 @click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True)
