@@ -61,6 +61,7 @@ MASK_SCRIBBLE = "follow them (scribbles are part of the target)"
 _HEARTBEAT_S = 0.5  # a projection's handler yields at least this often, so a cancel gets in between steps
 STYLE_BOX = "box (x0,y0,x1,y1)"  # the region dropdowns' entry for the box typed (or clicked) below them
 STYLE_RANGE = 20.0  # the channel sliders' range in σ (StyleSpace moves channels by up to ±20 σ)
+STYLE_SHOWN = 256  # the Style channels tab enlarges smaller images to about this side (room to click corners)
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -423,13 +424,13 @@ def build_app(
     def style_render_fn(latent: str | None, channels: str | None, *values: float) -> Any:
         if latent is None:
             return None  # nothing embedded yet: nothing to show
-        return service.style_render(latent, channels or "", [float(v or 0) for v in values])
+        return _enlarged(service.style_render(latent, channels or "", [float(v or 0) for v in values]))
 
     def style_corner_fn(pending: list[int] | None, evt: gr.SelectData) -> tuple:
         """A click on the image: the first corner of a box, then the opposite one (the box then fills the box
         field, both ends included)."""
-        r = service.resolution
-        x, y = (min(max(int(v), 0), r - 1) for v in evt.index[:2])
+        r, f = service.resolution, _enlargement(service.resolution)
+        x, y = (min(max(int(v) // f, 0), r - 1) for v in evt.index[:2])
         if not pending:
             return [x, y], gr.skip(), gr.skip(), f"first corner {x},{y}: click the opposite corner"
         x0, y0 = pending
@@ -471,7 +472,10 @@ def build_app(
 
         result = yield from background(job, f"{_session(request)}:transfer", "transfer", show)
         taken = plural(result.selection.count, "channel")
-        yield result.image, f"**{result.label}**: {taken} moved {float(strength):g} of the way to the reference's"
+        yield (
+            _enlarged(result.image),
+            f"**{result.label}**: {taken} moved {float(strength):g} of the way to the reference's",
+        )
 
     presets = [PRESET_DEFAULT, *sorted(PRESETS)]
     losses = [LOSS_OF_PRESET, *LOSS_KINDS]
@@ -752,6 +756,19 @@ def _named_sliders(gr: Any, named: list[Any], model_id: str) -> list[Any]:
         sliders.append(gr.Slider(low, high, value=0, step=step, label=f"{d.name} ({d.spec})", info=d.description,
                                  elem_id=f"{d.name}-slider"))  # fmt: skip
     return sliders
+
+
+def _enlargement(resolution: int) -> int:
+    """The whole factor the Style channels tab enlarges images of this side by (1 from ``STYLE_SHOWN`` px on)."""
+    return max(1, STYLE_SHOWN // max(1, resolution))
+
+
+def _enlarged(image: Any) -> Any:
+    """``image`` enlarged by :func:`_enlargement` with nearest-neighbour (every pixel a square of the same colour)."""
+    from PIL import Image
+
+    f = _enlargement(image.width)
+    return image if f == 1 else image.resize((image.width * f, image.height * f), Image.Resampling.NEAREST)
 
 
 def _session(request: Any) -> str:
