@@ -152,7 +152,7 @@ def test_the_tab_through_the_api(setup):
         moved = client.predict(handle_file(str(a)), names, 6, *[0] * (STYLE_TOP - 1), api_name="/style_render")
         assert np.array_equal(_pixels(zero), _pixels(service.edit(a)).repeat(16, 0).repeat(16, 1))  # 16 px shown x16
         assert np.abs(_pixels(moved) - _pixels(zero)).mean() > 0.5
-        assert first in status
+        assert f"`{first}` = synthesis." in status
         image, status = client.predict(handle_file(str(a)), handle_file(str(b)), "box (x0,y0,x1,y1)", BOX, 1.0, 2,
                                        api_name="/style_transfer")  # fmt: skip
         assert "channels moved 1 of the way" in status and _pixels(image).shape == (256, 256, 3)
@@ -167,8 +167,8 @@ def test_the_tab_through_the_api(setup):
         corner = next(f.fn for f in app.fns.values() if getattr(f.fn, "__name__", "") == "style_corner_fn")
         pending, *_ = corner(None, gr.SelectData(None, {"index": [200, 40], "value": None}))
         assert pending == [12, 2]
-        assert corner(pending, gr.SelectData(None, {"index": [35, 130], "value": None}))[1:3] == (
-            "2,2,13,9", "box (x0,y0,x1,y1)")  # fmt: skip
+        assert corner(pending, gr.SelectData(None, {"index": [35, 130], "value": None}))[1:4] == (
+            "2,2,13,9", "2,2,13,9", "box (x0,y0,x1,y1)")  # fmt: skip
     finally:
         client.close()
         app.close()

@@ -411,7 +411,7 @@ def build_app(
         lines = [f"**{reg.label}** ({100 * reg.area:.1f} % of the image): the {plural(len(found), 'channel')} whose "
                  f"change stays most inside it (effects over {plural(n, 'sample image')}, {how}). "
                  "Each slider moves its channel by value × σ."]  # fmt: skip
-        lines += [f"`{c.name}` {c.layer}:{c.channel}, {100 * c.share:.0f} % inside" for c in found]
+        lines.append("; ".join(f"`{c.name}` = {c.layer}:{c.channel}" for c in found))
         yield (*updates, ",".join(c.name for c in found), "  \n".join(lines))
 
     def style_cancel_fn(request: gr.Request) -> str:
@@ -427,15 +427,15 @@ def build_app(
         return _enlarged(service.style_render(latent, channels or "", [float(v or 0) for v in values]))
 
     def style_corner_fn(pending: list[int] | None, evt: gr.SelectData) -> tuple:
-        """A click on the image: the first corner of a box, then the opposite one (the box then fills the box
-        field, both ends included)."""
+        """A click on the image: the first corner of a box, then the opposite one (the box, both ends included,
+        then fills both box fields and becomes the region channels are found for)."""
         r, f = service.resolution, _enlargement(service.resolution)
         x, y = (min(max(int(v) // f, 0), r - 1) for v in evt.index[:2])
         if not pending:
-            return [x, y], gr.skip(), gr.skip(), f"first corner {x},{y}: click the opposite corner"
+            return [x, y], gr.skip(), gr.skip(), gr.skip(), f"first corner {x},{y}: click the opposite corner"
         x0, y0 = pending
         box = f"{min(x0, x)},{min(y0, y)},{max(x0, x) + 1},{max(y0, y) + 1}"
-        return None, box, STYLE_BOX, f"box {box}: press Find channels"
+        return None, box, box, STYLE_BOX, f"box {box}: press Find channels"
 
     def style_transfer_fn(
         latent: str | None,
@@ -587,7 +587,9 @@ def build_app(
                                                   file_types=LATENT_TYPES + sorted(IMAGE_SUFFIXES),
                                                   elem_id="style-reference")  # fmt: skip
                         style_part = gr.Dropdown(parts, value=parts[0], label="Part", elem_id="style-part")
-                        style_part_box = gr.Textbox(label="Box x0,y0,x1,y1", info=box_info, elem_id="style-part-box")
+                        style_part_box = gr.Textbox(label="Box x0,y0,x1,y1", elem_id="style-part-box",
+                                                    info=f"{box_info.split(';')[0]}; clicks on the image above fill "
+                                                    "it too")  # fmt: skip
                         style_strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength")
                         style_ref_steps = gr.Slider(1, MAX_WEB_STEPS, value=100, step=1,
                                                     label="Steps, when the reference is a photo")  # fmt: skip
@@ -671,7 +673,8 @@ def build_app(
             api_name="style_render",
             trigger_mode="always_last",
         )
-        style_img.select(style_corner_fn, corner, [corner, style_box, style_region, style_status], **private)
+        style_img.select(style_corner_fn, corner, [corner, style_box, style_part_box, style_region, style_status],
+                         **private)  # fmt: skip
         style_transfer.click(
             style_transfer_fn,
             [style_latent, style_reference, style_part, style_part_box, style_strength, style_ref_steps],
