@@ -1,13 +1,16 @@
-"""The page of ``wplus serve`` (Gradio): tabs for Embed, Edit, Morph, Style mixing, Expression and Masks.
+"""The page of ``wplus serve`` (Gradio): tabs for Embed, Edit, Morph, Style mixing, Style channels, Expression and
+Masks.
 
 Each action is also a named API endpoint (``project``, ``project_masked``, ``edit``, ``paste``, ``morph``, ``mix``,
-``expression``; docs/web.md lists their inputs and outputs) that ``gradio_client`` scripts. The work is
-:class:`wplus.web.service.WebService`'s; this module wires it to components and turns every failure into a one-line
-message in the page (``gradio.Error``), never a traceback, so the server keeps serving.
+``style_channels``, ``style_render``, ``style_transfer``, ``expression``; docs/web.md lists their inputs and
+outputs) that ``gradio_client`` scripts. The work is :class:`wplus.web.service.WebService`'s; this module wires it
+to components and turns every failure into a one-line message in the page (``gradio.Error``), never a traceback,
+so the server keeps serving.
 
 Projections share one queue slot per model (``concurrency``, default 1: a CPU runs one well, not two), stream a
 preview every few steps, and stop at the next step when cancelled (the Cancel button, a closed page, or
-``Job.cancel()`` of ``gradio_client``). Gradio is imported inside :func:`build_app` only (the ``web`` extra).
+``Job.cancel()`` of ``gradio_client``); so does the first search for style channels of a model (minutes on a CPU).
+Gradio is imported inside :func:`build_app` only (the ``web`` extra).
 """
 
 import functools
@@ -16,7 +19,8 @@ import os
 import queue
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +33,9 @@ from wplus.projection.settings import LOSS_KINDS, PRESETS
 from wplus.text import plural
 from wplus.web.service import (
     DEFAULT_MAX_UPLOAD_MB,
+    MAX_EFFECT_SAMPLES,
     MAX_WEB_STEPS,
+    STYLE_TOP,
     Cancelled,
     EmbedRequest,
     EmbedResult,
@@ -44,7 +50,8 @@ __all__ = ["build_app", "launch_app", "DEFAULT_HOST", "DEFAULT_PORT", "INSTALL_H
 DEFAULT_HOST = "127.0.0.1"  # loopback: reach it from elsewhere through an SSH tunnel (docs/web.md), not a share link
 DEFAULT_PORT = 7860  # Gradio's usual port
 INSTALL_HINT = "the web UI needs Gradio: pip install 'wplus[web]'"
-ENDPOINTS = ("project", "project_masked", "edit", "paste", "morph", "mix", "expression")
+ENDPOINTS = ("project", "project_masked", "edit", "paste", "morph", "mix", "style_channels", "style_render",
+             "style_transfer", "expression")  # fmt: skip
 PRESET_DEFAULT = "default"  # the dropdown entry for the library defaults (no preset)
 LOSS_OF_PRESET = "preset's"  # the dropdown entry that keeps the preset's loss
 LATENT_TYPES = [".npz", ".npy", ".pt", ".pth"]  # what load_code and load_direction read
@@ -52,6 +59,9 @@ PREVIEWS = 20  # live previews per projection
 MASK_SKIP = "skip the painted areas (occluders)"
 MASK_SCRIBBLE = "follow them (scribbles are part of the target)"
 _HEARTBEAT_S = 0.5  # a projection's handler yields at least this often, so a cancel gets in between steps
+STYLE_BOX = "box (x0,y0,x1,y1)"  # the region dropdowns' entry for the box typed (or clicked) below them
+STYLE_RANGE = 20.0  # the channel sliders' range in σ (StyleSpace moves channels by up to ±20 σ)
+STYLE_SHOWN = 256  # the Style channels tab enlarges smaller images to about this side (room to click corners)
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -307,6 +317,166 @@ def build_app(
     def expression_fn(w1: str | None, w2: str | None, w3: str | None, strength: float) -> Any:
         return service.expression(w1, w2, w3, strength=float(strength))
 
+    def background(
+        job: Callable[[Callable[[Any], None], Callable[[], bool]], Any],
+        key: str,
+        what: str,
+        show: Callable[[Any], tuple],
+    ) -> Generator[tuple, None, Any]:
+        """Run ``job(report, should_stop)`` in a worker thread; yield ``show(event)`` for each reported event and
+        ``show(None)`` at every heartbeat; return its result. The Cancel button (``stops[key]``), a closed page or a
+        cancelled API job make ``should_stop`` true; a failure becomes one line."""
+        stop = threading.Event()
+        stops[key] = stop
+        events: queue.Queue = queue.Queue()
+        done = object()
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["result"] = job(events.put, stop.is_set)
+            except BaseException as e:  # handed to the handler, which reports it in one line
+                box["error"] = e
+            finally:
+                events.put(done)
+
+        threading.Thread(target=work, name="wplus-style", daemon=True).start()
+        try:
+            while True:
+                try:
+                    event = events.get(timeout=_HEARTBEAT_S)
+                except queue.Empty:
+                    event = None
+                if event is done:
+                    break
+                yield show(event)
+        finally:
+            stop.set()
+            if stops.get(key) is stop:
+                del stops[key]
+        if "error" in box:
+            e = box["error"]
+            if isinstance(e, Cancelled):
+                raise gr.Error(f"{what} cancelled", print_exception=False)
+            if isinstance(e, WplusError):
+                raise gr.Error(_message(e), print_exception=False)
+            log.error("%s failed", what, exc_info=e)
+            raise gr.Error(f"{type(e).__name__}: {_message(e)} (details in the server log)")
+        return box["result"]
+
+    def style_channels_fn(
+        latent: str | None,
+        region: str,
+        box: str,
+        samples: float,
+        request: gr.Request,
+        progress: gr.Progress = progress_tracker,
+    ) -> Iterator[tuple]:
+        """Outputs: one update per channel slider, the channel names (joined by commas), the status line."""
+        text = box if region == STYLE_BOX else region
+        try:
+            service.style_latent(latent)
+            reg = service.style_region(text)
+            n = int(samples)
+            if not 1 <= n <= MAX_EFFECT_SAMPLES:
+                raise WplusError(f"got {n} sample images, expected 1 to {MAX_EFFECT_SAMPLES}")
+        except WplusError as e:
+            raise gr.Error(_message(e), print_exception=False) from None
+        measured = not service.effects_ready(n)
+        skip = tuple(gr.skip() for _ in range(STYLE_TOP + 1))
+        t0 = time.perf_counter()
+
+        def show(event: Any) -> tuple:
+            if event is None:
+                return (*skip, gr.skip())
+            done, total = event
+            progress((done, total), desc="channel effects", unit="channels")
+            took = time.perf_counter() - t0
+            return (*skip, f"measuring where each channel changes the image: {done}/{total} channels, {took:.0f} s "
+                           "(once per model and sample count, then cached)")  # fmt: skip
+
+        if measured:
+            yield (*skip, f"measuring where each channel changes the image on {plural(n, 'sample image')} (once per "
+                          "model and sample count: minutes on a CPU, then cached)...")  # fmt: skip
+
+        def job(report: Callable[[Any], None], should_stop: Callable[[], bool]) -> list:
+            return service.style_channels(latent, text, samples=n, on_progress=lambda d, t: report((d, t)),
+                                          should_stop=should_stop)  # fmt: skip
+
+        found = yield from background(job, f"{_session(request)}:style", "finding channels", show)
+        updates = [gr.update(visible=False, value=0) for _ in range(STYLE_TOP)]
+        for i, c in enumerate(found[:STYLE_TOP]):
+            updates[i] = gr.update(visible=True, value=0, label=f"{c.name}: {100 * c.share:.0f} % of its change inside")
+        how = f"measured in {time.perf_counter() - t0:.0f} s, now cached" if measured else "cached"
+        lines = [f"**{reg.label}** ({100 * reg.area:.1f} % of the image): the {plural(len(found), 'channel')} whose "
+                 f"change stays most inside it (effects over {plural(n, 'sample image')}, {how}). "
+                 "Each slider moves its channel by value × σ."]  # fmt: skip
+        lines.append("; ".join(f"`{c.name}` = {c.layer}:{c.channel}" for c in found))
+        yield (*updates, ",".join(c.name for c in found), "  \n".join(lines))
+
+    def style_cancel_fn(request: gr.Request) -> str:
+        stop = stops.get(f"{_session(request)}:style")
+        if stop is not None:
+            stop.set()
+        return "cancelled"
+
+    @friendly
+    def style_render_fn(latent: str | None, channels: str | None, *values: float) -> Any:
+        if latent is None:
+            return None  # nothing embedded yet: nothing to show
+        return _enlarged(service.style_render(latent, channels or "", [float(v or 0) for v in values]))
+
+    def style_corner_fn(pending: list[int] | None, evt: gr.SelectData) -> tuple:
+        """A click on the image: the first corner of a box, then the opposite one (the box, both ends included,
+        then fills both box fields and becomes the region channels are found for)."""
+        r, f = service.resolution, _enlargement(service.resolution)
+        x, y = (min(max(int(v) // f, 0), r - 1) for v in evt.index[:2])
+        if not pending:
+            return [x, y], gr.skip(), gr.skip(), gr.skip(), f"first corner {x},{y}: click the opposite corner"
+        x0, y0 = pending
+        box = f"{min(x0, x)},{min(y0, y)},{max(x0, x) + 1},{max(y0, y) + 1}"
+        return None, box, box, STYLE_BOX, f"box {box}: press Find channels"
+
+    def style_transfer_fn(
+        latent: str | None,
+        reference: str | None,
+        part: str,
+        box: str,
+        strength: float,
+        steps: float,
+        request: gr.Request,
+    ) -> Iterator[tuple]:
+        """Outputs: the result image and a status line."""
+        text = box if part == STYLE_BOX else part
+        try:
+            service.style_latent(latent)
+            service.check_upload(reference, "reference (a latent, or a photo to embed)")
+            if text not in service.style_parts():
+                service.style_region(text)
+        except WplusError as e:
+            raise gr.Error(_message(e), print_exception=False) from None
+        notes = []
+        if not service.catalogue_ready():
+            notes.append("building the model's part catalogue first (once per model: about a minute at 64 px on a "
+                         "CPU, then cached)")  # fmt: skip
+        if text not in service.style_parts():
+            notes.append("a box measures each channel's share inside it over the catalogue's samples")
+        t0 = time.perf_counter()
+
+        def show(_event: Any) -> tuple:
+            return gr.skip(), "; ".join([f"working: {time.perf_counter() - t0:.0f} s", *notes])
+
+        def job(_report: Callable[[Any], None], should_stop: Callable[[], bool]) -> Any:
+            return service.style_transfer(latent, reference, text, strength=float(strength),
+                                          reference_steps=int(steps), should_stop=should_stop)  # fmt: skip
+
+        result = yield from background(job, f"{_session(request)}:transfer", "transfer", show)
+        taken = plural(result.selection.count, "channel")
+        yield (
+            _enlarged(result.image),
+            f"**{result.label}**: {taken} moved {float(strength):g} of the way to the reference's",
+        )
+
     presets = [PRESET_DEFAULT, *sorted(PRESETS)]
     losses = [LOSS_OF_PRESET, *LOSS_KINDS]
     last_layer = service.num_ws - 1
@@ -376,6 +546,58 @@ def build_app(
                     layer_range = _layer_range(gr, service.num_ws, min(8, last_layer), last_layer)
                     mix_btn = gr.Button("Mix", variant="primary", elem_id="mix-button")
                 mix_img = gr.Image(label="Mixed", type="pil", format="png", interactive=False, elem_id="mixed")
+            with gr.Tab("Style channels", id="style"):
+                res = service.resolution
+                regions = [*service.style_regions(), STYLE_BOX]
+                parts = [*service.style_parts(), STYLE_BOX]
+                box_info = f"pixels of the {res}x{res} image, x1 and y1 excluded; or click two corners on the image"
+                with gr.Row():
+                    with gr.Column():
+                        style_latent = gr.File(label="Latent (filled by Embed)", file_types=LATENT_TYPES,
+                                               elem_id="style-latent")  # fmt: skip
+                        style_region = gr.Dropdown(regions, value=regions[0], label="Region",
+                                                   elem_id="style-region")  # fmt: skip
+                        style_box = gr.Textbox(label="Box x0,y0,x1,y1", info=box_info, elem_id="style-box")
+                        with gr.Accordion("Sample images", open=False):
+                            style_samples = gr.Slider(
+                                1, MAX_EFFECT_SAMPLES, value=8, step=1, label="Sample images for the channel effects",
+                                info="the first search of a model moves every channel on this many generator samples: "
+                                "minutes on a CPU (about 4 min for 8 at 64 px on 2 cores), then cached; fewer is "
+                                "faster and noisier",
+                            )  # fmt: skip
+                        with gr.Row():
+                            style_find = gr.Button("Find channels", variant="primary", elem_id="style-find")
+                            style_cancel = gr.Button("Cancel", variant="stop")
+                        style_status = gr.Markdown(elem_id="style-status")
+                        style_names = gr.Textbox(visible=False, elem_id="style-names")
+                        style_sliders = [
+                            gr.Slider(-STYLE_RANGE, STYLE_RANGE, value=0, step=0.5, label=f"channel {i + 1}",
+                                      visible=False, elem_id=f"style-slider-{i}")
+                            for i in range(STYLE_TOP)
+                        ]  # fmt: skip
+                    with gr.Column():
+                        style_img = gr.Image(label="Channels moved (click two corners for a box)", type="pil",
+                                             format="png", interactive=False, elem_id="style-image")  # fmt: skip
+                corner = gr.State(None)
+                gr.Markdown("#### Transfer a part\nThe channels that act in a part (Editing in Style) move from a "
+                            "reference face to the latent above; every other channel stays the latent's.")  # fmt: skip
+                with gr.Row():
+                    with gr.Column():
+                        style_reference = gr.File(label="Reference: a latent, or a photo (embedded first)",
+                                                  file_types=LATENT_TYPES + sorted(IMAGE_SUFFIXES),
+                                                  elem_id="style-reference")  # fmt: skip
+                        style_part = gr.Dropdown(parts, value=parts[0], label="Part", elem_id="style-part")
+                        style_part_box = gr.Textbox(label="Box x0,y0,x1,y1", elem_id="style-part-box",
+                                                    info=f"{box_info.split(';')[0]}; clicks on the image above fill "
+                                                    "it too")  # fmt: skip
+                        style_strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength")
+                        style_ref_steps = gr.Slider(1, MAX_WEB_STEPS, value=100, step=1,
+                                                    label="Steps, when the reference is a photo")  # fmt: skip
+                        style_transfer = gr.Button("Transfer", variant="primary", elem_id="style-transfer")
+                    with gr.Column():
+                        transfer_img = gr.Image(label="Result", type="pil", format="png", interactive=False,
+                                                elem_id="style-transferred")  # fmt: skip
+                        transfer_status = gr.Markdown(elem_id="style-transfer-status")
             with gr.Tab("Expression", id="expression"), gr.Row():
                 with gr.Column():
                     w1 = gr.File(label="w1: the face to change", file_types=LATENT_TYPES)
@@ -422,9 +644,9 @@ def build_app(
         cancel_btn.click(cancel_fn, None, status, cancels=[embed_ev], **private)
         mask_cancel.click(cancel_fn, None, mask_status, cancels=[mask_ev], **private)
         # A finished embedding becomes the input of every edit tab (and the Edit tab renders it at once).
-        edit_inputs = [edit_latent, mix_content, morph_a, w1]
-        embed_ev.success(lambda f: (f,) * 4, latent_out, edit_inputs, **private)
-        mask_ev.success(lambda f: (f,) * 4, mask_latent, edit_inputs, **private)
+        edit_inputs = [edit_latent, mix_content, morph_a, w1, style_latent]
+        embed_ev.success(lambda f: (f,) * len(edit_inputs), latent_out, edit_inputs, **private)
+        mask_ev.success(lambda f: (f,) * len(edit_inputs), mask_latent, edit_inputs, **private)
         gr.on(
             [edit_latent.change, *(s.change for s in sliders), direction.change, strength.change, component.change],
             edit_fn,
@@ -436,6 +658,29 @@ def build_app(
         morph_btn.click(morph_fn, [morph_a, morph_b, frames], [morph_gallery, morph_gif], api_name="morph")
         mix_btn.click(mix_fn, [mix_content, mix_style, layer_range], mix_img, api_name="mix")
         expr_btn.click(expression_fn, [w1, w2, w3, lam], expr_img, api_name="expression")
+        find_ev = style_find.click(
+            style_channels_fn,
+            [style_latent, style_region, style_box, style_samples],
+            [*style_sliders, style_names, style_status],
+            api_name="style_channels",
+        )
+        style_cancel.click(style_cancel_fn, None, style_status, cancels=[find_ev], **private)
+        gr.on(
+            [style_latent.change, style_names.change, *(s.change for s in style_sliders)],
+            style_render_fn,
+            [style_latent, style_names, *style_sliders],
+            style_img,
+            api_name="style_render",
+            trigger_mode="always_last",
+        )
+        style_img.select(style_corner_fn, corner, [corner, style_box, style_part_box, style_region, style_status],
+                         **private)  # fmt: skip
+        style_transfer.click(
+            style_transfer_fn,
+            [style_latent, style_reference, style_part, style_part_box, style_strength, style_ref_steps],
+            [transfer_img, transfer_status],
+            api_name="style_transfer",
+        )
     demo.queue(default_concurrency_limit=2)
     demo.wplus_service = service
     return demo
@@ -514,6 +759,19 @@ def _named_sliders(gr: Any, named: list[Any], model_id: str) -> list[Any]:
         sliders.append(gr.Slider(low, high, value=0, step=step, label=f"{d.name} ({d.spec})", info=d.description,
                                  elem_id=f"{d.name}-slider"))  # fmt: skip
     return sliders
+
+
+def _enlargement(resolution: int) -> int:
+    """The whole factor the Style channels tab enlarges images of this side by (1 from ``STYLE_SHOWN`` px on)."""
+    return max(1, STYLE_SHOWN // max(1, resolution))
+
+
+def _enlarged(image: Any) -> Any:
+    """``image`` enlarged by :func:`_enlargement` with nearest-neighbour (every pixel a square of the same colour)."""
+    from PIL import Image
+
+    f = _enlargement(image.width)
+    return image if f == 1 else image.resize((image.width * f, image.height * f), Image.Resampling.NEAREST)
 
 
 def _session(request: Any) -> str:

@@ -1,4 +1,5 @@
-"""What the web page does, without the page: embed an uploaded photo, edit, morph, mix and transfer expressions.
+"""What the web page does, without the page: embed an uploaded photo, edit, morph, mix and transfer expressions,
+find and move the style channels of a region, transfer a part between faces.
 
 :class:`WebService` holds one generator and answers each action with plain values (paths, PIL images, numbers),
 so it runs and is tested without Gradio; :mod:`wplus.web.app` puts it behind a page and named API endpoints.
@@ -12,7 +13,9 @@ line names the upload by its file name (not the server's temporary path).
 
 from __future__ import annotations
 
+import copy
 import logging
+import math
 import shutil
 import threading
 import time
@@ -34,11 +37,26 @@ from wplus.projection.settings import LOSS_KINDS, PRESETS, ProjectionSettings, r
 
 log = logging.getLogger(__name__)
 
-__all__ = ["WebService", "EmbedRequest", "EmbedResult", "Cancelled", "DEFAULT_MAX_UPLOAD_MB", "MAX_WEB_STEPS"]
+__all__ = [
+    "WebService",
+    "EmbedRequest",
+    "EmbedResult",
+    "StyleTransfer",
+    "Cancelled",
+    "DEFAULT_MAX_UPLOAD_MB",
+    "MAX_WEB_STEPS",
+    "STYLE_TOP",
+    "STYLE_PARTS",
+    "MAX_EFFECT_SAMPLES",
+]
 
 DEFAULT_MAX_UPLOAD_MB = 25.0  # a phone photo is 3-12 MB; a bigger upload is refused before it is read
 MAX_WEB_STEPS = 5000  # the paper's run length; a page visitor cannot ask one request for more
 _CACHED_TUNED = 2  # tuned generator copies kept for edits (each is a full copy of G)
+STYLE_TOP = 8  # channels the Style channels tab finds for a region (one slider each)
+STYLE_PARTS = ("mouth", "eyes", "left_eye", "right_eye")  # the shipped model's named parts (its part catalogue)
+MAX_EFFECT_SAMPLES = 64  # sample images a page visitor may ask the channel effects to be measured on
+PART_SAMPLES = 200  # generator samples of the part catalogue (wplus.stylespace.parts.DEFAULT_SAMPLES)
 
 
 class Cancelled(WplusError):
@@ -79,6 +97,18 @@ class EmbedResult:
     pasted: Image.Image | None = None  # the (tuned) projection pasted back into the photo, for aligned faces
 
 
+@dataclass
+class StyleTransfer:
+    """A part transfer of the Style channels tab: the image, the styles before and after (batches of one,
+    :class:`wplus.stylespace.Styles`) and the channels taken (:class:`wplus.stylespace.parts.Selection`)."""
+
+    image: Image.Image
+    styles: Any
+    target: Any
+    selection: Any
+    label: str
+
+
 def _one_line(e: BaseException, upload: Path | None = None) -> str:
     text = (str(e).splitlines() or [type(e).__name__])[0] or type(e).__name__
     if upload is not None:
@@ -95,6 +125,12 @@ class WebService:
         workdir: where projection folders are written (one sub-folder per embedding).
         max_upload_bytes: refuse uploads larger than this.
         max_pixels: refuse images with more pixels (decompression bombs), see :data:`wplus.io.images.MAX_PIXELS`.
+        part_samples: generator samples the part catalogue of a transfer is built from (once per model, cached).
+
+    Style-space work replaces the affines' outputs with hooks for the duration of a forward pass
+    (:func:`wplus.stylespace.render_styles`), so it never runs on the generator a projection may be using: renders
+    use one copy of it (one at a time, with the other renders of edits), the long measurements (channel effects, part
+    catalogue, a box's contributions) another (one at a time).
     """
 
     def __init__(
@@ -105,6 +141,7 @@ class WebService:
         workdir: Path,
         max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 1024 * 1024),
         max_pixels: int = MAX_PIXELS,
+        part_samples: int = PART_SAMPLES,
     ):
         self.model, self.device = model, device
         self.G = model.G.eval().requires_grad_(False)  # shared by concurrent requests: never toggled per run
@@ -118,6 +155,14 @@ class WebService:
         self._tuned: OrderedDict[Path, torch.nn.Module] = OrderedDict()
         self._directions: dict[tuple[str, int | None], Any] = {}
         self._detector: Any = None
+        self.part_samples = int(part_samples)
+        self._render_lock = threading.Lock()  # renders that hook a generator's affines, and the edits' renders
+        self._compute_lock = threading.Lock()  # the long style-space measurements (on their own copy of G)
+        self._render_G: torch.nn.Module | None = None
+        self._compute_G: torch.nn.Module | None = None
+        self._style_stats: Any = None
+        self._effects: dict[int, Any] = {}
+        self._catalogue: Any = None
 
     # -- inputs ---------------------------------------------------------------------------------------------------
 
@@ -354,7 +399,8 @@ class WebService:
     def _render(self, G: torch.nn.Module, ws: torch.Tensor, latent: Any) -> Image.Image:
         from wplus.edits.render import latent_noise, render
 
-        return render(G, ws, latent_noise(latent, G))[0]
+        with self._render_lock:  # a tuned generator is also hooked by style renders
+            return render(G, ws, latent_noise(latent, G))[0]
 
     def direction(self, path: str | Path, component: int | None = None) -> Any:
         from wplus.edits.directions import load_direction
@@ -455,6 +501,256 @@ class WebService:
         neutral, expressive = self.code(w2, "neutral latent (w2)"), self.code(w3, "expressive latent (w3)")
         ws = expression_transfer(target.ws, neutral.ws, expressive.ws, strength=float(strength))
         return self._render(self.G, ws.to(self.device), target)
+
+    # -- style space ----------------------------------------------------------------------------------------------
+
+    @property
+    def has_builtin_parts(self) -> bool:
+        """Whether this is the shipped model (its drawn faces give the built-in regions and named parts)."""
+        from wplus.shipped import SHIPPED_SHA256
+
+        return self.model.sha256 == SHIPPED_SHA256
+
+    def style_regions(self) -> list[str]:
+        """The built-in regions channels are found for (the drawn faces' boxes; the shipped model only)."""
+        from wplus.stylespace.locate import BUILTIN_REGIONS
+
+        return list(BUILTIN_REGIONS) if self.has_builtin_parts else []
+
+    def style_parts(self) -> list[str]:
+        """The named parts a transfer takes (the shipped model's part catalogue names them; others have none)."""
+        return list(STYLE_PARTS) if self.has_builtin_parts else []
+
+    def style_latent(self, path: str | Path | None) -> Any:
+        """The latent of the Style channels tab (checked as :meth:`code`)."""
+        if path is None or str(path) == "":
+            raise ConfigError("no latent yet: embed a photo on the Embed tab (or upload a latent) first")
+        return self.code(path)
+
+    def style_region(self, text: str | None) -> Any:
+        """A region (:class:`wplus.stylespace.locate.Region`): a built-in part's box or ``x0,y0,x1,y1`` in pixels of
+        the generator's images (x1, y1 excluded). Mask files are not read: a page visitor names no server path."""
+        from wplus.stylespace.locate import parse_region
+
+        text = str(text or "").strip()
+        r = self.resolution
+        builtin = self.style_regions()
+        box = f"a box x0,y0,x1,y1 in pixels of the {r}x{r} image (or click two corners on it)"
+        if not text:
+            raise ConfigError(f"no region given; expected {'a part or ' if builtin else ''}{box}")
+        if "," not in text and text not in builtin:
+            if builtin:
+                raise ConfigError(f"region {text!r}: expected {', '.join(builtin)} or {box}")
+            raise ConfigError(f"region {text!r}: {self.model.model_id} has no built-in parts; expected {box}")
+        return parse_region(text, r, flag="region")
+
+    def style_stats(self) -> Any:
+        """Per-channel σ of this generator's styles (:func:`wplus.stylespace.style_stats`, cached per model)."""
+        from wplus.stylespace import style_stats
+
+        with self._lock:
+            if self._style_stats is None:
+                self._style_stats = style_stats(self.G, model_sha256=self.model.sha256, device=self.device)
+            return self._style_stats
+
+    def _copy_of_G(self, which: str) -> torch.nn.Module:
+        """The render or compute copy of the base generator (made on first use)."""
+        attr = f"_{which}_G"
+        with self._lock:
+            if getattr(self, attr) is None:
+                setattr(self, attr, copy.deepcopy(self.G))
+            return getattr(self, attr)
+
+    def _acquire(self, lock: threading.Lock, should_stop: Callable[[], bool], what: str) -> None:
+        while not lock.acquire(timeout=0.2):
+            if should_stop():
+                raise Cancelled(f"{what} cancelled")
+
+    def effects_ready(self, samples: int) -> bool:
+        """Whether the channel effects over ``samples`` images are at hand (in memory or in the wplus cache)."""
+        from wplus.stylespace.locate import DEFAULT_K, DEFAULT_SIZE, effects_cache_path
+
+        if int(samples) in self._effects:
+            return True
+        path = effects_cache_path(self.model.sha256, samples=int(samples), seed=0, k=DEFAULT_K, size=DEFAULT_SIZE,
+                                  channels="modulating-forward")  # fmt: skip
+        return path.is_file()
+
+    def style_effects(
+        self,
+        samples: int,
+        *,
+        on_progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> Any:
+        """Where every channel changes the image, over ``samples`` generator samples
+        (:func:`wplus.stylespace.sample_effects`: minutes on a CPU the first time for a model, then cached).
+
+        Raises:
+            Cancelled: ``should_stop`` said so (checked after every batch of channels).
+        """
+        from wplus.stylespace.locate import sample_effects
+
+        samples = int(samples)
+        if not 1 <= samples <= MAX_EFFECT_SAMPLES:
+            raise ConfigError(f"got {samples} sample images, expected 1 to {MAX_EFFECT_SAMPLES}")
+        if samples in self._effects:
+            return self._effects[samples]
+        stats = self.style_stats()
+
+        def callback(done: int, total: int) -> None:
+            if should_stop():
+                raise Cancelled("finding channels cancelled")
+            if on_progress is not None:
+                on_progress(done, total)
+
+        self._acquire(self._compute_lock, should_stop, "finding channels")
+        try:
+            if samples not in self._effects:  # another request may have measured them meanwhile
+                G = self._copy_of_G("compute")
+                self._effects[samples] = sample_effects(G, samples=samples, stats=stats, model_sha256=self.model.sha256,
+                                                        device=self.device, callback=callback)[0]  # fmt: skip
+        finally:
+            self._compute_lock.release()
+        return self._effects[samples]
+
+    def style_channels(
+        self,
+        latent_path: str | Path | None,
+        region: str | None,
+        *,
+        top: int = STYLE_TOP,
+        samples: int = 8,
+        on_progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> list[Any]:
+        """The ``top`` channels whose change stays most inside ``region`` (:meth:`style_region`), best first
+        (:class:`wplus.stylespace.LocatedChannel`: name ``L_C``, share of the change inside, ...). The ranking is
+        the model's (over ``samples`` generator samples); the latent is checked so that the sliders have a face to
+        move."""
+        from wplus.stylespace.locate import locate_region
+
+        self.style_latent(latent_path)
+        reg = self.style_region(region)
+        effects = self.style_effects(samples, on_progress=on_progress, should_stop=should_stop)
+        return locate_region(effects, reg.mask, others=reg.others)[: max(1, int(top))]
+
+    def style_edit(
+        self, latent_path: str | Path | None, channels: str | list[str], values: list[float]
+    ) -> tuple[Any, Any, Any, torch.nn.Module]:
+        """``(styles of the latent, styles with channel i moved by values[i]·σ, the latent, its generator)``;
+        ``channels``: names ``L_C`` (a list, or joined by commas)."""
+        from wplus.stylespace import edit_channels, parse_channel, style_layers, to_styles
+
+        latent = self.style_latent(latent_path)
+        G = self._generator_for(Path(latent_path))  # type: ignore[arg-type]
+        names = [c.strip() for c in (channels.split(",") if isinstance(channels, str) else channels) if c.strip()]
+        if len(values) < len(names):
+            raise ConfigError(f"got {len(values)} values for {len(names)} channels, expected one per channel")
+        layers = style_layers(G)
+        edits = []
+        for name, value in zip(names, values, strict=False):
+            v = float(value or 0)
+            if not math.isfinite(v):
+                raise ConfigError(f"channel {name}: got {v}, expected a finite number of σ")
+            layer, c = parse_channel(layers, name, flag="channel")
+            if v:
+                edits.append((layer.name, c, v))
+        with torch.no_grad():
+            base = to_styles(G, latent.ws.to(self.device))
+        moved = edit_channels(base, edits, self.style_stats(), 1.0) if edits else base
+        return base, moved, latent, G
+
+    def style_render(self, latent_path: str | Path | None, channels: str | list[str], values: list[float]) -> Any:
+        """The embedding with each channel moved by its value in σ (the latent's noise; 0 everywhere renders the
+        embedding itself)."""
+        _, styles, latent, G = self.style_edit(latent_path, channels, values)
+        return self._render_styles(G, styles, latent)
+
+    def _render_styles(self, G: torch.nn.Module, styles: Any, latent: Any) -> Image.Image:
+        from wplus.edits.render import latent_noise
+        from wplus.io.images import tensor_to_pil
+        from wplus.stylespace import render_styles
+
+        with self._render_lock:
+            target = self._copy_of_G("render") if G is self.G else G  # never hook the generator projections use
+            noise = [n.to(self.device) for n in latent_noise(latent, target)]
+            with torch.no_grad():
+                return tensor_to_pil(render_styles(target, styles, noise)[0])
+
+    def _part_layer(self) -> str:
+        """The layer whose features the part catalogue clusters: the default 32-px conv, else the last conv of at
+        most 32 px (small models)."""
+        from wplus.stylespace import parts as sp
+        from wplus.stylespace import style_layers
+
+        convs = [x.name for x in style_layers(self.G) if x.kind == "conv"]
+        if sp.DEFAULT_LAYER in convs or not convs:
+            return sp.DEFAULT_LAYER  # (no conv: parts refuses this generator in one line)
+        small = [n for n in convs if int(n.split(".")[1][1:]) <= 32]
+        return (small or convs)[-1]
+
+    def catalogue_ready(self) -> bool:
+        from wplus.stylespace import parts as sp
+
+        return self._catalogue is not None or sp.catalogue_cache_path(
+            self.model.sha256, k=sp.DEFAULT_K, layer=self._part_layer(), samples=self.part_samples, seed=0,
+            size=sp.DEFAULT_MASK_SIZE).is_file()  # fmt: skip
+
+    def style_transfer(
+        self,
+        target_latent: str | Path | None,
+        reference: str | Path | None,
+        region: str | None,
+        *,
+        strength: float = 1.0,
+        reference_steps: int = 100,
+        reference_loss: str | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> StyleTransfer:
+        """The target with the channels of a part (:meth:`style_parts`), a built-in region's box or a box
+        ``x0,y0,x1,y1`` moved ``strength`` of the way to the reference's (Editing in Style); every other channel is
+        the target's. ``reference``: a latent, or a photo (embedded first with ``reference_steps`` steps).
+        The first transfer of a model builds its part catalogue (about a minute at 64 px on a CPU, then cached); a
+        box costs a pass over the catalogue's samples each time."""
+        from wplus.io.images import IMAGE_SUFFIXES
+        from wplus.stylespace import parts as sp
+        from wplus.stylespace import to_styles
+
+        target = self.style_latent(target_latent)
+        ref_path = self.check_upload(reference, "reference (a latent, or a photo to embed)")
+        if not (math.isfinite(float(strength)) and 0 <= float(strength) <= 1):
+            raise ConfigError(f"got strength {strength}, expected 0 to 1")
+        text = str(region or "").strip()
+        part = text if text in self.style_parts() else None
+        if part is None:
+            self.style_region(text)  # a bad box fails here, before anything is computed
+        if ref_path.suffix.lower() in IMAGE_SUFFIXES:
+            embedded = self.embed(EmbedRequest(image=ref_path, steps=int(reference_steps), loss=reference_loss),
+                                  should_stop=should_stop)  # fmt: skip
+            ref_path = embedded.latent
+        ref = self.code(ref_path, "reference latent")
+        G = self._generator_for(Path(target_latent))  # type: ignore[arg-type]
+        with torch.no_grad():
+            t_styles = to_styles(G, target.ws.to(self.device))
+            r_styles = to_styles(self._generator_for(ref_path), ref.ws.to(self.device))
+        self._acquire(self._compute_lock, should_stop, "transfer")
+        try:
+            Gc = self._copy_of_G("compute")
+            if self._catalogue is None:
+                self._catalogue = sp.cached_catalogue(Gc, model_sha256=self.model.sha256, layer=self._part_layer(),
+                                                      samples=self.part_samples, name_parts=self.has_builtin_parts,
+                                                      device=self.device)[0]  # fmt: skip
+            cat = self._catalogue
+            mask = None if part is not None else sp.region_mask(text, cat.size, self.resolution)
+            result, selection = sp.transfer_part(Gc, t_styles, r_styles, cat, part, region=mask,
+                                                 rho=sp.DEFAULT_RHO[sp.DEFAULT_FORM], strength=float(strength),
+                                                 device=self.device)  # fmt: skip
+        finally:
+            self._compute_lock.release()
+        image = self._render_styles(G, result, target)
+        label = part if part is not None else f"box {text}" if "," in text else f"{text} box"
+        return StyleTransfer(image=image, styles=result, target=t_styles, selection=selection, label=label)
 
 
 def mask_from_editor(background: Image.Image, layers: list[Image.Image], resolution: int) -> torch.Tensor:
