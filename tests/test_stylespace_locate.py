@@ -225,7 +225,7 @@ def test_effect_selection_transfers_only_the_planted_channel_and_the_outside_sta
     sel = effect_selection(G, eff, region, min_share=0.9)
     conv1 = "synthesis.b16.conv1"
     assert sel.per_layer() == {conv1: [3]}
-    s = to_styles(G, G.mapping(torch.randn(2, G.z_dim)))
+    s = to_styles(G, G.mapping(torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(2))))
     target, reference = s.select(0), s.select(1)
     reference = reference.with_channel(conv1, 3, 5 * float(stats.std[conv1][0, 3]))  # a reference that differs there
     out = mix_selected(target, reference, sel.mask)
@@ -234,8 +234,9 @@ def test_effect_selection_transfers_only_the_planted_channel_and_the_outside_sta
     with torch.no_grad():
         a, b = render_styles(G, target), render_styles(G, out)
     outside = region == 0
-    # outside: only what demodulation spreads (the planted channel holds ~1 % of it), under 1 % of the peak change
-    assert (a - b).abs().amax(1)[0][outside].max() < 1e-2 * (a - b).abs().max()
+    # outside: only what demodulation spreads (the planted channel holds ~1 % of it): 0.2-2.6 % of the
+    # peak change over seeds 0-7 (this one: 0.3 %); a channel acting outside changes it as much as inside
+    assert (a - b).abs().amax(1)[0][outside].max() < 3e-2 * (a - b).abs().max()
     assert (a - b).abs().max() > 1e-2
     with pytest.raises(ConfigError, match="--min-share"):
         effect_selection(G, eff, region, min_share=0)
