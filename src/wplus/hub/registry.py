@@ -62,6 +62,22 @@ class WeightSpec:
 REGISTRY: dict[str, WeightSpec] = {}
 
 
+GOOGLE_DRIVE = "https://drive.google.com/uc?id="
+
+
+def register_drive_file(
+    name: str, filename: str, drive_id: str, *, license: str, source: str, description: str, kind: str,
+    resolution: int, format: str, config: str | None = None,
+) -> WeightSpec:  # fmt: skip
+    """Register a file shared on Google Drive whose SHA-256 and size were never published (fetched unverified, with
+    a warning: the StyleGAN v1 and pSp / e4e / ReStyle files)."""
+    return register(
+        WeightSpec(name=name, filename=filename, urls=(GOOGLE_DRIVE + drive_id,), sha256=None, size=None,
+                   license=license, source=source, description=description, kind=kind, resolution=resolution,
+                   format=format, config=config)
+    )  # fmt: skip
+
+
 def register(spec: WeightSpec, *, overwrite: bool = False) -> WeightSpec:
     """Add ``spec`` to :data:`REGISTRY`.
 

@@ -10,12 +10,11 @@ under CC BY-NC 4.0 (non-commercial), so the files are listed under that licence.
 
 from __future__ import annotations
 
-from wplus.hub.registry import WeightSpec, register
+from wplus.hub.registry import register_drive_file
 
 __all__ = ["ENCODER_SPECS", "ENCODER_KIND"]
 
 ENCODER_KIND = "psp-encoder"
-_DRIVE = "https://drive.google.com/uc?id="
 _LICENSE = "CC-BY-NC-4.0"  # the bundled StyleGAN2 FFHQ decoder; the encoders' code is MIT
 
 # (registry name, file name, Google Drive id, source page, encoder_type, description)
@@ -35,21 +34,7 @@ _ENTRIES = (
 )  # fmt: skip
 
 ENCODER_SPECS = tuple(
-    register(
-        WeightSpec(
-            name=name,
-            filename=filename,
-            urls=(_DRIVE + drive_id,),
-            sha256=None,
-            size=None,
-            license=_LICENSE,
-            source=source,
-            description=description,
-            kind=ENCODER_KIND,
-            resolution=1024,
-            format="psp-pt",
-            config=encoder_type,
-        )
-    )
+    register_drive_file(name, filename, drive_id, license=_LICENSE, source=source, description=description,
+                        kind=ENCODER_KIND, resolution=1024, format="psp-pt", config=encoder_type)
     for name, filename, drive_id, source, encoder_type, description in _ENTRIES
-)
+)  # fmt: skip

@@ -11,13 +11,12 @@ The car model renders 512x384 pictures letterboxed in a 512x512 frame (64 black 
 
 from __future__ import annotations
 
-from wplus.hub.registry import WeightSpec, register
+from wplus.hub.registry import register_drive_file
 
 __all__ = ["STYLEGAN1_SPECS"]
 
 _SOURCE = "https://github.com/NVlabs/stylegan"
 _LICENSE = "CC-BY-NC-4.0"
-_DRIVE = "https://drive.google.com/uc?id="
 
 # (registry name, file name, Google Drive id, resolution, description)
 _ENTRIES = (
@@ -59,20 +58,7 @@ _ENTRIES = (
 )
 
 STYLEGAN1_SPECS = tuple(
-    register(
-        WeightSpec(
-            name=name,
-            filename=filename,
-            urls=(_DRIVE + drive_id,),
-            sha256=None,
-            size=None,
-            license=_LICENSE,
-            source=_SOURCE,
-            description=description,
-            kind="stylegan1",
-            resolution=resolution,
-            format="tf-pkl",
-        )
-    )
+    register_drive_file(name, filename, drive_id, license=_LICENSE, source=_SOURCE, description=description,
+                        kind="stylegan1", resolution=resolution, format="tf-pkl")
     for name, filename, drive_id, resolution, description in _ENTRIES
-)
+)  # fmt: skip

@@ -182,6 +182,40 @@ def read_tensors(
         raise CheckpointError(path, f"cannot read tensors ({e})") from None
 
 
+def training_tensors(module: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
+    """A training state as safetensors can hold it: ``model.*`` weights, ``opt.<param>.<name>`` optimiser tensors,
+    and the optimiser's param groups without their params (for the metadata). :func:`restore_training` reads it."""
+    tensors = {f"model.{k}": v for k, v in module.state_dict().items()}
+    opt_state = opt.state_dict()
+    for i, state in opt_state["state"].items():
+        for k, v in state.items():
+            tensors[f"opt.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in opt_state["param_groups"]]
+    return tensors, groups
+
+
+def restore_training(
+    path: Path, meta: Mapping[str, str], module: torch.nn.Module, opt: torch.optim.Optimizer, what: str
+) -> None:
+    """Load what :func:`training_tensors` wrote into ``module`` (strictly) and ``opt``; ``what`` names the module
+    in the one-line error of weights that do not fit."""
+    tensors = read_tensors(path)
+    model = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        module.load_state_dict(model, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(path, f"weights do not match the {what}: {str(e).splitlines()[0]}") from None
+    opt_state: dict[str, Any] = {"state": {}, "param_groups": []}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, i, name = k.split(".", 2)
+            opt_state["state"].setdefault(int(i), {})[name] = v
+    groups = json_field(path, meta, "param_groups")
+    params = [g["params"] for g in opt.state_dict()["param_groups"]]
+    opt_state["param_groups"] = [{**g, "params": p} for g, p in zip(groups, params, strict=True)]
+    opt.load_state_dict(opt_state)
+
+
 def parse_config(path: Path, config_cls: type, data: Any, what: str = "config") -> Any:
     """``config_cls.from_dict(data)``; a config out of bounds or of the wrong type is a CheckpointError."""
     try:

@@ -28,7 +28,7 @@ from torch import nn
 
 from wplus.data.faces import FaceAttributes
 from wplus.errors import ConfigError, ShapeError
-from wplus.models.config import ModelConfig, check_ranges
+from wplus.models.config import ModelConfig, check_ranges, check_stage_widths
 
 __all__ = [
     "ARCH",
@@ -103,13 +103,7 @@ class ProbeConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         check_ranges(self, ints={"hidden": (1, MAX_HIDDEN), "resolution": (RESOLUTION, RESOLUTION)})
-        ch = self.channels
-        if not (isinstance(ch, tuple) and 2 <= len(ch) <= MAX_LAYERS):
-            raise ConfigError(f"ProbeConfig.channels must be 2 to {MAX_LAYERS} widths, got {ch!r}")
-        if any(isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= MAX_CHANNELS for c in ch):
-            raise ConfigError(f"ProbeConfig.channels must be integers in [1, {MAX_CHANNELS}], got {ch!r}")
-        if self.resolution >> len(ch) < 1:
-            raise ConfigError(f"ProbeConfig.channels: {len(ch)} stride-2 stages halve 64 px below one pixel")
+        check_stage_widths(self, "channels", lengths=(2, MAX_LAYERS), max_width=MAX_CHANNELS, side=self.resolution)
         for name, known in (("regression", REGRESSION_TARGETS), ("classes", CLASS_TARGETS)):
             names = getattr(self, name)
             bad = [n for n in names if not isinstance(n, str) or n not in known]

@@ -84,6 +84,19 @@ def check_filter(config: Any, field: str) -> None:
         )
 
 
+def check_stage_widths(config: Any, field: str, *, lengths: tuple[int, int], max_width: int, side: int) -> None:
+    """A tuple of stride-2 stage widths: ``lengths`` (min, max) entries, integers in [1, max_width], and not so
+    many stages that they halve ``side`` px below one pixel (the encoder's and the attribute probe's)."""
+    ch = getattr(config, field)
+    name = f"{type(config).__name__}.{field}"
+    if not (isinstance(ch, tuple) and lengths[0] <= len(ch) <= lengths[1]):
+        raise ConfigError(f"{name} must be {lengths[0]} to {lengths[1]} widths, got {ch!r}")
+    if any(isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= max_width for c in ch):
+        raise ConfigError(f"{name} must be integers in [1, {max_width}], got {ch!r}")
+    if side >> len(ch) < 1:
+        raise ConfigError(f"{name}: {len(ch)} stride-2 stages halve {side} px below one pixel")
+
+
 def check_resolution(config: Any, field: str, lo: int) -> None:
     """A power of two in [lo, MAX_RESOLUTION]."""
     res = getattr(config, field)

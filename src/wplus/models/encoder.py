@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wplus.errors import ConfigError, ShapeError
-from wplus.models.config import MAX_WIDTH, ModelConfig, check_ranges
+from wplus.models.config import MAX_WIDTH, ModelConfig, check_ranges, check_stage_widths
 
 __all__ = [
     "ARCH",
@@ -107,13 +107,8 @@ class EncoderConfig(ModelConfig):
         )
         if self.resolution & (self.resolution - 1):
             raise ConfigError(f"EncoderConfig.resolution must be a power of two, got {self.resolution}")
+        check_stage_widths(self, "channels", lengths=(1, MAX_STAGES), max_width=MAX_CHANNELS, side=self.resolution)
         ch = self.channels
-        if not (isinstance(ch, tuple) and 1 <= len(ch) <= MAX_STAGES):
-            raise ConfigError(f"EncoderConfig.channels must be 1 to {MAX_STAGES} widths, got {ch!r}")
-        if any(isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= MAX_CHANNELS for c in ch):
-            raise ConfigError(f"EncoderConfig.channels must be integers in [1, {MAX_CHANNELS}], got {ch!r}")
-        if self.resolution >> len(ch) < 1:
-            raise ConfigError(f"EncoderConfig.channels: {len(ch)} stages halve {self.resolution} px below one pixel")
         if self.head not in ("flat", "grouped"):
             raise ConfigError(f"EncoderConfig.head must be 'flat' or 'grouped', got {self.head!r}")
         for name in ("model_sha256", "model_id"):

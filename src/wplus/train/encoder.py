@@ -34,7 +34,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from wplus.errors import CheckpointError, ConfigError
+from wplus.errors import ConfigError
 from wplus.metrics import psnr
 from wplus.models.encoder import EncoderConfig, WEncoder
 
@@ -361,14 +361,9 @@ def _save_state(
     evals: list,
     seconds: float,
 ) -> None:
-    from wplus.io.checkpoint import write_checkpoint
+    from wplus.io.checkpoint import training_tensors, write_checkpoint
 
-    tensors = {f"model.{k}": v for k, v in encoder.state_dict().items()}
-    opt_state = opt.state_dict()
-    for i, state in opt_state["state"].items():
-        for k, v in state.items():
-            tensors[f"opt.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-    groups = [{k: v for k, v in g.items() if k != "params"} for g in opt_state["param_groups"]]
+    tensors, groups = training_tensors(encoder, opt)
     meta = {"run": run, "step": step, "param_groups": groups, "history": history, "evals": evals, "seconds": seconds}
     write_checkpoint(path, tensors, arch=STATE_ARCH, metadata=meta)
 
@@ -376,7 +371,7 @@ def _save_state(
 def _load_state(
     path: Path, encoder: WEncoder, opt: torch.optim.Optimizer, run: dict[str, Any]
 ) -> tuple[int, list, list, float]:
-    from wplus.io.checkpoint import json_field, read_metadata, read_tensors
+    from wplus.io.checkpoint import json_field, read_metadata, restore_training
 
     meta = read_metadata(path, arch=STATE_ARCH, what="an encoder training state written by `wplus encoder train`")
     stored_run = json_field(path, meta, "run")
@@ -385,21 +380,7 @@ def _load_state(
     if stored_run != run:
         diff = sorted(k for k in set(run) | set(stored_run) if run.get(k) != stored_run.get(k))
         raise ConfigError(f"{path}: a state of another run (differs in {', '.join(diff)}); use another --outdir")
-    tensors = read_tensors(path)
-    model = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        encoder.load_state_dict(model, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(path, f"weights do not match the encoder: {str(e).splitlines()[0]}") from None
-    opt_state: dict[str, Any] = {"state": {}, "param_groups": []}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, i, name = k.split(".", 2)
-            opt_state["state"].setdefault(int(i), {})[name] = v
-    groups = json_field(path, meta, "param_groups")
-    params = [g["params"] for g in opt.state_dict()["param_groups"]]
-    opt_state["param_groups"] = [{**g, "params": p} for g, p in zip(groups, params, strict=True)]
-    opt.load_state_dict(opt_state)
+    restore_training(path, meta, encoder, opt, "encoder")
     history = json_field(path, meta, "history")
     evals = json_field(path, meta, "evals")
     return int(json.loads(meta["step"])), history, evals, float(json.loads(meta["seconds"]))

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from wplus.data.faces import HELD_OUT_SEED_BASE, draw_face, sample_attributes
-from wplus.errors import CheckpointError, ConfigError
+from wplus.errors import ConfigError
 from wplus.models.attribute_probe import HAIR_COLOUR, AttributeProbe, ProbeConfig, face_targets
 
 __all__ = [
@@ -269,14 +269,9 @@ def train_probe(
 def _save_state(
     path: Path, probe: AttributeProbe, opt: torch.optim.Optimizer, run: dict[str, Any], step: int, history: list
 ) -> None:
-    from wplus.io.checkpoint import write_checkpoint
+    from wplus.io.checkpoint import training_tensors, write_checkpoint
 
-    tensors = {f"model.{k}": v for k, v in probe.state_dict().items()}
-    opt_state = opt.state_dict()
-    for i, state in opt_state["state"].items():
-        for k, v in state.items():
-            tensors[f"opt.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-    groups = [{k: v for k, v in g.items() if k != "params"} for g in opt_state["param_groups"]]
+    tensors, groups = training_tensors(probe, opt)
     meta = {"config": probe.config.to_dict(), "run": run, "step": step, "param_groups": groups, "history": history}
     write_checkpoint(path, tensors, arch=STATE_ARCH, metadata=meta)
 
@@ -284,26 +279,12 @@ def _save_state(
 def _load_state(
     path: Path, probe: AttributeProbe, opt: torch.optim.Optimizer, run: dict[str, Any]
 ) -> tuple[int, list[tuple[int, float]]]:
-    from wplus.io.checkpoint import json_field, read_metadata, read_tensors
+    from wplus.io.checkpoint import json_field, read_metadata, restore_training
 
     meta = read_metadata(path, arch=STATE_ARCH, what="a probe training state written by `wplus probe train`")
     stored_run = json_field(path, meta, "run")
     if stored_run != run:
         raise ConfigError(f"{path}: a state of another run ({stored_run}), this run is {run}; use another --outdir")
-    tensors = read_tensors(path)
-    model = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        probe.load_state_dict(model, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(path, f"weights do not match the probe: {str(e).splitlines()[0]}") from None
-    opt_state: dict[str, Any] = {"state": {}, "param_groups": []}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, i, name = k.split(".", 2)
-            opt_state["state"].setdefault(int(i), {})[name] = v
-    groups = json_field(path, meta, "param_groups")
-    params = [g["params"] for g in opt.state_dict()["param_groups"]]
-    opt_state["param_groups"] = [{**g, "params": p} for g, p in zip(groups, params, strict=True)]
-    opt.load_state_dict(opt_state)
+    restore_training(path, meta, probe, opt, "probe")
     history = [(int(s), float(v)) for s, v in json_field(path, meta, "history")]
     return int(json.loads(meta["step"])), history
