@@ -649,7 +649,7 @@ class WebService:
             raise ConfigError(f"got {len(values)} values for {len(names)} channels, expected one per channel")
         layers = style_layers(G)
         edits = []
-        for name, value in zip(names, values, strict=False):
+        for name, value in zip(names, values[: len(names)], strict=True):  # the unused sliders are ignored
             v = float(value or 0)
             if not math.isfinite(v):
                 raise ConfigError(f"channel {name}: got {v}, expected a finite number of σ")
