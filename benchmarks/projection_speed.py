@@ -2,6 +2,11 @@
 
 Each configuration runs in its own subprocess so that its peak resident memory (ru_maxrss) is its own.
 Usage: python benchmarks/projection_speed.py [--steps 3] [--configs 256x1,256x4,1024x1,1024x4] [--json OUT]
+       [--precision fp32,bf16] [--rounds 2]
+``--precision`` takes a list: each configuration then times every precision in turn, ``--rounds`` times over
+(fp32, bf16, fp32, bf16, ...), in one process, so the ratio is measured under the same load; config '64' is the
+shipped cartoon-faces-64 model. bf16 on a CPU without native bf16 is measured as emulated
+(WPLUS_ALLOW_EMULATED_BF16=1 is set for the benchmark).
 Figures are meant as ratios to the probe (GFLOP/s of a 2048^2 float32 matmul on this machine).
 Progress goes to stderr (a line every few seconds when that is not a terminal).
 """
@@ -73,7 +78,21 @@ def seconds_per_step(
     return (stamps[-1] - stamps[0]) / (steps - 1) if steps > 1 else stamps[0] - t0
 
 
-def run_one(resolution: int, batch: int, steps: int, tune: bool) -> dict:
+def build_shipped_case(batch: int, loss_resize: int | None = 256):
+    """The shipped cartoon-faces-64 generator with the paper's loss on random VGG weights and a random target."""
+    from wplus.losses import PerceptualLoss
+    from wplus.models.vgg16 import random_vgg16
+    from wplus.shipped import load_shipped_generator
+
+    G = load_shipped_generator()
+    loss = PerceptualLoss(random_vgg16(0), resize=loss_resize)
+    target = torch.rand(batch, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    return G, loss, target
+
+
+def run_one(
+    resolution: int, batch: int, steps: int, tune: bool, precisions: tuple[str, ...] = ("fp32",), rounds: int = 1
+) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from wplus.runtime import tune_cpu_allocator
@@ -84,12 +103,20 @@ def run_one(resolution: int, batch: int, steps: int, tune: bool) -> dict:
     from wplus.progress import progress
     from wplus.projection.project import project
 
-    G, loss, target = build_case(CONFIGS[resolution], batch)
+    G, loss, target = build_shipped_case(batch) if resolution == 64 else build_case(CONFIGS[resolution], batch)
     # Phases: the timed steps, the counted step and the counted tail, one bar unit each step (the warm-up: none).
-    with progress(steps + 2, desc=f"  {resolution}px batch {batch}", unit="step") as bar:
-        per_step = seconds_per_step(
-            lambda n, cb: project(G, target, loss=loss, num_steps=n, callback=cb), steps, on_step=bar.update
-        )
+    timed: dict[str, list[float]] = {p: [] for p in precisions}
+    with progress(steps * len(precisions) * rounds + 2, desc=f"  {resolution}px batch {batch}", unit="step") as bar:
+        for _ in range(rounds):
+            for prec in precisions:  # alternating: the same load for each
+                timed[prec].append(
+                    seconds_per_step(
+                        lambda n, cb, p=prec: project(G, target, loss=loss, num_steps=n, callback=cb, precision=p),
+                        steps,
+                        on_step=bar.update,
+                    )
+                )
+        per_step = min(timed[precisions[0]])
         with FlopCounterMode(display=False) as fc:
             project(G, target, loss=loss, num_steps=1)
         bar.update()
@@ -108,6 +135,8 @@ def run_one(resolution: int, batch: int, steps: int, tune: bool) -> dict:
         gflop_per_step=flops / 1e9,
         achieved_gflops=flops / 1e9 / per_step,
         peak_rss_mib=peak_mib,
+        s_per_step_by_precision={p: min(v) for p, v in timed.items()},
+        s_per_step_rounds=timed,
     )
 
 
@@ -118,10 +147,19 @@ def main() -> None:
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--no-tune", action="store_true", help="leave glibc's allocator as it is (to compare)")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--precision", default="fp32", help="comma-separated precisions to time in turn (fp32,bf16)")
+    ap.add_argument("--rounds", type=int, default=1, help="times each precision is measured, alternating")
     args = ap.parse_args()
+    precisions = tuple(args.precision.split(","))
+    if "bf16" in precisions:
+        import os
+
+        from wplus.precision import ALLOW_EMULATED_ENV
+
+        os.environ[ALLOW_EMULATED_ENV] = "1"  # measure the emulated path too (the library refuses it otherwise)
     if args.one:
         res, batch = (int(v) for v in args.one.split("x"))
-        print(json.dumps(run_one(res, batch, args.steps, not args.no_tune)))
+        print(json.dumps(run_one(res, batch, args.steps, not args.no_tune, precisions, args.rounds)))
         return
     probe = matmul_probe()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; float32 matmul probe: {probe:.1f} GFLOP/s")
@@ -129,6 +167,7 @@ def main() -> None:
     for cfg in args.configs.split(","):
         cmd = [sys.executable, __file__, "--one", cfg, "--steps", str(args.steps)]
         cmd += ["--no-tune"] if args.no_tune else []
+        cmd += ["--precision", args.precision, "--rounds", str(args.rounds)]
         print(
             f"  measuring {cfg} (generator, warm-up, {args.steps} timed steps, FLOP count) ...",
             file=sys.stderr,
@@ -146,6 +185,10 @@ def main() -> None:
             f"peak RSS {r['peak_rss_mib']:.0f} MiB",
             flush=True,
         )
+        if len(precisions) > 1:
+            by = r["s_per_step_by_precision"]
+            shown = ", ".join(f"{p} {by[p]:.3f} s/step ({by[p] / by[precisions[0]]:.2f}x)" for p in precisions)
+            print(f"       best of {args.rounds} alternating rounds: {shown}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"probe_gflops": probe, "rows": rows}, f, indent=2)

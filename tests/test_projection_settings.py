@@ -71,6 +71,7 @@ NON_DEFAULT = {
     "layers": ("conv1_1,conv2_2", ("conv1_1", "conv2_2")),
     "taps": ("pre_relu", "pre_relu"),
     "loss_resize": ("0", None),
+    "precision": ("bf16", "bf16"),
 }
 
 

@@ -48,6 +48,7 @@ from torch.func import functional_call
 from wplus.errors import CheckpointError, ConfigError, ShapeError
 from wplus.io.checkpoint import json_field, read_metadata, read_tensors, stored_shapes, write_checkpoint
 from wplus.metrics import psnr, ssim
+from wplus.precision import autocast, resolve_precision
 from wplus.projection.project import estimate_w_std, frozen, resolve_w_avg
 
 log = logging.getLogger(__name__)
@@ -322,6 +323,7 @@ def tune(
     seed: int = 0,
     base_sha256: str = "",
     callback: Callable[[TuningStep], None] | None = None,
+    precision: str = "fp32",
 ) -> Tuning:
     """Tune ``G``'s synthesis network so that the pivot codes ``ws`` render ``target`` (PTI), as a compact delta.
 
@@ -343,6 +345,8 @@ def tune(
         seed: seeds the factors' initialisation and the locality samples.
         base_sha256: the base model file's SHA-256, recorded in the tuning.
         callback: called after each step with a :class:`TuningStep`.
+        precision: 'fp32', 'bf16' or 'auto' (:mod:`wplus.precision`): the training renders and the loss under bf16
+            autocast; the factors, Adam's state and the renders before and after stay fp32.
 
     Returns:
         A :class:`Tuning`; ``info['metrics']`` holds PSNR / SSIM before and after, steps and seconds.
@@ -355,6 +359,7 @@ def tune(
     _check_options(num_steps, lr, rank, locality_weight, locality_radius, locality_samples, pixel_weight, stop_psnr)
     started = time.perf_counter()
     device = target.device
+    precision = resolve_precision(precision, device)
     if loss is None:
         from wplus.projection.choice import default_loss
 
@@ -397,18 +402,20 @@ def tune(
             for group in opt.param_groups:
                 group["lr"] = lr * min(1.0, (step + 1) / warmup)
             tuned = delta.tuned(base)
-            images = render(ws, tuned)
-            step_psnr = psnr(images.detach(), target)
-            if float(step_psnr.mean()) > best_score:  # the state that rendered `images`, before this step's update
-                best_score, best_step = float(step_psnr.mean()), step
-                best_state = {k: v.detach().clone() for k, v in delta.state_dict().items()}
-            total = objective(images, prepared, target)
-            if locality_weight > 0:
-                codes = _locality_codes(G, ws.repeat_interleave(locality_samples, 0), radius, gen)
-                with torch.no_grad():
-                    reference = render(codes)
-                kept = objective(render(codes, tuned), loss.prepare_target(reference), reference)
-                total = total + locality_weight / locality_samples * kept
+            with autocast(precision, device):  # bf16: renders and loss; the factors and Adam's state stay fp32
+                images = render(ws, tuned)
+                step_psnr = psnr(images.detach().float(), target)
+                if float(step_psnr.mean()) > best_score:  # the state that rendered `images`, before this update
+                    best_score, best_step = float(step_psnr.mean()), step
+                    best_state = {k: v.detach().clone() for k, v in delta.state_dict().items()}
+                total = objective(images, prepared, target)
+                if locality_weight > 0:
+                    codes = _locality_codes(G, ws.repeat_interleave(locality_samples, 0), radius, gen)
+                    with torch.no_grad():
+                        reference = render(codes)
+                    kept = objective(render(codes, tuned), loss.prepare_target(reference), reference)
+                    total = total + locality_weight / locality_samples * kept
+                total = total.float()
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
@@ -416,7 +423,7 @@ def tune(
             if not math.isfinite(float(total.detach())):
                 raise ConfigError(f"tuning diverged at step {steps} (loss {float(total)}); lower the lr ({lr:g})")
             if callback is not None:
-                callback(TuningStep(steps, num_steps, step_psnr.cpu(), float(total.detach()), images.detach()))
+                callback(TuningStep(steps, num_steps, step_psnr.cpu(), float(total.detach()), images.detach().float()))
             if stop_psnr is not None and bool((step_psnr >= stop_psnr).all()):
                 stopped = f"stopped at step {steps} of {num_steps}: PSNR {float(step_psnr.min()):.2f} >= {stop_psnr:g}"
                 break
@@ -447,6 +454,7 @@ def tune(
         "pixel_weight": pixel_weight,
         "biases": biases,
         "seed": seed,
+        "precision": precision,
         "loss": type(loss).__name__,
         "stopped_early": stopped,
         "metrics": metrics,

@@ -72,7 +72,7 @@ _NOISE = Section(
 _SCHEDULES = Section(
     "Schedules & optimiser",
     ("proj_lr_rampup", "proj_lr_rampdown", "proj_betas", "proj_eps", "proj_w_noise", "proj_w_noise_ramp",
-     "proj_latent_reg_weight", "proj_coarse_resolution", "proj_coarse_fraction"),
+     "proj_latent_reg_weight", "proj_coarse_resolution", "proj_coarse_fraction", "proj_precision"),
 )  # fmt: skip
 
 SECTIONS: tuple[Section, ...] = (

@@ -118,6 +118,12 @@ OPTIONS: tuple[_Option, ...] = (
         lambda v: v or None,
     ),
     _Option("coarse_fraction", "--coarse-fraction", FiniteFloatRange(0, 1), "Fraction of steps rendered coarse."),
+    _Option(
+        "precision",
+        "--precision",
+        click.Choice(["fp32", "bf16", "auto"]),
+        "bf16: generator and loss under bf16 autocast (native bf16 CPUs, GPUs); auto: bf16 where faster.",
+    ),
     _Option("loss", "--loss", click.Choice(list(LOSS_KINDS)), "Loss terms to use."),
     _Option("perceptual_weight", "--perceptual-weight", _nonneg(), "Weight of the VGG term (paper Eq. 2)."),
     _Option("mse_weight", "--mse-weight", _nonneg(), "lambda_mse of paper Eq. 1."),

@@ -473,7 +473,8 @@ class _FrozenModConv(torch.autograd.Function):
             g = F.conv_transpose2d(g, k[None, None].expand(c, 1, *k.shape), padding=1, groups=c)  # blur adjoint
             g = F.conv2d(g, w.transpose(0, 1), stride=2)  # adjoint of the stride-2 transposed conv
         grad_x = g * styles[:, :, None, None].to(g.dtype) if ctx.needs_input_grad[0] else None
-        grad_s = torch.einsum("bchw,bchw->bc", g, x).to(styles.dtype) if ctx.needs_input_grad[1] else None
+        # x.to: under bf16 autocast g is bf16 while a block's first input (the learned constant) is fp32
+        grad_s = torch.einsum("bchw,bchw->bc", g, x.to(g.dtype)).to(styles.dtype) if ctx.needs_input_grad[1] else None
         return grad_x, grad_s, None, None, None, None
 
 

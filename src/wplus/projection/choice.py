@@ -172,6 +172,9 @@ class ProjectionChoice:
         """
         if "loss" in self._built:
             return self._built["loss"]
+        from wplus.precision import resolve_precision
+
+        resolve_precision(self.settings.precision, device)  # bf16 where it would be emulated: one line, up front
         built = loss_for_model(
             self.settings,
             model,

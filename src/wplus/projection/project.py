@@ -30,6 +30,7 @@ from wplus.io.latents import Latent
 from wplus.loading import ModelFile, generator_file
 from wplus.losses.regularizers import latent_regularization, noise_regularization, renormalize_noise_
 from wplus.metrics import psnr, ssim
+from wplus.precision import autocast, resolve_precision
 from wplus.projection.lbfgs import BatchLBFGS
 from wplus.projection.schedules import learning_rate, w_noise_scale
 from wplus.projection.settings import Init, NoiseInit, NoiseOpt, OptimizerKind, ProjectionSettings, Space
@@ -397,6 +398,9 @@ def project(
         )
 
     device = target.device
+    precision = resolve_precision(s.precision, device)
+    if precision != s.precision:
+        s = s.replace(precision=precision)  # record what ran ('auto' resolved)
     if loss is None:
         from wplus.projection.choice import loss_for_model
 
@@ -480,13 +484,16 @@ def project(
                     code = latent
                     if scale > 0:
                         code = latent + torch.randn(latent.shape, generator=gen).to(device) * scale
-                    ws = latent_to_ws(G, code, s.space)
-                    if render_res is None:
-                        images = G.synthesis(ws, noise_mode="const", noise=noise)
-                    else:
-                        coarse_img = G.synthesis(ws, noise_mode="const", noise=noise, max_resolution=render_res)
-                        images = _upscale(coarse_img, G.img_resolution) if coarse_upscale else coarse_img
-                    terms = dict((loss if render_res is None else coarse_loss)(images, goal))
+                    with autocast(precision, device):  # bf16: generator and loss; latent and optimiser fp32
+                        ws = latent_to_ws(G, code, s.space)
+                        if render_res is None:
+                            images = G.synthesis(ws, noise_mode="const", noise=noise)
+                        else:
+                            coarse_img = G.synthesis(ws, noise_mode="const", noise=noise, max_resolution=render_res)
+                            images = _upscale(coarse_img, G.img_resolution) if coarse_upscale else coarse_img
+                        terms = dict((loss if render_res is None else coarse_loss)(images, goal))
+                    if precision != "fp32":
+                        terms = {k: v.float() for k, v in terms.items()}
                     total = terms["total"]
                     if s.latent_reg_weight > 0:
                         terms["latent_reg"] = latent_regularization(latent, reg_center)
@@ -499,7 +506,7 @@ def project(
                     total.sum().backward()
                     if images.shape[-1] != G.img_resolution:  # a coarse render the loss saw small: shown scaled up
                         images = _upscale(images, G.img_resolution)
-                    seen.setdefault("images", images.detach())
+                    seen.setdefault("images", images.detach().float())
                     seen.setdefault("terms", {k: v.detach() for k, v in terms.items()})
                     return total.detach()
 

@@ -49,6 +49,7 @@ __all__ = [
     "NoiseOpt",
     "NoiseInit",
     "OptimizerKind",
+    "Precision",
     "MIN_LOSS_RESIZE",
     "LOSS_FIELDS",
     "resolve_settings",
@@ -61,6 +62,7 @@ NoiseOpt = Literal[False, "joint", "stage2"]
 NoiseInit = Literal["const", "random"]
 OptimizerKind = Literal["adam", "lbfgs"]
 PresetName = Literal["image2stylegan", "nvidia", "course", "fast", "encoder"]
+Precision = Literal["fp32", "bf16", "auto"]
 
 MIN_LOSS_RESIZE = 16  # LPIPS reads VGG's conv5_3, behind four 2x poolings: 16 px is the smallest input it sees
 
@@ -145,6 +147,9 @@ class ProjectionSettings:
         layers: VGG-16 layers of the perceptual term (the paper's four by default).
         taps: VGG features after ('post_relu', the paper's reading) or before the ReLU.
         loss_resize: side of the images VGG / LPIPS see (None: the generator's resolution).
+        precision: 'fp32', 'bf16' (generator and loss under bf16 autocast; the latent, the optimiser state and the
+            final render stay fp32) or 'auto' (bf16 where the device computes it natively and faster, else fp32):
+            :mod:`wplus.precision`. A run records the precision it used.
     """
 
     preset: str | None = None
@@ -181,6 +186,7 @@ class ProjectionSettings:
     layers: tuple[str, ...] = field(default=PAPER_LAYERS)
     taps: Literal["post_relu", "pre_relu"] = "post_relu"
     loss_resize: int | None = 256
+    precision: Precision = "fp32"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__.__get__(self)  # frozen: normalise values in place, once
@@ -194,6 +200,7 @@ class ProjectionSettings:
         _choice(self, "noise_init", ["const", "random"])
         _choice(self, "taps", ["post_relu", "pre_relu"])
         _choice(self, "loss", list(LOSS_KINDS))
+        _choice(self, "precision", list(get_args(Precision)))
         set_("num_steps", _integer(self, "num_steps", 0))
         set_("w_avg_samples", _integer(self, "w_avg_samples", 1))
         set_("seed", _integer(self, "seed", 0, SEED_LIMIT - 1))
