@@ -108,6 +108,17 @@ def read_metadata(path: str | Path, *, arch: str | tuple[str, ...] | None = None
     return meta
 
 
+def decoded_metadata(path: str | Path, *, arch: str, what: str) -> dict[str, Any]:
+    """Every header entry of a file of ``arch``, JSON-decoded where it is JSON (config, metrics, training)."""
+    out: dict[str, Any] = {}
+    for k, v in read_metadata(path, arch=arch, what=what).items():
+        try:
+            out[k] = json.loads(v)
+        except ValueError:
+            out[k] = v
+    return out
+
+
 def json_field(path: Path, meta: Mapping[str, str], key: str) -> Any:
     """``json.loads(meta[key])`` with a CheckpointError naming the file and key."""
     if key not in meta:

@@ -15,7 +15,6 @@ Outputs of :meth:`AttributeProbe.predict`, each in its natural unit (the one :cl
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -274,14 +273,7 @@ def load_probe(path: str | Path | None = None, *, device: str | torch.device = "
 
 def probe_metadata(path: str | Path | None = None) -> dict[str, Any]:
     """The JSON entries of a probe file's header (config, metrics, training), decoded."""
-    from wplus.io.checkpoint import read_metadata
+    from wplus.io.checkpoint import decoded_metadata
 
     path = Path(path) if path is not None else shipped_probe_path()
-    meta = read_metadata(path, arch=ARCH, what="an attribute probe written by `wplus probe train`")
-    out: dict[str, Any] = {}
-    for k, v in meta.items():
-        try:
-            out[k] = json.loads(v)
-        except ValueError:
-            out[k] = v
-    return out
+    return decoded_metadata(path, arch=ARCH, what="an attribute probe written by `wplus probe train`")

@@ -22,7 +22,6 @@ each halve the side (a stride-2 conv and ``blocks`` residual blocks, BatchNorm +
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,13 +293,6 @@ def load_encoder_file(path: str | Path, *, device: str | torch.device = "cpu") -
 
 def encoder_metadata(path: str | Path) -> dict[str, Any]:
     """The JSON entries of an encoder file's header (config, metrics, training), decoded."""
-    from wplus.io.checkpoint import read_metadata
+    from wplus.io.checkpoint import decoded_metadata
 
-    meta = read_metadata(Path(path), arch=ARCH, what="an encoder written by `wplus encoder train`")
-    out: dict[str, Any] = {}
-    for k, v in meta.items():
-        try:
-            out[k] = json.loads(v)
-        except ValueError:
-            out[k] = v
-    return out
+    return decoded_metadata(Path(path), arch=ARCH, what="an encoder written by `wplus encoder train`")
