@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from wplus.cli.common import DEVICE_CHOICES, MODEL_HELP, err, one_line_errors, resolve_device
+from wplus.cli.common import DEVICE_CHOICES, INPUT_FILE, MODEL_HELP, err, one_line_errors, resolve_device
 from wplus.cli.help import WplusCommand
 from wplus.io.images import MAX_PIXELS
 from wplus.web.app import DEFAULT_HOST, DEFAULT_PORT, INSTALL_HINT, build_app, launch_app  # imports without Gradio
@@ -15,6 +15,8 @@ from wplus.web.service import DEFAULT_MAX_UPLOAD_MB
 
 @click.command("serve", cls=WplusCommand)
 @click.option("--model", type=str, default=None, help=MODEL_HELP)
+@click.option("--encoder", "encoder_path", type=INPUT_FILE, default=None,
+              help="Embeddings start from this encoder's code [default: the model's].")  # fmt: skip
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to bind; keep loopback and tunnel.")
 @click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True)
 @click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True)
@@ -35,6 +37,7 @@ from wplus.web.service import DEFAULT_MAX_UPLOAD_MB
 @one_line_errors
 def serve_cmd(
     model: str | None,
+    encoder_path: Path | None,
     host: str,
     port: int,
     device: str,
@@ -52,12 +55,13 @@ def serve_cmd(
     Examples:
       wplus serve
       wplus serve --model ffhq.safetensors --device cuda --concurrency 2
+      wplus serve --model my.safetensors --encoder runs/enc/encoder.safetensors
     """
     try:
         import gradio  # noqa: F401
     except ImportError:
         raise click.ClickException(INSTALL_HINT) from None
     app = build_app(model, device=resolve_device(device), max_upload_mb=max_upload_mb, max_pixels=max_pixels,
-                    concurrency=concurrency, workdir=workdir, notice=err)  # fmt: skip
+                    concurrency=concurrency, workdir=workdir, notice=err, encoder=encoder_path)  # fmt: skip
     err(f"serving on http://{host}:{port} (Ctrl+C stops)")
     launch_app(app, host=host, port=port, quiet=True)

@@ -7,6 +7,10 @@ outputs) that ``gradio_client`` scripts. The work is :class:`wplus.web.service.W
 to components and turns every failure into a one-line message in the page (``gradio.Error``), never a traceback,
 so the server keeps serving.
 
+When the model has an encoder (shipped, or ``wplus serve --encoder FILE``), an embedding starts from the encoder's
+code: its reconstruction and PSNR are the first preview, before any optimisation step, and the steps refine it
+(*Start from*: the encoder, the encoder only, or the average latent as before).
+
 Projections share one queue slot per model (``concurrency``, default 1: a CPU runs one well, not two), stream a
 preview every few steps, and stop at the next step when cancelled (the Cancel button, a closed page, or
 ``Job.cancel()`` of ``gradio_client``); so does the first search for style channels of a model (minutes on a CPU).
@@ -35,6 +39,9 @@ from wplus.web.service import (
     DEFAULT_MAX_UPLOAD_MB,
     MAX_EFFECT_SAMPLES,
     MAX_WEB_STEPS,
+    START_ENCODER,
+    START_ENCODER_ONLY,
+    START_MEAN,
     STYLE_TOP,
     Cancelled,
     EmbedRequest,
@@ -62,6 +69,9 @@ _HEARTBEAT_S = 0.5  # a projection's handler yields at least this often, so a ca
 STYLE_BOX = "box (x0,y0,x1,y1)"  # the region dropdowns' entry for the box typed (or clicked) below them
 STYLE_RANGE = 20.0  # the channel sliders' range in σ (StyleSpace moves channels by up to ±20 σ)
 STYLE_SHOWN = 256  # the Style channels tab enlarges smaller images to about this side (room to click corners)
+# The Embed tab's "Start from" choices: (label, the value the API takes).
+START_CHOICES = [("encoder, then refine", START_ENCODER), ("encoder only (0 steps)", START_ENCODER_ONLY),
+                 ("average latent", START_MEAN)]  # fmt: skip
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -94,6 +104,7 @@ def build_app(
     concurrency: int = 1,
     workdir: str | Path | None = None,
     notice: Callable[[str], None] | None = None,
+    encoder: Any = None,
 ) -> "Any":
     """Build the page (a ``gradio.Blocks`` with its queue set up); :func:`launch_app` serves it.
 
@@ -106,12 +117,14 @@ def build_app(
         concurrency: projections run at once (one queue for all projection endpoints); other users wait in line.
         workdir: where projection folders are written (default: a new temporary folder).
         notice: receives one-line notices (the model fallback, the offline loss fallback).
+        encoder: the encoder file (or module) embeddings start from; None: the model's shipped one, if any.
 
     Returns:
         The ``gradio.Blocks``; ``blocks.wplus_service`` is its :class:`WebService`.
 
     Raises:
         ImportError: Gradio is not installed (:data:`INSTALL_HINT` says what to install).
+        WplusError: the encoder is missing, unreadable or trained for another generator.
     """
     # Gradio reports usage to its servers and checks for new versions unless told not to: a local tool sends nothing.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -127,9 +140,8 @@ def build_app(
 
         model = load_generator_info(model, device=dev, notice=notice)
     work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="wplus-web-"))
-    service = WebService(
-        model, device=dev, workdir=work, max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels
-    )
+    service = WebService(model, device=dev, workdir=work, max_upload_bytes=int(max_upload_mb * 2**20),
+                         max_pixels=max_pixels, encoder=encoder)  # fmt: skip
     stops: dict[str, threading.Event] = {}  # session -> the running projection's stop flag (the Cancel button)
     named = service.named_directions()  # one slider each on the Edit tab
     align_problem = _align_available()
@@ -160,6 +172,7 @@ def build_app(
         events: queue.Queue = queue.Queue()
         every = max(1, req.steps // PREVIEWS)
         box: dict[str, Any] = {}
+        refine = service.settings_for(req).num_steps > 0  # 'encoder only' writes the encoder's code as it is
 
         def on_step(st: Any) -> None:
             if st.step % every == 0 or st.step == st.num_steps:
@@ -168,7 +181,11 @@ def build_app(
         def work() -> None:
             try:
                 box["result"] = service.embed(
-                    req, on_step=on_step, should_stop=stop.is_set, on_target=lambda t: events.put(("target", t))
+                    req,
+                    on_step=on_step,
+                    should_stop=stop.is_set,
+                    on_target=lambda t: events.put(("target", t)),
+                    on_start=lambda s: events.put(("start", tensor_to_pil(s.image[0]), s.psnr, s.seconds)),
                 )
             except BaseException as e:  # handed to the handler, which reports it in one line
                 box["error"] = e
@@ -178,6 +195,7 @@ def build_app(
         worker = threading.Thread(target=work, name="wplus-projection", daemon=True)
         worker.start()
         skip = tuple(gr.skip() for _ in range(6))
+        started = ""  # what the step lines say about the start
         try:
             while True:
                 try:
@@ -189,10 +207,15 @@ def build_app(
                     break
                 if event[0] == "target":
                     yield (event[1], *skip[1:2], "projecting...", *skip[3:])
+                elif event[0] == "start":  # the encoder's reconstruction, before the first step
+                    _, image, psnr, seconds = event
+                    started = f" (encoder start: {psnr:.2f} dB)"
+                    then = "refining…" if refine else "writing the result…"
+                    yield (skip[0], image, f"encoder: {psnr:.2f} dB in {seconds * 1000:.0f} ms; {then}", *skip[3:])
                 else:
                     _, step, total, image, psnr = event
                     progress((step, total), desc="projecting", unit="steps")
-                    status = f"step {step}/{total}: PSNR {psnr:.2f} dB"
+                    status = f"step {step}/{total}: PSNR {psnr:.2f} dB{started}"
                     yield (skip[0], image, status, *skip[3:])
         finally:
             stop.set()  # the page went away or the run was cancelled: the worker stops at its next step
@@ -225,6 +248,7 @@ def build_app(
         loss: str,
         tune: bool,
         tune_steps: float,
+        start: str,
         request: gr.Request,
         progress: gr.Progress = progress_tracker,
     ) -> Iterator[tuple]:
@@ -238,6 +262,7 @@ def build_app(
                 align=bool(align),
                 tune=bool(tune),
                 tune_steps=int(tune_steps),
+                start=start or None,
             )
             service.settings_for(req)  # a bad setting is reported before the queue slot is spent
         except WplusError as e:
@@ -276,6 +301,7 @@ def build_app(
                 latent_reg=float(latent_reg),
                 target=target,
                 mask=mask,
+                start=START_MEAN,  # the encoder would see the occluder (or the strokes): start from w_avg as before
             )
             service.settings_for(req)
         except WplusError as e:
@@ -493,6 +519,15 @@ def build_app(
                         interactive=align_problem is None,
                     )
                     preset = gr.Dropdown(presets, value=PRESET_DEFAULT, label="Preset")
+                    start = gr.Radio(
+                        START_CHOICES,
+                        value=START_ENCODER if service.encoder is not None else START_MEAN,
+                        label="Start from",
+                        info=f"{service.encoder_name}: its reconstruction at once, then the steps refine it; "
+                        "encoder only: the encoder preset, no steps",
+                        visible=service.encoder is not None,  # no encoder: the average latent, as always
+                        elem_id="start-from",
+                    )
                     space = gr.Radio(["w+", "w", "z"], value="w+", label="Latent space")
                     steps = gr.Slider(1, MAX_WEB_STEPS, value=200, step=1, label="Steps", elem_id="steps")
                     loss = gr.Dropdown(losses, value=LOSS_OF_PRESET, label="Loss")
@@ -628,7 +663,7 @@ def build_app(
         slot = {"concurrency_limit": concurrency, "concurrency_id": "projection"}
         embed_ev = embed_btn.click(
             project_fn,
-            [photo, align, preset, space, steps, loss, tune, tune_steps],
+            [photo, align, preset, space, steps, loss, tune, tune_steps, start],
             [target_img, result_img, status, latent_out, pngs_out, zip_out],
             api_name="project",
             **slot,
@@ -783,6 +818,9 @@ def _summary(result: EmbedResult) -> str:
     projected = m.get("before_tuning", m)  # a tuned image keeps the projection's own figures in a block
     steps = plural(projected["steps"], "projection step") if "steps" in projected else "? projection steps"
     lines = [f"**PSNR {m['psnr']:.2f} dB**, SSIM {m['ssim']:.3f}, {steps}"]
+    if result.start is not None:
+        s = result.start
+        lines.append(f"started from the encoder's code ({s.source}): PSNR {s.psnr:.2f} dB in {s.seconds * 1000:.0f} ms")
     if "before_tuning" in m:
         after = m["after_tuning"]
         lines.append(f"before pivotal tuning: PSNR {projected['psnr']:.2f} dB; {plural(after['steps'], 'tuning step')}")

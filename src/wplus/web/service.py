@@ -6,6 +6,11 @@ so it runs and is tested without Gradio; :mod:`wplus.web.app` puts it behind a p
 Every result of an embedding is a projection folder (the files ``wplus project`` writes, via
 :func:`wplus.projection.outputs.write_projection_folder`) under the service's work folder, plus a zip of it.
 
+When the model has an encoder (its shipped one, or the file given as ``encoder``), an embedding starts from the
+encoder's code by default: its reconstruction and PSNR reach ``on_start`` before the first optimisation step, then
+the optimisation refines that code (``start``: 'encoder', 'encoder-only' for the ``encoder`` preset's 0 steps, or
+'mean' for the average latent).
+
 Uploads are checked before anything is decoded: the file size against ``max_upload_bytes``, the pixel count
 (read from the header) against ``max_pixels``; what fails raises a :class:`~wplus.errors.WplusError` whose first
 line names the upload by its file name (not the server's temporary path).
@@ -42,7 +47,9 @@ __all__ = [
     "EmbedRequest",
     "EmbedResult",
     "StyleTransfer",
+    "StartCode",
     "Cancelled",
+    "STARTS",
     "DEFAULT_MAX_UPLOAD_MB",
     "MAX_WEB_STEPS",
     "STYLE_TOP",
@@ -57,6 +64,8 @@ STYLE_TOP = 8  # channels the Style channels tab finds for a region (one slider 
 STYLE_PARTS = ("mouth", "eyes", "left_eye", "right_eye")  # the shipped model's named parts (its part catalogue)
 MAX_EFFECT_SAMPLES = 64  # sample images a page visitor may ask the channel effects to be measured on
 PART_SAMPLES = 200  # generator samples of the part catalogue (wplus.stylespace.parts.DEFAULT_SAMPLES)
+START_ENCODER, START_ENCODER_ONLY, START_MEAN = "encoder", "encoder-only", "mean"
+STARTS = (START_ENCODER, START_ENCODER_ONLY, START_MEAN)  # where an embedding starts (EmbedRequest.start)
 
 
 class Cancelled(WplusError):
@@ -68,7 +77,9 @@ class EmbedRequest:
     """One embedding asked for on the page (or through the ``project`` endpoint).
 
     ``loss`` None keeps the preset's loss; ``mask`` [1, 1, R, R] in [0, 1] (1: the loss looks there) comes from the
-    mask editor; ``latent_reg`` None keeps the preset's latent regularisation weight.
+    mask editor; ``latent_reg`` None keeps the preset's latent regularisation weight. ``start``: 'encoder' (refine
+    the encoder's code with the preset and steps), 'encoder-only' (the ``encoder`` preset: its code as it is, 0
+    steps), 'mean' (the average latent), or None: 'encoder' when the service has an encoder, else 'mean'.
     """
 
     image: Path
@@ -82,6 +93,18 @@ class EmbedRequest:
     latent_reg: float | None = None
     target: Image.Image | None = None  # an already decoded target (the mask editor's), instead of reading image
     mask: torch.Tensor | None = None
+    start: str | None = None
+
+
+@dataclass
+class StartCode:
+    """The encoder's code an embedding starts from, shown before the first step: its render [1, C, R, R] in
+    [-1, 1], that render's PSNR against the target, and the seconds of the encoder's pass and the render."""
+
+    source: str  # the encoder's file name
+    image: torch.Tensor
+    psnr: float
+    seconds: float
 
 
 @dataclass
@@ -95,6 +118,7 @@ class EmbedResult:
     zip: Path
     notices: list[str] = field(default_factory=list)
     pasted: Image.Image | None = None  # the (tuned) projection pasted back into the photo, for aligned faces
+    start: StartCode | None = None  # the encoder's start, when the run began from it
 
 
 @dataclass
@@ -126,6 +150,11 @@ class WebService:
         max_upload_bytes: refuse uploads larger than this.
         max_pixels: refuse images with more pixels (decompression bombs), see :data:`wplus.io.images.MAX_PIXELS`.
         part_samples: generator samples the part catalogue of a transfer is built from (once per model, cached).
+        encoder: the encoder embeddings start from (a file or a module, :func:`wplus.encoders.encoder_for`); None:
+            the model's shipped one, when it has one that fits (else embeddings start from the average latent).
+
+    Raises:
+        WplusError: the given encoder is missing, unreadable or trained for another generator (one line).
 
     Style-space work replaces the affines' outputs with hooks for the duration of a forward pass
     (:func:`wplus.stylespace.render_styles`), so it never runs on the generator a projection may be using: renders
@@ -142,6 +171,7 @@ class WebService:
         max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 1024 * 1024),
         max_pixels: int = MAX_PIXELS,
         part_samples: int = PART_SAMPLES,
+        encoder: Any = None,
     ):
         self.model, self.device = model, device
         self.G = model.G.eval().requires_grad_(False)  # shared by concurrent requests: never toggled per run
@@ -163,6 +193,26 @@ class WebService:
         self._style_stats: Any = None
         self._effects: dict[int, Any] = {}
         self._catalogue: Any = None
+        self.encoder, self.encoder_name, self.encoder_problem = self._find_encoder(encoder)
+
+    def _find_encoder(self, encoder: Any) -> tuple[Any, str | None, str | None]:
+        """``(encoder module, its name, why the shipped one is not used)``; a given encoder that does not fit fails
+        here (the server does not start), a shipped one that does not fit is left out with a reason."""
+        from wplus.encoders import encoder_for
+
+        if encoder is not None:
+            name = Path(encoder).name if isinstance(encoder, str | Path) else type(encoder).__name__
+            return encoder_for(self.G, encoder, device=self.device), name, None
+        if not self.has_builtin_parts:  # only the shipped model has a shipped encoder
+            return None, None, None
+        from wplus.shipped import shipped_encoder_path
+
+        path = shipped_encoder_path()
+        try:
+            return encoder_for(self.G, path, device=self.device), path.name, None
+        except WplusError as e:
+            log.warning("not using the shipped encoder: %s", _one_line(e))
+            return None, None, f"the shipped encoder does not fit this generator ({_one_line(e, path)})"
 
     # -- inputs ---------------------------------------------------------------------------------------------------
 
@@ -219,8 +269,25 @@ class WebService:
             ) from None
         return faces[0].image, faces[0].transform
 
+    def start_for(self, req: EmbedRequest) -> tuple[str, str | None]:
+        """Where the request's embedding starts (one of :data:`STARTS`) and a notice when that is not what it asked
+        for (no encoder, or Z space, which an encoder does not predict)."""
+        start = req.start if req.start is not None else START_ENCODER if self.encoder is not None else START_MEAN
+        if start not in STARTS:
+            raise ConfigError(f"got start {start!r}, expected one of: {', '.join(STARTS)}")
+        if start == START_MEAN:
+            return start, None
+        if self.encoder is None:
+            why = self.encoder_problem or f"{self.model.model_id} has no encoder (wplus serve --encoder FILE)"
+            return START_MEAN, f"{why}; started from the average latent"
+        if req.space == "z":
+            return START_MEAN, "an encoder predicts W+ codes, not Z; started from the average latent"
+        return start, None
+
     def settings_for(self, req: EmbedRequest) -> ProjectionSettings:
-        """The settings of a request: its preset with the page's space, steps, loss and regularisation."""
+        """The settings of a request: its preset with the page's space, steps, loss and regularisation, started
+        where :meth:`start_for` says ('encoder-only' is the ``encoder`` preset, 0 steps, whatever the preset)."""
+        start, _ = self.start_for(req)
         if req.preset is not None and req.preset not in PRESETS:
             raise ConfigError(f"got preset {req.preset!r}, expected one of: {', '.join(PRESETS)}")
         if req.loss is not None and req.loss not in LOSS_KINDS:
@@ -228,10 +295,13 @@ class WebService:
         if not 1 <= int(req.steps) <= MAX_WEB_STEPS:
             raise ConfigError(f"got {req.steps} steps, expected 1 to {MAX_WEB_STEPS}")
         overrides: dict[str, Any] = {"space": req.space, "num_steps": int(req.steps)}
+        overrides["init"] = "encoder" if start != START_MEAN else "mean"
         if req.loss is not None:
             overrides["loss"] = req.loss
         if req.latent_reg is not None:
             overrides["latent_reg_weight"] = float(req.latent_reg)
+        if start == START_ENCODER_ONLY:
+            return resolve_settings("encoder", **{**overrides, "num_steps": 0})
         return resolve_settings(req.preset, **overrides)
 
     def loss_for(self, settings: ProjectionSettings, notice: Callable[[str], None]) -> tuple[Any, Any, Any]:
@@ -262,8 +332,12 @@ class WebService:
         on_step: Callable[[ProjectionStep], None] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         on_target: Callable[[Image.Image], None] | None = None,
+        on_start: Callable[[StartCode], None] | None = None,
     ) -> EmbedResult:
         """Project the request's photo, optionally tune, write its folder and zip; return what the page shows.
+
+        A run that starts from the encoder's code hands that code's render and PSNR to ``on_start`` first, before
+        the loss is built and before the first step; ``on_step`` then follows the optimisation from it.
 
         Raises:
             WplusError: a bad upload or setting (one line); :class:`Cancelled` when ``should_stop`` said so.
@@ -273,6 +347,9 @@ class WebService:
         from wplus.projection.project import project
 
         notices: list[str] = []
+        _, start_notice = self.start_for(req)
+        if start_notice is not None:
+            notices.append(start_notice)
         settings = self.settings_for(req)
         if req.target is not None:
             target_img, transform = req.target, None
@@ -280,8 +357,13 @@ class WebService:
             target_img, transform = self.load_target(req.image, align=req.align)
         if on_target is not None:
             on_target(target_img)
-        loss, lpips, settings = self.loss_for(settings, notices.append)
         target = pil_to_tensor(target_img).to(self.device)
+        start = None
+        if settings.init == "encoder":
+            start = self._encoder_start(target, settings.space)
+            if on_start is not None:
+                on_start(start)
+        loss, lpips, settings = self.loss_for(settings, notices.append)
         mask = None if req.mask is None else req.mask.to(self.device)
 
         def callback(st: ProjectionStep) -> None:
@@ -291,7 +373,8 @@ class WebService:
                 on_step(st)
 
         t0 = time.perf_counter()
-        result = project(self.G, target, loss=loss, settings=settings, callback=callback, mask=mask, lpips=lpips)
+        result = project(self.G, target, loss=loss, settings=settings, callback=callback, mask=mask, lpips=lpips,
+                         encoder=self.encoder)  # fmt: skip
         tuning = tuned_image = tuned_terms = None
         if req.tune:
             tuning, tuned_image = self._tune(target, result, loss, int(req.tune_steps), should_stop)
@@ -306,6 +389,7 @@ class WebService:
             "image": Path(req.image).name if req.image else None,
             "preprocess": "ffhq-align" if req.align else "center-crop, Lanczos resize",
             "mask": "drawn on the page" if mask is not None else None,
+            "encoder": None if start is None else {"name": start.source, "psnr": start.psnr, "seconds": start.seconds},
             "seconds": time.perf_counter() - t0,
         }
         pasted = None
@@ -349,7 +433,23 @@ class WebService:
             zip=archive,
             notices=notices,
             pasted=pasted,
+            start=start,
         )
+
+    def _encoder_start(self, target: torch.Tensor, space: str) -> StartCode:
+        """The encoder's code for ``target`` rendered as the projection's first step will see it (in W, the rows'
+        mean, as :func:`wplus.projection.project.project` starts there)."""
+        from wplus.metrics import psnr
+
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            ws = self.encoder.encode(target).to(self.device)
+            if space == "w":
+                ws = ws.mean(1, keepdim=True).expand(-1, self.num_ws, -1)
+            image = self.G.synthesis(ws, noise_mode="const")
+            seconds = time.perf_counter() - t0
+            value = float(psnr(image, target)[0])
+        return StartCode(source=str(self.encoder_name), image=image.cpu(), psnr=value, seconds=seconds)
 
     def _tune(
         self, target: torch.Tensor, result: Any, loss: Any, steps: int, should_stop: Callable[[], bool]
