@@ -2,11 +2,17 @@
 
 Each configuration runs in its own subprocess so that its peak resident memory (ru_maxrss) is its own.
 Usage: python benchmarks/projection_speed.py [--steps 3] [--configs 256x1,256x4,1024x1,1024x4] [--json OUT]
-       [--precision fp32,bf16] [--rounds 2]
+       [--precision fp32,bf16] [--rounds 2] [--nvidia PATH]
 ``--precision`` takes a list: each configuration then times every precision in turn, ``--rounds`` times over
 (fp32, bf16, fp32, bf16, ...), in one process, so the ratio is measured under the same load; config '64' is the
 shipped cartoon-faces-64 model. bf16 on a CPU without native bf16 is measured as emulated
 (WPLUS_ALLOW_EMULATED_BF16=1 is set for the benchmark).
+``--nvidia PATH`` (a stylegan2-ada-pytorch checkout, fetched outside this repository) also times NVIDIA's own
+``projector.project`` in the same process, alternating with ours, on NVIDIA's ``Generator`` built from that checkout
+and loaded with the same weights (fp32 everywhere: num_fp16_res=0). Its LPIPS VGG-16 (a TorchScript file it would
+download) is replaced by a stand-in of the same cost: our VGG-16 on random weights, all 13 convolutions at 256 px,
+five unit-normalised taps as LPIPS uses. Its step is a W step with noise optimisation and noise regularisation;
+ours is the W+ step our default runs.
 Figures are meant as ratios to the probe (GFLOP/s of a 2048^2 float32 matmul on this machine).
 Progress goes to stderr (a line every few seconds when that is not a terminal).
 """
@@ -90,8 +96,70 @@ def build_shipped_case(batch: int, loss_resize: int | None = 256):
     return G, loss, target
 
 
+class LpipsVggStandIn(torch.nn.Module):
+    """What NVIDIA's projector calls as ``vgg16(images, resize_images=False, return_lpips=True)``, at the same cost:
+    images in [0, 255] through all 13 convolutions of a random VGG-16; the five ReLU taps LPIPS reads, each
+    normalised over channels and scaled by 1/sqrt(size), concatenated. Only the time is meant to match."""
+
+    TAPS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
+
+    def __init__(self) -> None:
+        super().__init__()
+        from wplus.models.vgg16 import random_vgg16
+
+        self.vgg = random_vgg16(0)
+
+    def forward(self, x: torch.Tensor, resize_images: bool = True, return_lpips: bool = False) -> torch.Tensor:
+        from wplus.models.vgg16 import imagenet_normalize
+
+        feats = self.vgg(imagenet_normalize(x / 255), taps=self.TAPS)
+        parts = [f / f.square().sum(1, keepdim=True).add(1e-10).sqrt() / f[0].numel() ** 0.5 for f in feats.values()]
+        return torch.cat([p.flatten(1) for p in parts], 1)
+
+
+def nvidia_runner(nvidia: str, G: torch.nn.Module, target: torch.Tensor) -> Callable:
+    """``run(num_steps, callback)`` for NVIDIA's ``projector.project`` on NVIDIA's Generator with ``G``'s weights."""
+    import contextlib
+    import copy
+    import types
+
+    sys.path.insert(0, nvidia)
+    import projector  # NVIDIA's code, outside this repository
+    from training.networks import Generator as NvidiaGenerator
+
+    cfg = G.config
+    Gn = NvidiaGenerator(z_dim=G.z_dim, c_dim=0, w_dim=G.w_dim, img_resolution=G.img_resolution, img_channels=3,
+                         mapping_kwargs={"num_layers": cfg.mapping_layers},
+                         synthesis_kwargs={"channel_base": cfg.channel_base, "channel_max": cfg.channel_max,
+                                           "architecture": cfg.architecture, "num_fp16_res": 0,
+                                           "conv_clamp": None}).eval()  # fmt: skip
+    Gn.load_state_dict(G.state_dict())
+    stand_in = LpipsVggStandIn()
+    # The projector downloads its VGG and loads it with torch.jit.load: answer both with the stand-in, offline.
+    projector.dnnlib.util.open_url = lambda *a, **k: contextlib.nullcontext()
+    projector.torch = types.SimpleNamespace(**{**vars(torch), "jit": types.SimpleNamespace(load=lambda f: stand_in)})
+    target_255 = ((target[0].clamp(-1, 1) + 1) * 127.5).detach()
+
+    def run(num_steps: int, callback: Callable[[object], None]) -> None:
+        def say(*args: object) -> None:
+            if str(args[0]).startswith("step"):
+                callback(None)
+
+        projector.print = say  # its per-step log line (verbose=True) is our step stamp
+        projector.project(copy.deepcopy(Gn), target_255, num_steps=num_steps, w_avg_samples=10000, verbose=True,
+                          device=torch.device("cpu"))  # fmt: skip
+
+    return run
+
+
 def run_one(
-    resolution: int, batch: int, steps: int, tune: bool, precisions: tuple[str, ...] = ("fp32",), rounds: int = 1
+    resolution: int,
+    batch: int,
+    steps: int,
+    tune: bool,
+    precisions: tuple[str, ...] = ("fp32",),
+    rounds: int = 1,
+    nvidia: str | None = None,
 ) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -104,18 +172,19 @@ def run_one(
     from wplus.projection.project import project
 
     G, loss, target = build_shipped_case(batch) if resolution == 64 else build_case(CONFIGS[resolution], batch)
+    runs = {
+        p: (lambda n, cb, p=p: project(G, target, loss=loss, num_steps=n, callback=cb, precision=p)) for p in precisions
+    }
+    if nvidia is not None:
+        if batch != 1:
+            raise SystemExit("--nvidia: NVIDIA's projector embeds one image at a time; use batch-1 configs (256x1)")
+        runs["nvidia"] = nvidia_runner(nvidia, G, target)
     # Phases: the timed steps, the counted step and the counted tail, one bar unit each step (the warm-up: none).
-    timed: dict[str, list[float]] = {p: [] for p in precisions}
-    with progress(steps * len(precisions) * rounds + 2, desc=f"  {resolution}px batch {batch}", unit="step") as bar:
+    timed: dict[str, list[float]] = {p: [] for p in runs}
+    with progress(steps * len(runs) * rounds + 2, desc=f"  {resolution}px batch {batch}", unit="step") as bar:
         for _ in range(rounds):
-            for prec in precisions:  # alternating: the same load for each
-                timed[prec].append(
-                    seconds_per_step(
-                        lambda n, cb, p=prec: project(G, target, loss=loss, num_steps=n, callback=cb, precision=p),
-                        steps,
-                        on_step=bar.update,
-                    )
-                )
+            for name, run in runs.items():  # alternating: the same load for each
+                timed[name].append(seconds_per_step(run, steps, on_step=bar.update))
         per_step = min(timed[precisions[0]])
         with FlopCounterMode(display=False) as fc:
             project(G, target, loss=loss, num_steps=1)
@@ -149,6 +218,7 @@ def main() -> None:
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--precision", default="fp32", help="comma-separated precisions to time in turn (fp32,bf16)")
     ap.add_argument("--rounds", type=int, default=1, help="times each precision is measured, alternating")
+    ap.add_argument("--nvidia", help="a stylegan2-ada-pytorch checkout: time its projector too, alternating")
     args = ap.parse_args()
     precisions = tuple(args.precision.split(","))
     if "bf16" in precisions:
@@ -159,7 +229,7 @@ def main() -> None:
         os.environ[ALLOW_EMULATED_ENV] = "1"  # measure the emulated path too (the library refuses it otherwise)
     if args.one:
         res, batch = (int(v) for v in args.one.split("x"))
-        print(json.dumps(run_one(res, batch, args.steps, not args.no_tune, precisions, args.rounds)))
+        print(json.dumps(run_one(res, batch, args.steps, not args.no_tune, precisions, args.rounds, args.nvidia)))
         return
     probe = matmul_probe()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; float32 matmul probe: {probe:.1f} GFLOP/s")
@@ -168,6 +238,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--one", cfg, "--steps", str(args.steps)]
         cmd += ["--no-tune"] if args.no_tune else []
         cmd += ["--precision", args.precision, "--rounds", str(args.rounds)]
+        cmd += ["--nvidia", args.nvidia] if args.nvidia else []
         print(
             f"  measuring {cfg} (generator, warm-up, {args.steps} timed steps, FLOP count) ...",
             file=sys.stderr,
@@ -185,9 +256,9 @@ def main() -> None:
             f"peak RSS {r['peak_rss_mib']:.0f} MiB",
             flush=True,
         )
-        if len(precisions) > 1:
+        if len(r["s_per_step_by_precision"]) > 1:
             by = r["s_per_step_by_precision"]
-            shown = ", ".join(f"{p} {by[p]:.3f} s/step ({by[p] / by[precisions[0]]:.2f}x)" for p in precisions)
+            shown = ", ".join(f"{p} {by[p]:.3f} s/step ({by[p] / by[precisions[0]]:.2f}x)" for p in by)
             print(f"       best of {args.rounds} alternating rounds: {shown}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
