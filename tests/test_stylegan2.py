@@ -220,3 +220,18 @@ def test_fused_upsampling_path_matches_reference(monkeypatch, device):
     assert (G.synthesis(ws).cpu() - ref).abs().max().item() < 1e-5
     G.requires_grad_(False)
     test_frozen_weight_gradients_equal_autograd(None, device)  # and the frozen backward of the fused path is exact
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_channel_dots_matches_the_float64_einsum_in_chunks_and_whole(monkeypatch, channels_last):
+    from wplus.models import stylegan2 as sg2
+
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(2, 6, 9, 11, generator=gen).contiguous(memory_format=fmt) for _ in range(2))
+    ref = torch.einsum("bchw,bchw->bc", a.double(), b.double())
+    whole = sg2._channel_dots(a, b)
+    monkeypatch.setattr(sg2, "CHANNEL_DOTS_CHUNK", 2 * 6 * 7)  # 7 rows a chunk: 15 chunks, the last one short
+    chunked = sg2._channel_dots(a, b)
+    assert whole.shape == chunked.shape == (2, 6)
+    assert torch.allclose(whole.double(), ref, atol=1e-5) and torch.allclose(chunked.double(), ref, atol=1e-5)

@@ -474,8 +474,31 @@ class _FrozenModConv(torch.autograd.Function):
             g = F.conv2d(g, w.transpose(0, 1), stride=2)  # adjoint of the stride-2 transposed conv
         grad_x = g * styles[:, :, None, None].to(g.dtype) if ctx.needs_input_grad[0] else None
         # x.to: under bf16 autocast g is bf16 while a block's first input (the learned constant) is fp32
-        grad_s = torch.einsum("bchw,bchw->bc", g, x.to(g.dtype)).to(styles.dtype) if ctx.needs_input_grad[1] else None
+        grad_s = _channel_dots(g, x.to(g.dtype)).to(styles.dtype) if ctx.needs_input_grad[1] else None
         return grad_x, grad_s, None, None, None, None
+
+
+# Elements per chunk of _channel_dots' product: 16 MB of float32, so the product stays in cache before it is summed.
+CHANNEL_DOTS_CHUNK = 1 << 22
+
+
+def _channel_dots(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``sum_hw a * b`` per image and channel, [B, C, H, W] x2 -> [B, C].
+
+    ``einsum("bchw,bchw->bc")`` runs as a batch of B*C one-column matrix products, which at 1024 px took 0.64 s
+    for one [1, 32, 1024, 1024] pair on this CPU; a product and a sum over H*W take about a tenth of that, and in
+    cache-sized chunks of channels_last rows (a [B, H*W, C] view) a twentieth.
+    """
+    bsz, c, h, w = a.shape
+    last = torch.channels_last
+    if not (a.is_contiguous(memory_format=last) and b.is_contiguous(memory_format=last)) or c == 1:
+        return (a * b).sum(dim=(2, 3))
+    a2, b2 = a.permute(0, 2, 3, 1).reshape(bsz, h * w, c), b.permute(0, 2, 3, 1).reshape(bsz, h * w, c)
+    rows = max(1, CHANNEL_DOTS_CHUNK // (bsz * c))
+    out = (a2[:, :rows] * b2[:, :rows]).sum(1)
+    for i in range(rows, h * w, rows):
+        out += (a2[:, i : i + rows] * b2[:, i : i + rows]).sum(1)
+    return out
 
 
 class _FrozenEpilogue(torch.autograd.Function):

@@ -37,7 +37,14 @@ from torch import nn
 from wplus.errors import ConfigError, ShapeError
 from wplus.models import stylegan2
 from wplus.models.config import MAX_CHANNEL_BASE, MAX_WIDTH, ModelConfig, check_ranges, check_resolution
-from wplus.models.stylegan2 import FullyConnectedLayer, MappingNetwork, NoiseMode, _check_shape, _FrozenModConv
+from wplus.models.stylegan2 import (
+    FullyConnectedLayer,
+    MappingNetwork,
+    NoiseMode,
+    _channel_dots,
+    _check_shape,
+    _FrozenModConv,
+)
 
 __all__ = [
     "StyleGAN3Config",
@@ -601,7 +608,7 @@ class _FrozenFilteredLReLU(torch.autograd.Function):
             gu = _up_axis_adjoint(gu, fu, up, py0, py1, 2, z.shape[2])
             gz[:, sl] = _up_axis_adjoint(gu, fu, up, px0, px1, 3, z.shape[3])
             del gu, z
-        grad_d = torch.einsum("bchw,bchw->bc", gz, y)[:, :, None, None] if ctx.needs_input_grad[1] else None
+        grad_d = _channel_dots(gz, y)[:, :, None, None] if ctx.needs_input_grad[1] else None
         grad_b = gz.sum(dim=[0, 2, 3]) if ctx.needs_input_grad[2] else None
         grad_y = gz.mul_(d) if ctx.needs_input_grad[0] else None
         return grad_y, grad_d, grad_b, None, None, None, None, None, None
