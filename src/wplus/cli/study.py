@@ -81,6 +81,9 @@ def study_cmd(
         check_study(name)
     except ConfigError as e:
         raise click.BadParameter(str(e), param_hint="NAME") from None
+    from wplus.study.plotting import FIGURE_PURPOSE, pyplot
+
+    pyplot(FIGURE_PURPOSE)  # every study draws a figure: a missing matplotlib is said before anything is projected
     dev = resolve_device(device)
     info = open_model(model, device=dev, fallback=True)
     if quick and "num_steps" not in projection.given:
