@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -47,9 +48,28 @@ def run(*args: str) -> object:
     return CliRunner().invoke(cli, ["study", *args], catch_exceptions=False)
 
 
+@pytest.fixture(scope="module")
+def studied(model, tmp_path_factory):
+    """``studied(name)``: the study run once on the defaults (``--json``) into a folder of its own, shared by the tests
+    that read its files and the one that reruns it (on a copy); returns (outdir, the run's result)."""
+    runs: dict[str, tuple[Path, object]] = {}
+
+    def get(name: str) -> tuple[Path, object]:
+        if name not in runs:
+            out = tmp_path_factory.mktemp(name)
+            runs[name] = (out, run(name, *study_args(model, out), "--json"))
+        return runs[name]
+
+    return get
+
+
+def study_args(model: Path, outdir: Path) -> list[str]:
+    return ["--model", str(model), "--outdir", str(outdir), *STEPS, "--loss-resize", "32"]
+
+
 @pytest.mark.parametrize("name", list(STUDIES))
-def test_each_study_writes_its_four_files(name, model, tmp_path):
-    r = run(name, "--model", str(model), "--outdir", str(tmp_path), *STEPS, "--loss-resize", "32")
+def test_each_study_writes_its_four_files(name, studied):
+    tmp_path, r = studied(name)
     assert r.exit_code == 0, r.output
     for f in ("results.csv", "results.md", "figure.png", "study.json"):
         assert (tmp_path / f).stat().st_size > 0, f
@@ -64,10 +84,12 @@ def test_each_study_writes_its_four_files(name, model, tmp_path):
     assert Image.open(tmp_path / "figure.png").format == "PNG"
 
 
-def test_rerun_skips_finished_units_and_redoes_lost_ones(model, tmp_path):
-    args = ["transforms", "--model", str(model), "--outdir", str(tmp_path), *STEPS, "--json"]
-    first = json.loads(run(*args).stdout)["transforms"]
+def test_rerun_skips_finished_units_and_redoes_lost_ones(model, studied, tmp_path):
+    done_once, r = studied("transforms")  # the first run, shared with the test above; rerun here on a copy
+    shutil.copytree(done_once, tmp_path, dirs_exist_ok=True)
+    first = json.loads(r.stdout)["transforms"]
     assert first["projected"] == 7 and first["reused"] == 0
+    args = ["transforms", *study_args(model, tmp_path), "--json"]
     again = json.loads(run(*args).stdout)["transforms"]
     assert again["projected"] == 0 and again["reused"] == 7
     # A run killed mid-way: what had not been marked done (the JSON is written last) is redone, nothing else.
@@ -75,7 +97,7 @@ def test_rerun_skips_finished_units_and_redoes_lost_ones(model, tmp_path):
     done[0].unlink()
     third = json.loads(run(*args).stdout)["transforms"]
     assert third["projected"] == 1 and third["reused"] == 6
-    other = json.loads(run(*args[:-3], "--steps", "3", "--json").stdout)["transforms"]
+    other = json.loads(run(*args, "--steps", "3").stdout)["transforms"]
     assert other["projected"] == 7  # other settings: other units
 
 
@@ -136,12 +158,16 @@ def test_bad_inputs_get_one_line(model, tmp_path):
     assert len([line for line in r.output.splitlines() if "mask" in line]) == 1
 
 
-def test_figures_need_matplotlib_only_when_drawn(monkeypatch):
+def test_figures_need_matplotlib_only_when_drawn(monkeypatch, model, tmp_path):
     from wplus.study.plotting import pyplot
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ConfigError, match=r"pip install 'wplus\[plot\]'"):
         pyplot()
+    # The command says so in one line before it projects anything.
+    r = CliRunner().invoke(cli, ["study", "defects", *study_args(model, tmp_path / "out")])
+    assert r.exit_code == 1 and "wplus study's figure.png" in r.output and "pip install 'wplus[plot]'" in r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
 # ---- defect regions from the alignment landmarks
