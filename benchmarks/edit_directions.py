@@ -375,10 +375,9 @@ def conditioned_target(report: dict) -> dict:
 def draw_figures(report: dict, folder: Path) -> None:
     """docs/editing-leakage.png (plain vs conditioned, per unit change of the own attribute) and
     docs/editing-smile.png (the smile by method, each scaled to the same smile change)."""
-    import matplotlib
+    from wplus.io.plot import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("the benchmark's figures")
 
     folder.mkdir(parents=True, exist_ok=True)
     cols = report["columns"]

@@ -114,10 +114,9 @@ def smile_response(G, codes: torch.Tensor, probe, direction, mask) -> dict:
 
 
 def figures(folder: Path, curves: dict, training: list[dict], boundaries: list[int], goal: float) -> list[Path]:
-    import matplotlib
+    from wplus.io.plot import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("the benchmark's figures")
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -189,10 +189,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dci_figure(r: dict[str, Any], path: Path) -> None:
-    import matplotlib
+    from wplus.io.plot import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("the benchmark's figures")
 
     names = [k for k in r if isinstance(r[k], dict) and "D" in r[k]]
     x = np.arange(len(names))

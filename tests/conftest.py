@@ -6,6 +6,10 @@
 
 from __future__ import annotations
 
+# wplus before torch: importing it sets OMP_WAIT_POLICY=PASSIVE while that still counts (wplus.runtime), so torch's idle
+# OpenMP threads sleep instead of spinning. With spinning threads on 2 shared cores, tests/test_study.py took 24-67 s
+# instead of about 9 s whenever other jobs ran.
+import wplus  # noqa: F401
 import copy
 
 import numpy as np

@@ -19,7 +19,7 @@ EXTRA_USES = {
     "web": "wplus serve (the gradio web UI)",
     "browser": "the real-browser test of the web UI (Playwright)",
     "ray": "project --engine ray (datasets across a Ray cluster)",
-    "plot": "the figures of wplus study and of the benchmarks (matplotlib)",
+    "plot": "the figures of wplus study, project --plot and the benchmarks (matplotlib)",
     "study": "wplus study: its figures and the scikit-image photographs of its out-of-domain classes",
     "dev": "the tests and lint (pytest, ruff, scikit-image)",
 }

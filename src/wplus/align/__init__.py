@@ -18,7 +18,7 @@ from wplus.align.ffhq import (
     select_faces,
 )
 from wplus.align.landmarks import FaceLandmarks, LandmarkDetector, shape_predictor_path
-from wplus.align.paste import face_mask, paste_back
+from wplus.align.paste import face_landmarks, face_mask, paste_back
 
 __all__ = [
     "DEFAULT_FACE",
@@ -30,6 +30,7 @@ __all__ = [
     "LandmarkDetector",
     "align_face",
     "align_faces",
+    "face_landmarks",
     "face_mask",
     "face_size",
     "ffhq_quad",

@@ -19,7 +19,7 @@ from wplus.align.ffhq import AlignTransform, load_transform
 from wplus.errors import ConfigError, ImageError
 from wplus.io.images import load_image, tensor_to_pil
 
-__all__ = ["paste_back", "face_mask", "source_to_face_affine"]
+__all__ = ["paste_back", "face_mask", "source_to_face_affine", "face_landmarks"]
 
 
 def source_to_face_affine(quad: np.ndarray, face_size: int) -> np.ndarray:
@@ -36,6 +36,26 @@ def source_to_face_affine(quad: np.ndarray, face_size: int) -> np.ndarray:
         raise ConfigError("degenerate transform quad (zero area)")
     inv = np.linalg.inv(fwd) * face_size
     return np.column_stack([inv, -inv @ q[0]])
+
+
+def face_landmarks(transform: AlignTransform, face_size: int) -> np.ndarray:
+    """The source's 68 landmarks (:attr:`AlignTransform.landmarks`) where they fall in the aligned square, resized
+    to ``face_size`` pixels a side.
+
+    Both sides are pixel-centre coordinates; the map between them is :func:`source_to_face_affine` (the aligned
+    square was sampled from the quad, and resizing it scales its continuous coordinates).
+
+    Returns:
+        [68, 2] float64 (x, y).
+
+    Raises:
+        ConfigError: the transform has no landmarks (or a degenerate quad).
+    """
+    if transform.landmarks is None:
+        raise ConfigError("this align transform has no landmarks; expected the JSON `wplus align` writes")
+    affine = source_to_face_affine(transform.quad, face_size)
+    continuous = np.asarray(transform.landmarks, dtype=np.float64) + 0.5  # pixel centres -> continuous
+    return continuous @ affine[:, :2].T + affine[:, 2] - 0.5
 
 
 def face_mask(size: int, feather: float) -> Image.Image:

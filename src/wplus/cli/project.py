@@ -161,6 +161,11 @@ def project_cmd(
         raise click.UsageError("--mask-from-alpha cannot be combined with --align (the alpha is not aligned)")
     if mask_path is not None and mask_from_alpha:
         raise click.UsageError("give either --mask FILE or --mask-from-alpha, not both")
+    if plot:  # before any image is projected: a missing matplotlib is one line, not a failure per image
+        from wplus.io.plot import pyplot
+        from wplus.projection.outputs import HISTORY_PLOT_PURPOSE
+
+        pyplot(HISTORY_PLOT_PURPOSE)
     repeated: list[Path] = []
     try:
         inputs = expand_inputs(images, repeated=repeated)

@@ -37,7 +37,8 @@ QUICK_ROUNDS = 2
 @click.option("--shift", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="transforms: shift as a fraction of the side [default: 140/1024 right, 160/1024 left].")  # fmt: skip
 @click.option("--masks", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="defects: folder of STEM-eyes.png, STEM-nose.png, STEM-mouth.png masks of the IMAGES.")  # fmt: skip
+              help="defects: folder of STEM-eyes.png, STEM-nose.png, STEM-mouth.png masks of the IMAGES (without it, "
+                   "an image `wplus align` made takes its regions from the landmarks in its STEM.json).")  # fmt: skip
 @click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @projection_options
@@ -81,6 +82,9 @@ def study_cmd(
         check_study(name)
     except ConfigError as e:
         raise click.BadParameter(str(e), param_hint="NAME") from None
+    from wplus.study.plotting import FIGURE_PURPOSE, pyplot
+
+    pyplot(FIGURE_PURPOSE)  # every study draws a figure: a missing matplotlib is said before anything is projected
     dev = resolve_device(device)
     info = open_model(model, device=dev, fallback=True)
     if quick and "num_steps" not in projection.given:

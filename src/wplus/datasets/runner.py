@@ -321,6 +321,11 @@ class DatasetProjector:
     ):
         self.spec, self.G, self.loss, self.lpips, self.device = spec, G, loss, lpips, device
         self.notice, self.quiet = notice, quiet
+        if spec.plot:  # a missing matplotlib is said once, here, not as a failure of every image
+            from wplus.io.plot import pyplot
+            from wplus.projection.outputs import HISTORY_PLOT_PURPOSE
+
+            pyplot(HISTORY_PLOT_PURPOSE)
         self.start_code = _start_code(spec.init_latent, G, spec.settings.space, device)
         self.coupling = batch_coupling(spec.settings, start_code=self.start_code is not None)
         self.encoder = None

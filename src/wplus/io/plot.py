@@ -1,7 +1,8 @@
-"""Small line charts drawn with Pillow (no plotting library needed): a projection's ``history.png``.
+"""Every figure wplus draws goes through matplotlib here: the import (only when something is drawn, so the library
+works without the ``plot`` extra), the Agg backend, one style, and the one-line error when matplotlib is missing.
 
-Each panel has its own y axis with round tick values, a shared kind of x axis, a title and a legend; curves are
-polylines. Enough to read a run's PSNR and loss against time, which is what the file is for.
+:func:`draw_panels` draws line charts side by side (a projection's ``history.png``, the benchmarks' curves); the
+studies draw their own figures with the module :func:`pyplot` returns.
 """
 
 from __future__ import annotations
@@ -10,19 +11,42 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont
-
+from wplus.errors import ConfigError
 from wplus.io.atomic import atomic_write
 
-__all__ = ["Panel", "draw_panels", "nice_ticks"]
+__all__ = ["Panel", "draw_panels", "pyplot", "STYLE", "PLOT_INSTALL"]
 
-COLORS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207)]
+STYLE = {"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "font.size": 9, "axes.spines.top": False,
+         "axes.spines.right": False}  # fmt: skip
+PLOT_INSTALL = "pip install 'wplus[plot]' (or pip install matplotlib)"
+
+
+def pyplot(purpose: str = "the figures") -> Any:
+    """``matplotlib.pyplot`` on the Agg backend with wplus's style.
+
+    Args:
+        purpose: what needs it, named in the error (a command's flag, say).
+
+    Raises:
+        ConfigError: matplotlib is not installed (one line: what needs it and how to install it).
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError(f"got no matplotlib, expected it for {purpose}; {PLOT_INSTALL}") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(STYLE)
+    return plt
 
 
 @dataclass
 class Panel:
-    """One chart: ``curves`` maps a legend name to (xs, ys); ``log_y`` plots log10 of positive values."""
+    """One chart: ``curves`` maps a legend name to (xs, ys); ``log_y`` draws the y axis on a log scale (values that
+    are not positive are left out)."""
 
     title: str
     x_label: str
@@ -31,78 +55,46 @@ class Panel:
     log_y: bool = False
 
 
-LEGEND_CHARS = 40  # legend names are cut to this many characters
+def _finite_points(xs: Sequence[float], ys: Sequence[float], log_y: bool) -> tuple[list[float], list[float]]:
+    """The points of a curve that can be drawn; a gap (NaN) where one cannot, so the line breaks there."""
+    out_x, out_y = [], []
+    for x, y in zip(xs, ys, strict=True):
+        x, y = float(x), float(y)
+        ok = math.isfinite(x) and math.isfinite(y) and (y > 0 or not log_y)
+        out_x.append(x if ok else math.nan)
+        out_y.append(y if ok else math.nan)
+    return out_x, out_y
 
 
-def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    """Round tick values (1, 2 or 5 times a power of ten apart) covering [lo, hi].
+def draw_panels(
+    panels: Sequence[Panel], path: str | Path, *, size: tuple[int, int] = (520, 300), purpose: str = "the figures"
+) -> Path:
+    """Draw ``panels`` side by side, each ``size`` (width, height) pixels, and save the PNG atomically.
 
-    Example:
-        >>> nice_ticks(0.0, 9.3)
-        [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+    Raises:
+        ConfigError: matplotlib is not installed (``purpose`` says what wanted the figure).
     """
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return [0.0, 1.0]
-    if hi <= lo:
-        hi = lo + (abs(lo) or 1.0)
-    raw = (hi - lo) / max(count, 1)
-    power = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.floor(lo / step) * step
-    ticks, t = [], first
-    while t < hi + step * 0.999:
-        ticks.append(round(t, 12))
-        t += step
-    return ticks
-
-
-def _draw_panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], panel: Panel, font) -> None:
-    left, top, right, bottom = box
-    x0, y0, x1, y1 = left + 60, top + 22, right - 10, bottom - 34  # plot area inside the panel
-    curves = {k: (list(map(float, xs)), list(map(float, ys))) for k, (xs, ys) in panel.curves.items() if len(xs)}
-    if panel.log_y:
-        curves = {k: (xs, [math.log10(y) if y > 0 else math.nan for y in ys]) for k, (xs, ys) in curves.items()}
-    xs_all = [x for xs, _ in curves.values() for x in xs if math.isfinite(x)] or [0.0, 1.0]
-    ys_all = [y for _, ys in curves.values() for y in ys if math.isfinite(y)] or [0.0, 1.0]
-    xt, yt = nice_ticks(min(xs_all), max(xs_all)), nice_ticks(min(ys_all), max(ys_all))
-
-    def px(x: float) -> float:
-        return x0 + (x - xt[0]) / (xt[-1] - xt[0]) * (x1 - x0)
-
-    def py(y: float) -> float:
-        return y1 - (y - yt[0]) / (yt[-1] - yt[0]) * (y1 - y0)
-
-    draw.text((left + 4, top + 4), panel.title, fill=(0, 0, 0), font=font)
-    for t in yt:
-        draw.line([(x0, py(t)), (x1, py(t))], fill=(228, 228, 228))
-        label = f"{10**t:.3g}" if panel.log_y else f"{t:g}"
-        draw.text((left + 4, py(t) - 5), label, fill=(60, 60, 60), font=font)
-    for t in xt:
-        draw.line([(px(t), y1), (px(t), y1 + 4)], fill=(0, 0, 0))
-        draw.text((px(t) - 8, y1 + 6), f"{t:g}", fill=(60, 60, 60), font=font)
-    draw.rectangle([x0, y0, x1, y1], outline=(0, 0, 0))
-    draw.text(((x0 + x1) // 2 - 20, bottom - 14), panel.x_label, fill=(0, 0, 0), font=font)
-    draw.text((x0 + 4, y0 + 2), panel.y_label, fill=(90, 90, 90), font=font)
-    names = [name[:LEGEND_CHARS] for name in curves]
-    text_w = max((int(draw.textlength(n, font=font)) for n in names), default=0)
-    lx = x1 - text_w - 8  # the legend's text starts here, right-aligned in the frame; its line swatch before it
-    for i, (xs, ys) in enumerate(curves.values()):
-        color = COLORS[i % len(COLORS)]
-        pts = [(px(x), py(y)) for x, y in zip(xs, ys, strict=True) if math.isfinite(x) and math.isfinite(y)]
-        if len(pts) > 1:
-            draw.line(pts, fill=color, width=2)
-        elif pts:
-            draw.ellipse([pts[0][0] - 2, pts[0][1] - 2, pts[0][0] + 2, pts[0][1] + 2], fill=color)
-        draw.line([(lx - 20, y0 + 12 + 12 * i), (lx - 5, y0 + 12 + 12 * i)], fill=color, width=2)
-        draw.text((lx, y0 + 6 + 12 * i), names[i], fill=(0, 0, 0), font=font)
-
-
-def draw_panels(panels: Sequence[Panel], path: str | Path, *, size: tuple[int, int] = (520, 300)) -> Path:
-    """Draw ``panels`` side by side and save the PNG atomically."""
+    plt = pyplot(purpose)
+    dpi = STYLE["figure.dpi"]
     w, h = size
-    img = Image.new("RGB", (w * len(panels), h), (255, 255, 255))
-    draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default()
-    for i, panel in enumerate(panels):
-        _draw_panel(draw, (i * w, 0, (i + 1) * w, h), panel, font)
-    return atomic_write(path, lambda p: img.save(p))
+    # A hair over the exact inches: the canvas is the product's integer part, which must not round down.
+    fig, axes = plt.subplots(1, len(panels), figsize=((w * len(panels) + 0.01) / dpi, (h + 0.01) / dpi), dpi=dpi,
+                             squeeze=False)  # fmt: skip
+    try:
+        for ax, panel in zip(axes[0], panels, strict=True):
+            for name, (xs, ys) in panel.curves.items():
+                px, py = _finite_points(xs, ys, panel.log_y)
+                if not any(math.isfinite(v) for v in py):
+                    continue
+                ax.plot(px, py, label=name, linewidth=1.5, marker="o" if len(px) == 1 else None, markersize=3)
+            if panel.log_y:
+                ax.set_yscale("log")
+            ax.set_title(panel.title)
+            ax.set_xlabel(panel.x_label)
+            ax.set_ylabel(panel.y_label)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
+        fig.tight_layout()
+        return atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=dpi))
+    finally:
+        plt.close(fig)

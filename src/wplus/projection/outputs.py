@@ -158,14 +158,21 @@ def write_history_csv(path: str | Path, rows: list[dict[str, float]]) -> Path:
     return atomic_write(path, write)
 
 
+HISTORY_PLOT_PURPOSE = "history.png (wplus project --plot)"
+
+
 def write_history_plot(path: str | Path, rows: list[dict[str, float]], *, title: str = "") -> Path:
-    """PSNR and total loss (log scale) against wall seconds, from :meth:`ProjectionResult.history_rows`."""
+    """PSNR and total loss (log axis) against wall seconds, from :meth:`ProjectionResult.history_rows`.
+
+    Raises:
+        ConfigError: matplotlib (the ``plot`` extra) is not installed.
+    """
     from wplus.io.plot import Panel, draw_panels
 
     seconds = [r["seconds"] for r in rows]
     psnr = Panel(f"{title} PSNR".strip(), "seconds", "dB", {"psnr": (seconds, [r["psnr"] for r in rows])})
-    loss = Panel("loss", "seconds", "log scale", {"total": (seconds, [r["loss_total"] for r in rows])}, log_y=True)
-    return draw_panels([psnr, loss], path)
+    loss = Panel("loss", "seconds", "total loss", {"total": (seconds, [r["loss_total"] for r in rows])}, log_y=True)
+    return draw_panels([psnr, loss], path, purpose=HISTORY_PLOT_PURPOSE)
 
 
 def _write_styles(path: Path, G: torch.nn.Module, latent: Any) -> Path:

@@ -241,7 +241,7 @@ def write_outputs(
 ) -> list[Path]:
     """Write the study's four files into ``outdir``; returns their paths."""
     from wplus import __version__
-    from wplus.study.plotting import pyplot
+    from wplus.study.plotting import FIGURE_PURPOSE, pyplot
 
     outdir.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
@@ -255,7 +255,7 @@ def write_outputs(
     if notes:
         md += ["Notes:", "", *[f"- {n}" for n in notes], ""]
     md_path = atomic_write(outdir / "results.md", lambda p: p.write_text("\n".join(md)))
-    plt = pyplot()
+    plt = pyplot(FIGURE_PURPOSE)
     fig_path = outdir / "figure.png"
     atomic_write(fig_path, lambda p: result.figure(plt, p))
     record = {

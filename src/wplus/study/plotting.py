@@ -1,34 +1,15 @@
-"""matplotlib, imported only when a study draws its figure (the ``plot`` extra); one look for every study."""
+"""The studies' figures: matplotlib comes from :func:`wplus.io.plot.pyplot` (imported only when a study draws its
+figure, the ``plot`` extra; one look for every figure wplus draws); the grouped bar chart several studies share."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from wplus.errors import ConfigError
+from wplus.io.plot import STYLE, pyplot
 
-__all__ = ["pyplot", "STYLE"]
+__all__ = ["pyplot", "STYLE", "bar_chart", "FIGURE_PURPOSE"]
 
-STYLE = {"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "font.size": 9, "axes.spines.top": False,
-         "axes.spines.right": False}  # fmt: skip
-
-
-def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the Agg backend with the studies' style.
-
-    Raises:
-        ConfigError: matplotlib is not installed (one line: how to install it).
-    """
-    try:
-        import matplotlib
-    except ImportError:
-        raise ConfigError(
-            "the study figures need matplotlib: pip install 'wplus[plot]' (or pip install matplotlib)"
-        ) from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update(STYLE)
-    return plt
+FIGURE_PURPOSE = "wplus study's figure.png"
 
 
 def bar_chart(plt: Any, path: Any, labels: list[str], series: dict[str, list[float]], *, ylabel: str, title: str,

@@ -3,7 +3,9 @@
 A drawn face knows its parts (:func:`wplus.data.faces.face_boxes`: both eyes with their brows, the mouth); the nose
 is the box between the eyes' inner edges, from below the eyes to the top of the mouth box. Any other image takes its
 regions from a mask folder (``STEM-eyes.png``, ``STEM-nose.png``, ``STEM-mouth.png``, white = the region, the size of
-the image), or else from the average drawn face (an aligned face at the model's resolution has its parts there).
+the image); or, when ``wplus align`` made it (``STEM.json`` beside it), from its 68 alignment landmarks carried into
+the aligned square (:func:`landmark_masks`: each eye with its brow, the mouth and the nose as padded boxes); or else
+from the average drawn face (an aligned face at the model's resolution has its parts there).
 """
 
 from __future__ import annotations
@@ -17,7 +19,17 @@ from PIL import Image
 
 from wplus.errors import ConfigError
 
-__all__ = ["PARTS", "DEFECTS", "part_masks", "defect_mask", "blank", "masks_from_folder", "average_face_masks"]
+__all__ = [
+    "PARTS",
+    "DEFECTS",
+    "part_masks",
+    "landmark_masks",
+    "alignment_masks",
+    "defect_mask",
+    "blank",
+    "masks_from_folder",
+    "average_face_masks",
+]
 
 PARTS = ("eyes", "nose", "mouth")
 # Table 3's rows, name -> parts blanked.
@@ -58,6 +70,71 @@ def part_masks(attrs: object, size: int) -> dict[str, torch.Tensor]:
     mouth = _box_mask(mo, size)
     nose = _box_mask((nose_x0, nose_y0, nose_x1, nose_y1), size) * (1 - eyes) * (1 - mouth)
     return {"eyes": eyes, "nose": nose, "mouth": mouth}
+
+
+# dlib's 68-point layout (iBUG 300-W), as index ranges: brows 17-21 and 22-26, nose 27-35, eyes 36-41 and 42-47,
+# mouth 48-67 (outer lip 48-59, inner 60-67).
+_LEFT_EYE_AND_BROW = [*range(17, 22), *range(36, 42)]
+_RIGHT_EYE_AND_BROW = [*range(22, 27), *range(42, 48)]
+_NOSE = list(range(27, 36))
+_MOUTH = list(range(48, 68))
+LANDMARK_PAD = 0.08  # each box grows by this fraction of the distance between the eyes' centres, on every side
+
+
+def _points_box(points: np.ndarray, pad: float) -> tuple[float, float, float, float]:
+    return (points[:, 0].min() - pad, points[:, 1].min() - pad, points[:, 0].max() + pad, points[:, 1].max() + pad)
+
+
+def _covered(box: tuple[float, float, float, float], size: int) -> torch.Tensor:
+    """0/1 [size, size]: the pixels whose centres (pixel-centre coordinates: pixel (i, j) is at x = j, y = i) lie in
+    ``box`` (x0, y0, x1, y1), edges included."""
+    x0, y0, x1, y1 = box
+    c = torch.arange(size, dtype=torch.float64)
+    cols = (c >= x0) & (c <= x1)
+    rows = (c >= y0) & (c <= y1)
+    return (rows[:, None] & cols[None, :]).float()
+
+
+def landmark_masks(landmarks: np.ndarray, size: int, *, pad: float = LANDMARK_PAD) -> dict[str, torch.Tensor]:
+    """{part: [size, size] 0/1 mask} from a face's 68 landmarks in the pixel-centre coordinates of the image.
+
+    Each eye with its brow and the mouth are the boxes around their points; the nose the box around its points, less
+    the eyes and the mouth (it never overlaps them). Every box grows by ``pad`` times the distance between the eyes'
+    centres on each side, so the lids, the lips' edges and the nostrils' wings are inside. Boxes are axis-aligned: an
+    aligned face is upright.
+
+    Raises:
+        ConfigError: not [68, 2] landmarks.
+    """
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape != (68, 2):
+        raise ConfigError(f"got landmarks of shape {list(lm.shape)}, expected [68, 2] (dlib's 68-point layout)")
+    margin = pad * float(np.linalg.norm(lm[42:48].mean(axis=0) - lm[36:42].mean(axis=0)))
+    eyes = torch.maximum(_covered(_points_box(lm[_LEFT_EYE_AND_BROW], margin), size),
+                         _covered(_points_box(lm[_RIGHT_EYE_AND_BROW], margin), size))  # fmt: skip
+    mouth = _covered(_points_box(lm[_MOUTH], margin), size)
+    nose = _covered(_points_box(lm[_NOSE], margin), size) * (1 - eyes) * (1 - mouth)
+    return {"eyes": eyes, "nose": nose, "mouth": mouth}
+
+
+def alignment_masks(image_path: Path, size: int) -> dict[str, torch.Tensor] | None:
+    """The parts of an image ``wplus align`` made, from the landmarks in the transform beside it (``STEM.json``),
+    at ``size`` pixels a side; None when there is no such transform, it has no landmarks, or the image is not the
+    square it describes (a crop of it would move the parts). Needs no dlib: the landmarks are in the JSON."""
+    from wplus.align import face_landmarks, load_transform
+
+    json_path = Path(image_path).with_suffix(".json")
+    if not json_path.is_file():
+        return None
+    try:
+        transform = load_transform(json_path)
+        with Image.open(image_path) as im:
+            width, height = im.size
+        if transform.landmarks is None or width != height:
+            return None
+        return landmark_masks(face_landmarks(transform, size), size)
+    except (ConfigError, OSError):  # another kind of JSON, or one that cannot be read: not an alignment
+        return None
 
 
 def average_face_masks(size: int, num_faces: int = 50) -> dict[str, torch.Tensor]:

@@ -21,7 +21,15 @@ from wplus.metrics import ssim as ssim_of
 from wplus.study.core import StudyContext, StudyResult, Unit, UnitResult, group_mean, markdown_table
 from wplus.study.inputs import FACE_CLASSES, Item
 from wplus.study.plotting import bar_chart
-from wplus.study.regions import DEFECTS, average_face_masks, blank, defect_mask, masks_from_folder, part_masks
+from wplus.study.regions import (
+    DEFECTS,
+    alignment_masks,
+    average_face_masks,
+    blank,
+    defect_mask,
+    masks_from_folder,
+    part_masks,
+)
 from wplus.study.transforms import PAPER_SHIFT_LEFT, PAPER_SHIFT_RIGHT, table1_transforms
 
 __all__ = ["Study", "STUDIES", "STUDY_ORDER", "PAPER"]
@@ -225,7 +233,8 @@ def study_transforms(ctx: StudyContext, items: list[Item]) -> StudyResult:
 
 
 def item_regions(ctx: StudyContext, it: Item) -> tuple[dict[str, torch.Tensor], str]:
-    """The eyes, nose and mouth masks of an image, and where they came from."""
+    """The eyes, nose and mouth masks of an image, and where they came from: a mask folder, a drawn face's boxes,
+    the alignment landmarks of an image ``wplus align`` made (its ``STEM.json`` beside it), or the average face."""
     side = ctx.G.img_resolution
     masks_dir = ctx.options.get("masks")
     if it.path is not None and masks_dir is not None:
@@ -236,6 +245,8 @@ def item_regions(ctx: StudyContext, it: Item) -> tuple[dict[str, torch.Tensor], 
         return masks_from_folder(masks_dir, it.path.stem, size, side), f"masks {masks_dir}"
     if it.attrs is not None:
         return part_masks(it.attrs, side), "the drawn face's boxes"
+    if it.path is not None and (masks := alignment_masks(it.path, side)) is not None:
+        return masks, "the alignment landmarks (the `wplus align` JSON beside the image)"
     if "_average" not in ctx.cache:
         ctx.cache["_average"] = average_face_masks(side)
     return ctx.cache["_average"], "the average drawn face's boxes (an aligned face)"
