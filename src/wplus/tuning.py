@@ -48,7 +48,7 @@ from torch.func import functional_call
 from wplus.errors import CheckpointError, ConfigError, ShapeError
 from wplus.io.checkpoint import json_field, read_metadata, read_tensors, stored_shapes, write_checkpoint
 from wplus.metrics import psnr, ssim
-from wplus.precision import autocast, resolve_precision
+from wplus.precision import PRECISIONS, autocast, resolve_precision
 from wplus.projection.project import estimate_w_std, frozen, resolve_w_avg
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,11 @@ class TuningSettings:
     biases: bool = DEFAULT_BIASES
     stop_psnr: float | None = None
     seed: int = 0
+    precision: str = "fp32"  # 'fp32', 'bf16' or 'auto' (wplus.precision); resolved against the device by tune()
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"got tuning precision {self.precision!r}, expected one of {', '.join(PRECISIONS)}")
         _check_options(
             self.num_steps,
             self.lr,

@@ -7,6 +7,7 @@ The run's settings come from the shared projection options (``wplus.cli.projecti
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,8 @@ def project_cmd(
         encoder_for(model_info.G, encoder_path, device=dev)  # a missing encoder or one for another model: one line
     loss, lpips = projection.loss(dev, model_info, notice=err)
     settings = projection.settings  # after the loss: an offline fallback to D features changes it
+    if tuning is not None:  # --tune has no precision flag of its own: it follows --precision
+        tuning = dataclasses.replace(tuning, precision=settings.precision)
     pre = Preprocess(
         model_info.G.img_resolution, align, crop, mask_path, mask_from_alpha, max_pixels, face, min_face_ratio
     )

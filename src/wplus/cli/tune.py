@@ -15,6 +15,7 @@ from wplus.errors import ConfigError
 from wplus.io.atomic import write_json
 from wplus.io.images import load_image, pil_to_tensor, save_image
 from wplus.io.latents import load_latent
+from wplus.precision import resolve_precision
 from wplus.projection.outputs import is_tuned, summary_line, tuned_metrics, untuned_metrics
 from wplus.projection.project import loss_terms
 from wplus.projection.settings import ProjectionSettings
@@ -58,6 +59,7 @@ def tune_cmd(
       wplus tune out/photo/ --tune-steps 350
     """
     dev = resolve_device(device)
+    resolve_precision(tuning.precision, dev)  # bf16 where it would be emulated: one line, before any folder
     failed = []
     opened: dict[str, object] = {}
     for folder in folders:
@@ -91,7 +93,9 @@ def _tune_folder(
         raise ConfigError(f"{folder} was projected with model {want[:12]}, --model is {info.sha256[:12]}")
     latent = load_latent(folder / "latent.npz")
     target = pil_to_tensor(load_image(folder / "target.png")).to(dev)
-    choice = ProjectionChoice(ProjectionSettings.from_dict(config))
+    # The loss runs at the tuning's precision, not at the one the projection used (checked up front in tune_cmd).
+    projected = ProjectionSettings.from_dict(config)
+    choice = ProjectionChoice(projected.replace(precision=tuning.precision))
     loss, _ = choice.loss(dev, info, notice=err)
     G = info.G
     ws = latent.ws.to(dev)
@@ -107,7 +111,7 @@ def _tune_folder(
     mask = _saved_mask(folder, target)
     metrics = tuned_metrics(untuned_metrics(metrics), t, loss_terms(loss, image, target, mask=mask)[0])
     write_json(folder / "metrics.json", metrics)
-    config["tuning"] = tuning.kwargs()
+    config["tuning"] = {**tuning.kwargs(), "precision": t.info["precision"]}  # what ran ('auto' resolved)
     write_json(folder / "config.json", config)
     err(f"{folder}: {summary_line(metrics)} ({t.info['metrics']['seconds']:.1f} s)")
 

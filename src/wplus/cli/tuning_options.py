@@ -12,6 +12,7 @@ import click
 
 from wplus.cli.common import INPUT_FILE, FiniteFloatRange
 from wplus.errors import ConfigError, WplusError
+from wplus.precision import PRECISIONS
 from wplus.tuning import (
     DEFAULT_BIASES,
     DEFAULT_LOCALITY_RADIUS,
@@ -35,6 +36,11 @@ RANK0_HELP = (
     "biases: add --tune-lr 3e-4 --tune-locality 0 --tune-biases for those)."
 )
 
+PRECISION_HELP = (
+    "bf16: tuning renders and loss under bf16 autocast (the factors and Adam's state stay fp32; native bf16 CPUs, "
+    "GPUs); auto: bf16 where faster."
+)
+
 
 def _setting_options(*, aliases: bool) -> list[Callable[[F], F]]:
     """The tuning settings as options, each spelt ``--tune-<setting>`` on every command (``project`` needs the prefix:
@@ -45,7 +51,7 @@ def _setting_options(*, aliases: bool) -> list[Callable[[F], F]]:
         return (f"--tune-{setting}", f"--{setting}") if aliases else (f"--tune-{setting}",)
 
     flag = "--tune-biases/--no-tune-biases"
-    return [
+    options = [
         click.option(*names("steps"), "tune_steps", type=click.IntRange(0), default=DEFAULT_STEPS,
                      show_default=True, help="Tuning steps (PTI: 350)."),
         click.option(*names("rank"), "tune_rank", type=click.IntRange(0, MAX_RANK), default=DEFAULT_RANK,
@@ -69,6 +75,10 @@ def _setting_options(*, aliases: bool) -> list[Callable[[F], F]]:
         click.option(*names("stop-psnr"), "tune_stop_psnr", type=FiniteFloatRange(0, min_open=True),
                      default=None, help="Stop tuning once the PSNR reaches this many dB."),
     ]  # fmt: skip
+    if aliases:  # `project --tune` has none of its own: the tuning runs at the projection's --precision
+        options.append(click.option("--precision", "tune_precision", type=click.Choice(PRECISIONS), default="fp32",
+                                    show_default=True, help=PRECISION_HELP))  # fmt: skip
+    return options
 
 
 def _settings(kwargs: dict[str, Any]) -> TuningSettings:
@@ -84,6 +94,7 @@ def _settings(kwargs: dict[str, Any]) -> TuningSettings:
             pixel_weight=kwargs.pop("tune_pixel_weight"),
             biases=kwargs.pop("tune_biases"),
             stop_psnr=kwargs.pop("tune_stop_psnr"),
+            precision=kwargs.pop("tune_precision", "fp32"),
         )
     except ConfigError as e:
         raise click.BadParameter(str(e)) from None

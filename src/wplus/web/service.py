@@ -462,7 +462,8 @@ class WebService:
 
         latent = result.latent(0)
         tuning = tune(self.G, target, latent.ws, loss=loss, noise=latent.noise or None, num_steps=steps,
-                      base_sha256=self.model.sha256, callback=callback)  # fmt: skip
+                      base_sha256=self.model.sha256, callback=callback,
+                      precision=result.settings.precision)  # fmt: skip
         with torch.no_grad():
             image = tuning.apply(self.G, check=False).synthesis(
                 latent.ws, noise_mode="const", noise=latent.noise or None
