@@ -16,7 +16,7 @@ from wplus.cli.main import cli
 from wplus.errors import ConfigError
 from wplus.io.checkpoint import save_generator
 from wplus.projection import project
-from wplus.tuning import tune
+from wplus.tuning import load_tuning, tune
 
 # Measured on the tiny 16-px generator: the same code rendered under bf16 autocast differs from its fp32 render by
 # at most ~0.03 (images in [-1, 1]); 8 bits of mantissa are ~0.4 % per value, accumulated over the layers.
@@ -141,3 +141,79 @@ def test_cli_refuses_emulated_bf16_in_one_line(emulated, model_file, tmp_path):
     r = _project_cli(model_file, tmp_path / "p", "--precision", "auto")
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "p" / "a" / "config.json").read_text())["precision"] == "fp32"
+
+
+# -- tuning and encoder training take the same setting ----------------------------------------------------------------
+
+
+def _one_line_refusal(r):
+    assert r.exit_code != 0 and "Traceback" not in r.output, r.output
+    assert len([ln for ln in r.output.splitlines() if "native bf16" in ln]) == 1, r.output
+
+
+def test_settings_reject_an_unknown_precision():
+    from wplus.train.encoder import EncoderTrainSettings
+    from wplus.tuning import TuningSettings
+
+    for make in (TuningSettings, EncoderTrainSettings):
+        with pytest.raises(ConfigError, match="expected one of fp32, bf16, auto") as e:
+            make(precision="fp16")
+        assert "\n" not in str(e.value)
+    assert TuningSettings(precision="bf16").kwargs()["precision"] == "bf16"
+
+
+def test_tune_cli_precision_is_refused_without_native_bf16_and_recorded_as_it_ran(
+    emulated, model_file, tmp_path, monkeypatch, one_thread
+):
+    assert _project_cli(model_file, tmp_path / "o", "--space", "w").exit_code == 0
+    folder = tmp_path / "o" / "a"
+    tune_args = ["tune", str(folder), "--steps", "1", "--locality", "0", "--device", "cpu"]
+    r = CliRunner().invoke(cli, [*tune_args, "--precision", "bf16"])
+    _one_line_refusal(r)
+    assert not (folder / "tuning.safetensors").exists()
+    monkeypatch.setenv(prec.ALLOW_EMULATED_ENV, "1")
+    r = CliRunner().invoke(cli, [*tune_args, "--precision", "bf16"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((folder / "config.json").read_text())["tuning"]["precision"] == "bf16"
+    assert load_tuning(folder / "tuning.safetensors").info["precision"] == "bf16"
+    r = CliRunner().invoke(cli, [*tune_args, "--precision", "auto", "--overwrite"])  # no native bf16: fp32
+    assert r.exit_code == 0, r.output
+    assert json.loads((folder / "config.json").read_text())["tuning"]["precision"] == "fp32"
+
+
+def test_project_tune_follows_the_projection_precision(emulated, model_file, tmp_path, monkeypatch, one_thread):
+    monkeypatch.setenv(prec.ALLOW_EMULATED_ENV, "1")
+    r = _project_cli(model_file, tmp_path / "o", "--precision", "bf16", "--tune", "--tune-steps", "1",
+                     "--tune-locality", "0")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    folder = tmp_path / "o" / "a"
+    assert json.loads((folder / "config.json").read_text())["precision"] == "bf16"
+    assert load_tuning(folder / "tuning.safetensors").info["precision"] == "bf16"
+
+
+def test_encoder_train_precision_is_refused_recorded_and_kept_on_resume(
+    emulated, model_file, tmp_path, monkeypatch, one_thread
+):
+    from wplus.io.checkpoint import read_metadata
+    from wplus.models.encoder import load_encoder_file
+
+    out = tmp_path / "enc"
+    args = ["encoder", "train", "--model", str(model_file / "tiny.safetensors"), "--outdir", str(out),
+            "--pool-size", "8", "--batch-size", "4", "--perceptual-weight", "0", "--device", "cpu"]  # fmt: skip
+    r = CliRunner().invoke(cli, [*args, "--steps", "1", "--precision", "bf16"])
+    _one_line_refusal(r)
+    assert not out.exists()
+    monkeypatch.setattr(prec, "cpu_bf16_support", lambda: "AVX512_BF16")  # a native bf16 CPU, as far as wplus knows
+    r = CliRunner().invoke(cli, [*args, "--steps", "1", "--precision", "bf16"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "metrics.json").read_text())["training"]["settings"]["precision"] == "bf16"
+    meta = read_metadata(out / "train-state.safetensors")
+    assert json.loads(meta["run"])["precision"] == "bf16"
+    encoder = load_encoder_file(out / "encoder.safetensors")
+    assert all(p.dtype == torch.float32 for p in encoder.parameters())  # the master weights stay fp32
+    r = CliRunner().invoke(cli, [*args, "--steps", "2", "--resume"])  # the default fp32 is another run
+    assert r.exit_code != 0 and "trained in bf16, this run would be fp32; pass --precision bf16" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    r = CliRunner().invoke(cli, [*args, "--steps", "2", "--resume", "--precision", "bf16"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(read_metadata(out / "train-state.safetensors")["step"]) == 2

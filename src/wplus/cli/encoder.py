@@ -21,6 +21,7 @@ from wplus.cli.common import (
 from wplus.cli.help import WplusGroup
 from wplus.errors import ConfigError, ImageError
 from wplus.io.atomic import write_json
+from wplus.precision import PRECISIONS, resolve_precision
 from wplus.progress import progress
 
 STATE_FILE = "train-state.safetensors"
@@ -51,6 +52,17 @@ def read_folder(folder: Path, resolution: int, limit: int | None = None) -> torc
     return torch.cat([load_target(p, resolution) for p in files])
 
 
+def _check_resumed_precision(state: Path, precision: str) -> None:
+    """A resumed run keeps the precision it started with (the state records the one that ran; none: fp32)."""
+    from wplus.io.checkpoint import json_field, read_metadata
+
+    run = json_field(state, read_metadata(state), "run")
+    stored = run.get("precision", "fp32") if isinstance(run, dict) else "fp32"
+    if stored != precision:
+        raise ConfigError(f"--resume: {state} trained in {stored}, this run would be {precision}; "
+                          f"pass --precision {stored}")  # fmt: skip
+
+
 @encoder_group.command("train")
 @click.option("--model", default=None, help="Generator to train for (a name or a file).")
 @click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Where to write.")
@@ -70,6 +82,14 @@ def read_folder(folder: Path, resolution: int, limit: int | None = None) -> torc
 @click.option("--seed", type=click.IntRange(0), default=0, help="Seeds weights, codes and batch order.")
 @click.option("--eval-every", type=click.IntRange(1), default=250, help="Steps between evaluations and grids.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=100, help="Steps between state writes.")
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="fp32",
+    show_default=True,
+    help="bf16: each step's forward pass under bf16 autocast (weights and AdamW stay fp32; native bf16 CPUs, GPUs); "
+    "auto: bf16 where faster. --resume needs the same.",
+)
 @click.option("--resume", is_flag=True, help="Continue from OUTDIR's training state.")
 @click.option("--device", type=DEVICE_CHOICES, default="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print the final metrics as JSON.")
@@ -93,6 +113,7 @@ def train_cmd(
     seed: int,
     eval_every: int,
     checkpoint_every: int,
+    precision: str,
     resume: bool,
     device: str,
     as_json: bool,
@@ -122,6 +143,9 @@ def train_cmd(
     if resume and not state.is_file():
         raise ConfigError(f"--resume: no training state at {state}")
     dev = resolve_device(device)
+    precision = resolve_precision(precision, dev)  # bf16 where it would be emulated: one line, before the model
+    if resume:
+        _check_resumed_precision(state, precision)
     info = open_model(model, device=dev)
     G = info.G
     real = read_folder(images, G.img_resolution) if images is not None else None
@@ -129,7 +153,7 @@ def train_cmd(
     settings = EncoderTrainSettings(
         steps=total, batch_size=batch_size, lr=lr, seed=seed, latent_weight=latent_weight, pixel_weight=pixel_weight,
         perceptual_weight=perceptual_weight, image_every=image_every, pool_size=pool_size,
-        image_batch=min(8, batch_size), eval_every=eval_every, checkpoint_every=checkpoint_every,
+        image_batch=min(8, batch_size), eval_every=eval_every, checkpoint_every=checkpoint_every, precision=precision,
     )  # fmt: skip
     loss = default_loss(G, notice=err) if perceptual_weight > 0 else None
     config = config_for(

@@ -27,7 +27,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from wplus.errors import ConfigError
 from wplus.metrics import psnr
 from wplus.models.encoder import EncoderConfig, WEncoder
+from wplus.precision import PRECISIONS, autocast, resolve_precision
 
 __all__ = ["EncoderTrainSettings", "EncoderTrainResult", "sample_pairs", "train_encoder", "code_spread"]
 
@@ -67,6 +68,9 @@ class EncoderTrainSettings:
         fresh: New pairs rendered per step once the pool is full.
         eval_every: Steps between evaluations (validation latent loss and PSNR) and sample grids.
         checkpoint_every: Steps between state writes.
+        precision: 'fp32', 'bf16' or 'auto' (:mod:`wplus.precision`): each step's forward pass (encoder, renders of
+            its codes, losses) under bf16 autocast; the weights, AdamW's state, the training pairs and the
+            evaluations stay fp32. Resolved against the device once; a resumed run must resolve to the same.
     """
 
     steps: int = 2000
@@ -85,8 +89,11 @@ class EncoderTrainSettings:
     fresh: int = 8
     eval_every: int = 250
     checkpoint_every: int = 250
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"got precision {self.precision!r}, expected one of {', '.join(PRECISIONS)}")
         ints = ("steps", "batch_size", "image_batch", "image_every", "eval_every", "checkpoint_every", "fresh")
         for name in ints:
             if getattr(self, name) < 1:
@@ -227,7 +234,8 @@ def train_encoder(
         )
     if settings.perceptual_weight > 0 and loss is None:
         raise ConfigError("perceptual_weight > 0 needs an image loss (wplus.default_loss(G)); pass loss=")
-    s = settings
+    precision = resolve_precision(settings.precision, device)  # bf16 where it would be emulated: one line
+    s = settings = replace(settings, precision=precision)  # what runs ('auto' resolved), as the state records it
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(s.seed)
         encoder = WEncoder(config).to(device)
@@ -239,6 +247,8 @@ def train_encoder(
         encoder.load_state_dict(init.state_dict(), strict=True)
     opt = torch.optim.AdamW(encoder.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     run = {k: v for k, v in asdict(s).items() if k not in VOLATILE}
+    if precision == "fp32":  # not recorded: the states of runs from before the setting existed still resume
+        del run["precision"]
     run["config"] = config.to_dict()
     if init is not None:  # which start: a digest of its weights
         run["init"] = _digest(init)
@@ -276,21 +286,23 @@ def train_encoder(
             ws, images = sample_pairs(G, s.batch_size, g, mix_prob=s.mix_prob, psi_min=s.psi_min)
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, s.steps, s.lr)
-        delta = encoder(images)
-        target = (ws - encoder.w_avg) / encoder.w_std
-        latent = F.mse_loss(delta, target)
-        total = s.latent_weight * latent
-        parts = {"latent": float(latent.detach())}
-        if s.uses_images and step % s.image_every == 0:
-            k = min(s.image_batch, s.batch_size)
-            img_loss, pix = _image_loss(G, encoder, delta[:k], images[:k], loss, s)
-            total = total + img_loss
-            parts["pixel"] = pix
-            if real is not None:
-                ridx = torch.randint(len(real), (s.image_batch,), generator=g).to(device)
-                r_loss, r_pix = _image_loss(G, encoder, encoder(real[ridx]), real[ridx], loss, s)
-                total = total + r_loss
-                parts["real_pixel"] = r_pix
+        with autocast(precision, device):  # bf16: the forward pass; weights and AdamW's state stay fp32
+            delta = encoder(images)
+            target = (ws - encoder.w_avg) / encoder.w_std
+            latent = F.mse_loss(delta.float(), target)
+            total = s.latent_weight * latent
+            parts = {"latent": float(latent.detach())}
+            if s.uses_images and step % s.image_every == 0:
+                k = min(s.image_batch, s.batch_size)
+                img_loss, pix = _image_loss(G, encoder, delta[:k], images[:k], loss, s)
+                total = total + img_loss
+                parts["pixel"] = pix
+                if real is not None:
+                    ridx = torch.randint(len(real), (s.image_batch,), generator=g).to(device)
+                    r_loss, r_pix = _image_loss(G, encoder, encoder(real[ridx]), real[ridx], loss, s)
+                    total = total + r_loss
+                    parts["real_pixel"] = r_pix
+            total = total.float()
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
@@ -339,8 +351,8 @@ def _image_loss(
     s: EncoderTrainSettings,
 ) -> tuple[torch.Tensor, float]:
     """Pixel MSE + perceptual loss of ``G(w_avg + w_std * delta)`` against ``images``; (loss, pixel MSE)."""
-    recon = G.synthesis(encoder.to_ws(delta), noise_mode="const")
-    mse = F.mse_loss(recon, images)
+    recon = G.synthesis(encoder.to_ws(delta.float()), noise_mode="const")
+    mse = F.mse_loss(recon.float(), images)
     total = s.pixel_weight * mse
     if s.perceptual_weight > 0 and loss is not None:
         total = total + s.perceptual_weight * loss(recon, loss.prepare_target(images))["total"].mean()
