@@ -112,7 +112,9 @@ def check(line: CommandLine) -> str | None:
     loose = any(w in PLACEHOLDERS for w in words)  # "wplus edit ... --direction x": the elided part may be anything
     words = [w for w in words if w not in PLACEHOLDERS]
     cmd: click.Command = cli
-    ctx = click.Context(cli, info_name="wplus")
+    # The commands' own context settings (help option names): click caches a command's help option on first use,
+    # so a bare Context here would leave `wplus project --help` listing "--help" without "-h" for later tests.
+    ctx = click.Context(cli, info_name="wplus", **cli.context_settings)
     args = words[1:]
     path = ["wplus"]
     while True:
@@ -133,7 +135,7 @@ def check(line: CommandLine) -> str | None:
             known = ", ".join(cmd.list_commands(ctx))
             return f"{' '.join(path)}: no subcommand {rest[0]!r} (known: {known})"
         path.append(rest[0])
-        ctx = click.Context(sub, info_name=rest[0], parent=ctx)
+        ctx = click.Context(sub, info_name=rest[0], parent=ctx, **sub.context_settings)
         cmd, args = sub, rest[1:]
     if rest and not loose and not ctx.allow_extra_args:
         return f"{' '.join(path)}: unexpected extra argument(s) {rest}"
