@@ -328,12 +328,19 @@ def study_spaces(ctx: StudyContext, items: list[Item]) -> StudyResult:
         "",
         markdown_table(summary, ["class", "space", "init", "generator", "n", *METRICS]),
     ]
-    labels = [f"{r['class']}\n{r['space']} {r['init']}{' rG' if r['generator'] == 'random' else ''}" for r in summary]
+    # One group of bars per class, one bar per configuration (space, start, generator), in SPACES' order.
+    classes = list(dict.fromkeys(r["class"] for r in summary))
+    psnr = {(r["class"], r["space"], r["init"], r["generator"]): r["psnr"] for r in summary}
+    series = {
+        f"{label} {'w̄' if init == 'mean' else 'random'}{', random G' if gen == 'random' else ''}": [
+            psnr.get((c, label, init, gen), float("nan")) for c in classes
+        ]
+        for label, _, init, gen in SPACES
+    }
 
     def figure(plt: Any, path: Any) -> None:
-        bar_chart(plt, path, labels, {"PSNR (dB)": [r["psnr"] for r in summary]}, ylabel="PSNR (dB)",
-                  title="Table 2 / Fig. 5: spaces, initialisation, random generator (rG)",
-                  size=(max(7.0, 0.45 * len(labels)), 4.2))  # fmt: skip
+        bar_chart(plt, path, classes, series, ylabel="PSNR (dB)", size=(max(7.0, 1.6 * len(classes)), 4.0),
+                  title="Table 2 / Fig. 5: space × start × generator")  # fmt: skip
 
     return StudyResult(rows, ["class", "image", "space", "init", "generator", *METRICS, "steps", "seconds"],
                        "\n".join(md), figure, notes)  # fmt: skip
