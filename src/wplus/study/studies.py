@@ -443,6 +443,8 @@ def study_reembed(ctx: StudyContext, items: list[Item]) -> StudyResult:
         a2.plot(x[1:], [r["drift"] for r in summary[1:]], "s-", label="drift from the previous round")
         a2.set_xlabel("round")
         a2.legend(fontsize=8)
+        for ax in (a1, a2):
+            ax.set_xticks(x)  # rounds are whole numbers
         fig.suptitle("Fig. 11: re-embedding")
         fig.tight_layout()
         fig.savefig(path, format="png")
