@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from wplus.io.images import pil_to_tensor, tensor_to_pil
 from wplus.losses.perceptual import PAPER_LAYERS
 from wplus.metrics import psnr as psnr_of
 from wplus.metrics import ssim as ssim_of
@@ -422,7 +423,10 @@ def study_reembed(ctx: StudyContext, items: list[Item]) -> StudyResult:
                          "psnr_original": float(psnr_of(image[None], it.image[None])[0]),
                          "ssim_original": float(ssim_of(image[None], it.image[None])[0]), "drift": drift})  # fmt: skip
             previous[it.name] = r.ws
-            inputs[it.name] = image
+            # The next round embeds the render as an 8-bit image, as a saved file would be: the paper re-embeds
+            # images, and a float render differs in its last bits between thread counts, which would make a resumed
+            # run see a new input and redo every later round.
+            inputs[it.name] = pil_to_tensor(tensor_to_pil(image))[0].to(image.device)
     summary = group_mean(rows, ["round"], ["psnr", "psnr_original", "ssim_original", "w_dist", "drift"])
     md = [
         "Fig. 11: iterative embedding. `psnr` is against the round's input (the previous round's render), "
