@@ -25,7 +25,9 @@ def bar_chart(plt: Any, path: Any, labels: list[str], series: dict[str, list[flo
     ax.set_xticks(x, labels, rotation=20, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    if len(series) > 1:
+    if len(series) > 3:  # many bars a group: the legend goes under the axes, clear of the bars
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(len(series), 3))
+    elif len(series) > 1:
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, format="png")
